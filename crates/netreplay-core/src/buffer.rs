@@ -1,0 +1,370 @@
+//! `BufferData`: a producer thread keeping the ring full, and the [`Queue`]
+//! handle through which the ring is consumed.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::ring::{ring, RingConsumer, RingProducer, RingShared, Slot};
+use crate::source::RecordSource;
+use crate::{Error, Result};
+
+/// Default bound on the payload bytes held in a ring.
+pub const DEFAULT_MAX_BYTES: usize = 256 << 20;
+
+/// Waits with growing pauses: a few yields, then sleeps up to 1 ms. Used where
+/// a thread waits on the other side of the ring (full or empty).
+pub struct Backoff(u32);
+
+impl Backoff {
+    pub fn new() -> Self {
+        Backoff(0)
+    }
+    pub fn reset(&mut self) {
+        self.0 = 0;
+    }
+    pub fn wait(&mut self) {
+        if self.0 < 8 {
+            std::thread::yield_now();
+        } else {
+            let micros = 20u64 << (self.0 - 8).min(6);
+            std::thread::park_timeout(Duration::from_micros(micros.min(1000)));
+        }
+        self.0 = self.0.saturating_add(1);
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+struct QueueInner {
+    consumer: Mutex<RingConsumer>,
+    ring: Arc<RingShared>,
+    /// Bumped by every flush: a scheduler holding a position from an older
+    /// epoch starts again from the beginning.
+    epoch: AtomicU64,
+    /// Set while a scheduler is attached: the ring has one consumer.
+    claimed: AtomicBool,
+}
+
+/// The consumer side of a ring, shareable: a scheduler claims it, or records
+/// can be taken one by one when no scheduler is attached.
+#[derive(Clone)]
+pub struct Queue {
+    inner: Arc<QueueInner>,
+}
+
+/// The sole consumer's claim on a [`Queue`]; released on drop.
+pub struct QueueClaim {
+    queue: Queue,
+}
+
+impl Queue {
+    /// A new ring; returns the queue and the ring's producer side.
+    pub fn new(capacity: usize, max_bytes: usize) -> Result<(Queue, RingProducer)> {
+        if capacity == 0 {
+            return Err(Error::invalid("length", "must be an integer > 0"));
+        }
+        if max_bytes == 0 {
+            return Err(Error::invalid("maxBytes", "must be an integer > 0"));
+        }
+        let (producer, consumer) = ring(capacity, max_bytes);
+        let queue = Queue {
+            inner: Arc::new(QueueInner {
+                ring: consumer.shared().clone(),
+                consumer: Mutex::new(consumer),
+                epoch: AtomicU64::new(0),
+                claimed: AtomicBool::new(false),
+            }),
+        };
+        Ok((queue, producer))
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.inner.ring.capacity()
+    }
+
+    pub fn max_bytes(&self) -> usize {
+        self.inner.ring.max_bytes()
+    }
+
+    /// Payload bytes held now.
+    pub fn bytes(&self) -> usize {
+        self.inner.ring.bytes()
+    }
+
+    /// Slots held now (approximate while both threads run).
+    pub fn size(&self) -> usize {
+        self.inner.ring.len()
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.inner.epoch.load(Ordering::Acquire)
+    }
+
+    /// Become the queue's only consumer.
+    pub fn claim(&self) -> Result<QueueClaim> {
+        self.inner
+            .claimed
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .map_err(|_| {
+                Error::State(
+                    "this queue already has a consumer (a ScheduleBroadcasts); close it first"
+                        .into(),
+                )
+            })?;
+        Ok(QueueClaim {
+            queue: self.clone(),
+        })
+    }
+
+    pub fn is_claimed(&self) -> bool {
+        self.inner.claimed.load(Ordering::Acquire)
+    }
+
+    /// Take one slot when no scheduler consumes the queue.
+    pub fn pop(&self) -> Result<Option<Slot>> {
+        if self.is_claimed() {
+            return Err(Error::State(
+                "this queue is consumed by a ScheduleBroadcasts; records cannot be taken from it"
+                    .into(),
+            ));
+        }
+        Ok(self.lock_idle()?.pop())
+    }
+
+    /// Drop everything buffered and start a new epoch.
+    pub fn flush(&self) -> Result<usize> {
+        let dropped = self.lock_idle()?.clear();
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
+        Ok(dropped)
+    }
+
+    fn lock_idle(&self) -> Result<MutexGuard<'_, RingConsumer>> {
+        match self.inner.consumer.try_lock() {
+            Ok(guard) => Ok(guard),
+            Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
+            Err(TryLockError::WouldBlock) => Err(Error::State(
+                "the queue is being consumed by a running ScheduleBroadcasts; stop it first".into(),
+            )),
+        }
+    }
+}
+
+impl QueueClaim {
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// Exclusive access to the ring for a scheduler run.
+    pub fn consumer(&self) -> MutexGuard<'_, RingConsumer> {
+        self.queue
+            .inner
+            .consumer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for QueueClaim {
+    fn drop(&mut self) {
+        self.queue.inner.claimed.store(false, Ordering::Release);
+    }
+}
+
+/// Flags the producer thread shares with its owner.
+#[derive(Default)]
+struct BufferFlags {
+    stop: AtomicBool,
+    data_pending: AtomicBool,
+    ready: AtomicBool,
+}
+
+/// What the producer thread owns while it runs, and gives back when it stops.
+struct Producer {
+    source: Box<dyn RecordSource>,
+    ring: RingProducer,
+    /// A slot read but not yet pushed: kept across stop/start, never dropped.
+    pending: Option<Slot>,
+    ended: bool,
+}
+
+impl Producer {
+    fn run(mut self, flags: &BufferFlags) -> Producer {
+        let mut backoff = Backoff::new();
+        while !flags.stop.load(Ordering::Acquire) {
+            let slot = match self.pending.take() {
+                Some(slot) => slot,
+                None if self.ended => break,
+                None => match self.source.next_record() {
+                    Ok(Some(record)) => Slot::Record(record),
+                    Ok(None) => {
+                        self.ended = true;
+                        Slot::End
+                    }
+                    Err(err) => {
+                        // Records before the error were pushed; nothing after it is.
+                        self.ended = true;
+                        Slot::Error(err)
+                    }
+                },
+            };
+            match self.ring.push(slot) {
+                Ok(()) => {
+                    backoff.reset();
+                    if self.ended {
+                        flags.data_pending.store(false, Ordering::Release);
+                        flags.ready.store(true, Ordering::Release);
+                    } else if self.ring.is_full() {
+                        flags.ready.store(true, Ordering::Release);
+                    }
+                }
+                Err(slot) => {
+                    self.pending = Some(slot);
+                    flags.ready.store(true, Ordering::Release);
+                    backoff.wait();
+                }
+            }
+        }
+        self
+    }
+}
+
+/// Options of [`BufferData`].
+#[derive(Debug, Clone, Copy)]
+pub struct BufferOptions {
+    /// Ring capacity in records.
+    pub length: usize,
+    /// Ring capacity in payload bytes.
+    pub max_bytes: usize,
+}
+
+impl Default for BufferOptions {
+    fn default() -> Self {
+        BufferOptions {
+            length: 5000,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+/// Reads a source on a native thread into a bounded ring (MCL's BufferData).
+pub struct BufferData {
+    queue: Queue,
+    flags: Arc<BufferFlags>,
+    idle: Option<Producer>,
+    thread: Option<JoinHandle<Producer>>,
+}
+
+impl BufferData {
+    pub fn new(source: Box<dyn RecordSource>, options: BufferOptions) -> Result<Self> {
+        let (queue, ring) = Queue::new(options.length, options.max_bytes)?;
+        Ok(BufferData {
+            queue,
+            flags: Arc::default(),
+            idle: Some(Producer {
+                source,
+                ring,
+                pending: None,
+                ended: false,
+            }),
+            thread: None,
+        })
+    }
+
+    pub fn queue(&self) -> &Queue {
+        &self.queue
+    }
+
+    /// Start (or resume) buffering; false if already buffering.
+    pub fn start(&mut self) -> Result<bool> {
+        if self.is_alive() {
+            return Ok(false);
+        }
+        self.join()?;
+        let producer = self.idle.take().ok_or_else(Self::lost)?;
+        let flags = self.flags.clone();
+        flags.stop.store(false, Ordering::Release);
+        flags.data_pending.store(
+            !producer.ended || producer.pending.is_some(),
+            Ordering::Release,
+        );
+        let spawned = std::thread::Builder::new()
+            .name("netreplay-buffer".into())
+            .spawn(move || producer.run(&flags));
+        match spawned {
+            Ok(handle) => {
+                self.thread = Some(handle);
+                Ok(true)
+            }
+            Err(err) => Err(Error::State(format!(
+                "cannot start the buffer thread: {err}"
+            ))),
+        }
+    }
+
+    /// Stop buffering, keeping the read position and every record read; false
+    /// if it was not buffering.
+    pub fn stop(&mut self) -> Result<bool> {
+        let was_alive = self.is_alive();
+        self.flags.stop.store(true, Ordering::Release);
+        if let Some(handle) = &self.thread {
+            handle.thread().unpark();
+        }
+        self.join()?;
+        Ok(was_alive)
+    }
+
+    fn join(&mut self) -> Result<()> {
+        if let Some(handle) = self.thread.take() {
+            // Only a bug can make the thread panic; the source is lost with it.
+            self.idle = Some(handle.join().map_err(|_| Self::lost())?);
+        }
+        Ok(())
+    }
+
+    fn lost() -> Error {
+        Error::State("the buffer thread failed; its reader is lost".into())
+    }
+
+    /// Stop, flush the ring and rewind the source to the beginning.
+    pub fn reset(&mut self) -> Result<()> {
+        self.stop()?;
+        self.queue.flush()?;
+        let producer = self.idle.as_mut().ok_or_else(Self::lost)?;
+        producer.pending = None;
+        producer.ended = false;
+        self.flags.ready.store(false, Ordering::Release);
+        self.flags.data_pending.store(false, Ordering::Release);
+        producer.source.reset()
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// MCL's meaning: true from `start()` until the source is exhausted.
+    pub fn is_data_pending(&self) -> bool {
+        self.flags.data_pending.load(Ordering::Acquire)
+    }
+
+    /// Latches true once the ring was full or the data exhausted; cleared by reset.
+    pub fn is_ready(&self) -> bool {
+        self.flags.ready.load(Ordering::Acquire)
+    }
+
+    /// Records skipped as malformed by the source (available while stopped).
+    pub fn skipped(&self) -> Option<u64> {
+        self.idle.as_ref().map(|p| p.source.skipped())
+    }
+}
+
+impl Drop for BufferData {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}

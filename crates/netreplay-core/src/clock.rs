@@ -1,0 +1,153 @@
+//! Monotonic time and the deadline arithmetic of DESIGN.md.
+//!
+//! Times are integer nanoseconds on CLOCK_MONOTONIC — the clock behind
+//! Node's `process.hrtime`, so JS can compare its own readings with ours.
+
+use std::time::Duration;
+
+/// Nanoseconds on CLOCK_MONOTONIC.
+pub fn now_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+/// A speed factor: finite and > 0, or infinite for "as fast as possible".
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Speed(f64);
+
+impl Speed {
+    pub fn new(value: f64) -> crate::Result<Self> {
+        if value.is_nan() || value <= 0.0 {
+            return Err(crate::Error::invalid(
+                "speed",
+                format!("must be a number > 0 or Infinity, got {value}"),
+            ));
+        }
+        Ok(Speed(value))
+    }
+    pub fn get(self) -> f64 {
+        self.0
+    }
+    pub fn is_max(self) -> bool {
+        self.0.is_infinite()
+    }
+}
+
+/// Ties logged time to wall time: the log instant `log_ns` plays at `wall_ns`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Anchor {
+    pub wall_ns: i64,
+    pub log_ns: i64,
+}
+
+impl Anchor {
+    /// The absolute deadline of a record logged at `t`:
+    /// `wall + (t − log) / speed`. `i64::MIN` (always due) at infinite speed.
+    pub fn deadline(&self, t: i64, speed: Speed) -> i64 {
+        if speed.is_max() {
+            return i64::MIN;
+        }
+        let delta = t - self.log_ns;
+        if speed.0 == 1.0 {
+            return self.wall_ns + delta;
+        }
+        self.wall_ns + (delta as f64 / speed.0).round() as i64
+    }
+
+    /// The log time that plays at wall time `now`.
+    pub fn logical_at(&self, now: i64, speed: Speed) -> i64 {
+        if speed.is_max() {
+            return self.log_ns;
+        }
+        self.log_ns + ((now - self.wall_ns) as f64 * speed.0).round() as i64
+    }
+
+    /// A new anchor at `now` that keeps the current logical time, so a speed
+    /// change takes effect from here without a jump.
+    pub fn rebase(&self, now: i64, old: Speed) -> Anchor {
+        Anchor {
+            wall_ns: now,
+            log_ns: self.logical_at(now, old),
+        }
+    }
+}
+
+/// How close to a deadline the scheduler stops sleeping and spins. Sleeps on
+/// Linux overshoot by tens of microseconds (more on a loaded VM).
+pub const SPIN_NS: i64 = 250_000;
+/// The longest single sleep, so control changes are seen within a millisecond
+/// even if a wake-up were lost.
+pub const MAX_SLEEP: Duration = Duration::from_millis(1);
+
+/// Lower this thread's timer slack to 1 ns: the default 50 µs slack makes
+/// every sleep late by up to that much.
+pub fn set_precise_timer_slack() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_TIMERSLACK takes an unsigned long and affects only the calling thread.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speed_domain() {
+        assert!(Speed::new(0.0).is_err());
+        assert!(Speed::new(-1.0).is_err());
+        assert!(Speed::new(f64::NAN).is_err());
+        assert!(Speed::new(f64::INFINITY).unwrap().is_max());
+        assert_eq!(Speed::new(2.5).unwrap().get(), 2.5);
+    }
+
+    #[test]
+    fn deadlines_are_absolute() {
+        let a = Anchor {
+            wall_ns: 1_000,
+            log_ns: 500,
+        };
+        let one = Speed::new(1.0).unwrap();
+        let four = Speed::new(4.0).unwrap();
+        assert_eq!(a.deadline(500, one), 1_000);
+        assert_eq!(a.deadline(1_500, one), 2_000);
+        assert_eq!(a.deadline(4_500, four), 2_000);
+        assert_eq!(
+            a.deadline(1_500, Speed::new(f64::INFINITY).unwrap()),
+            i64::MIN
+        );
+        // No drift: the millionth deadline is exact, not a sum of sleeps.
+        assert_eq!(
+            a.deadline(500 + 1_000_000 * 1_000_000, one),
+            1_000 + 1_000_000_000_000
+        );
+    }
+
+    #[test]
+    fn rebase_keeps_logical_time() {
+        let a = Anchor {
+            wall_ns: 0,
+            log_ns: 0,
+        };
+        let one = Speed::new(1.0).unwrap();
+        let two = Speed::new(2.0).unwrap();
+        let b = a.rebase(100, one);
+        assert_eq!(b.log_ns, 100);
+        // After the change, log time advances twice as fast.
+        assert_eq!(b.logical_at(150, two), 200);
+        assert_eq!(b.deadline(300, two), 200);
+    }
+
+    #[test]
+    fn clock_is_monotonic() {
+        let a = now_ns();
+        let b = now_ns();
+        assert!(b >= a && a > 0);
+    }
+}

@@ -1,0 +1,736 @@
+//! MCL text logs: header, records, split sets and directories (DESIGN.md).
+//!
+//! Files are memory-mapped and decoded lazily, one line per call: opening a
+//! log reads its header only, never the whole file.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::merge::{MergeReader, TimeWindow};
+use crate::source::{OnError, RecordSource};
+use crate::{Error, Record, Result, StreamInfo};
+
+/// Fields of an MCL log header.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Header {
+    pub version: Option<String>,
+    pub revision: Option<String>,
+    pub created: Option<String>,
+    /// `>>> Type`; `None` for raw data (`>>> None`) or when the line is missing.
+    pub message_type: Option<String>,
+    /// `>>> None`: the stream holds raw data, not typed messages.
+    pub raw: bool,
+}
+
+/// Options shared by [`open_file`] and [`open_directory`].
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    pub window: TimeWindow,
+    pub include_raw: bool,
+    pub on_error: OnError,
+}
+
+const SNIPPET_CHARS: usize = 80;
+/// How often (in bytes read) a mapped file's length is checked, so that a file
+/// truncated under us gives an error instead of touching unmapped pages.
+const SHRINK_CHECK_BYTES: usize = 1 << 20;
+
+/// Parse the `#` block at the top of a file. Returns the header (if the file
+/// starts with one), the byte offset of the first line after it and the
+/// number of lines it spans.
+pub fn parse_header(bytes: &[u8]) -> (Option<Header>, usize, u64) {
+    let mut pos = 0;
+    let mut lines = 0;
+    let mut header = Header::default();
+    while pos < bytes.len() && bytes[pos] == b'#' {
+        let end = memchr::memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |i| pos + i);
+        let text = String::from_utf8_lossy(&bytes[pos + 1..end]);
+        let text = text.trim();
+        if let Some(rest) = text.strip_prefix("--") {
+            let rest = rest.trim_start();
+            let (key, value) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let value = Some(value.trim().to_string());
+            match key {
+                "version" => header.version = value,
+                "revision" => header.revision = value,
+                "created" => header.created = value,
+                _ => {}
+            }
+        } else if let Some(rest) = text.strip_prefix(">>>") {
+            let name = rest.trim();
+            if name == "None" {
+                header.raw = true;
+            } else if !name.is_empty() {
+                header.message_type = Some(name.to_string());
+            }
+        }
+        pos = (end + 1).min(bytes.len());
+        lines += 1;
+    }
+    if lines == 0 {
+        (None, 0, 0)
+    } else {
+        (Some(header), pos, lines)
+    }
+}
+
+/// Elapsed seconds as text to integer nanoseconds, exactly for up to nine
+/// decimals (what MCL writes); other finite forms go through `f64`.
+pub fn parse_time_ns(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text.first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let mut whole: i64 = 0;
+    let mut frac: i64 = 0;
+    let mut frac_digits = 0u32;
+    let mut seen_dot = false;
+    let mut seen_digit = false;
+    let mut simple = true;
+    for &b in digits {
+        match b {
+            b'0'..=b'9' => {
+                seen_digit = true;
+                let d = i64::from(b - b'0');
+                if seen_dot {
+                    if frac_digits < 9 {
+                        frac = frac * 10 + d;
+                        frac_digits += 1;
+                    } else if frac_digits == 9 {
+                        // Round half up on the tenth decimal, ignore the rest.
+                        if d >= 5 {
+                            frac += 1;
+                        }
+                        frac_digits += 1;
+                    }
+                } else {
+                    whole = whole.checked_mul(10)?.checked_add(d)?;
+                    if whole > i64::MAX / 1_000_000_000 - 1 {
+                        return None;
+                    }
+                }
+            }
+            b'.' if !seen_dot => seen_dot = true,
+            _ => {
+                simple = false;
+                break;
+            }
+        }
+    }
+    if simple {
+        if !seen_digit {
+            return None;
+        }
+        let scale = 10i64.pow(9 - frac_digits.min(9));
+        let ns = whole * 1_000_000_000 + frac * scale;
+        return Some(if negative { -ns } else { ns });
+    }
+    let value: f64 = std::str::from_utf8(text).ok()?.parse().ok()?;
+    if !value.is_finite() || value.abs() > 9.0e9 {
+        return None;
+    }
+    Some((value * 1e9).round() as i64)
+}
+
+const HEX_INVALID: u8 = 0xff;
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [HEX_INVALID; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Decode hex text into `out` (appended). Errors give the offending offset.
+pub fn decode_hex(hex: &[u8], out: &mut Vec<u8>) -> std::result::Result<(), String> {
+    if hex.len() % 2 != 0 {
+        return Err(format!(
+            "payload hex has an odd length ({} digits)",
+            hex.len()
+        ));
+    }
+    out.reserve(hex.len() / 2);
+    for (i, pair) in hex.chunks_exact(2).enumerate() {
+        let hi = HEX_VALUES[pair[0] as usize];
+        let lo = HEX_VALUES[pair[1] as usize];
+        if hi == HEX_INVALID || lo == HEX_INVALID {
+            let at = if hi == HEX_INVALID { 2 * i } else { 2 * i + 1 };
+            return Err(format!(
+                "payload is not hex: {:?} at column {} of the payload",
+                hex[at] as char,
+                at + 1
+            ));
+        }
+        out.push((hi << 4) | lo);
+    }
+    Ok(())
+}
+
+/// Decode a topic written as a Python `repr` of a string: `''`, `'abc'`,
+/// `"it's"`, with backslash escapes. Returns the topic and the bytes consumed.
+pub fn parse_topic(text: &[u8]) -> std::result::Result<(String, usize), String> {
+    let mut start = 0;
+    // Python 2 unicode/bytes prefixes.
+    if matches!(text.first(), Some(b'u') | Some(b'b')) {
+        start = 1;
+    }
+    let quote = match text.get(start) {
+        Some(&q @ (b'\'' | b'"')) => q,
+        _ => return Err("topic is not a quoted string".into()),
+    };
+    let mut out = Vec::new();
+    let mut i = start + 1;
+    while i < text.len() {
+        let b = text[i];
+        if b == quote {
+            let topic = String::from_utf8(out).map_err(|_| "topic is not UTF-8".to_string())?;
+            return Ok((topic, i + 1));
+        }
+        if b == b'\\' {
+            let esc = *text.get(i + 1).ok_or("topic ends inside an escape")?;
+            i += 2;
+            match esc {
+                b'n' => out.push(b'\n'),
+                b't' => out.push(b'\t'),
+                b'r' => out.push(b'\r'),
+                b'0' => out.push(0),
+                b'x' | b'u' | b'U' => {
+                    let width = match esc {
+                        b'x' => 2,
+                        b'u' => 4,
+                        _ => 8,
+                    };
+                    let digits = text
+                        .get(i..i + width)
+                        .ok_or("topic ends inside an escape")?;
+                    let code = std::str::from_utf8(digits)
+                        .ok()
+                        .and_then(|s| u32::from_str_radix(s, 16).ok())
+                        .and_then(char::from_u32)
+                        .ok_or("invalid escape in topic")?;
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(code.encode_utf8(&mut buf).as_bytes());
+                    i += width;
+                }
+                other => out.push(other),
+            }
+            continue;
+        }
+        out.push(b);
+        i += 1;
+    }
+    Err("topic has no closing quote".into())
+}
+
+fn snippet(line: &[u8]) -> String {
+    let text = String::from_utf8_lossy(line);
+    let mut s: String = text.chars().take(SNIPPET_CHARS).collect();
+    if text.chars().count() > SNIPPET_CHARS {
+        s.push('…');
+    }
+    s
+}
+
+/// One mapped MCL file, read line by line.
+struct MappedFile {
+    path: PathBuf,
+    file: File,
+    map: Option<Mmap>,
+    header: Option<Header>,
+    body_start: usize,
+    header_lines: u64,
+    pos: usize,
+    line: u64,
+    next_shrink_check: usize,
+}
+
+impl MappedFile {
+    fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, &e))?;
+        let meta = file.metadata().map_err(|e| Error::io(path, &e))?;
+        if meta.is_dir() {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                message: "is a directory, not a log file".into(),
+            });
+        }
+        let map = if meta.len() == 0 {
+            None // mapping an empty file fails; it simply has no records
+        } else {
+            // SAFETY: the map is read-only and private to this reader. Another
+            // process may still truncate the file: `check_shrink` compares the
+            // file's length with the mapping before each stretch is read.
+            Some(unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, &e))?)
+        };
+        let bytes = map.as_deref().unwrap_or(&[]);
+        let (header, body_start, header_lines) = parse_header(bytes);
+        Ok(MappedFile {
+            path: path.to_path_buf(),
+            file,
+            map,
+            header,
+            body_start,
+            header_lines,
+            pos: body_start,
+            line: header_lines,
+            next_shrink_check: body_start,
+        })
+    }
+
+    fn rewind(&mut self) {
+        self.pos = self.body_start;
+        self.line = self.header_lines;
+        self.next_shrink_check = self.body_start;
+    }
+
+    fn check_shrink(&mut self) -> Result<()> {
+        let mapped = self.map.as_ref().map_or(0, |m| m.len());
+        let now = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io(&self.path, &e))?
+            .len() as usize;
+        if now < mapped {
+            // Stop reading this file for good: its tail is gone.
+            self.pos = mapped;
+            return Err(Error::Io {
+                path: self.path.clone(),
+                message: format!("file shrank while being read (was {mapped} bytes, now {now})"),
+            });
+        }
+        self.next_shrink_check = self.pos + SHRINK_CHECK_BYTES;
+        Ok(())
+    }
+
+    /// Next non-empty, non-comment line: (line number, byte offset, bytes).
+    fn next_line(&mut self) -> Result<Option<(u64, usize, std::ops::Range<usize>)>> {
+        loop {
+            let len = self.map.as_ref().map_or(0, |m| m.len());
+            if self.pos >= len {
+                return Ok(None);
+            }
+            if self.pos >= self.next_shrink_check {
+                self.check_shrink()?;
+            }
+            let bytes = &self.map.as_ref().expect("non-empty file is mapped")[..];
+            let start = self.pos;
+            let end = memchr::memchr(b'\n', &bytes[start..]).map_or(len, |i| start + i);
+            self.pos = end + 1;
+            self.line += 1;
+            let mut line_end = end;
+            while line_end > start && matches!(bytes[line_end - 1], b'\r' | b' ' | b'\t') {
+                line_end -= 1;
+            }
+            let mut line_start = start;
+            while line_start < line_end && matches!(bytes[line_start], b' ' | b'\t') {
+                line_start += 1;
+            }
+            if line_start == line_end || bytes[line_start] == b'#' {
+                continue;
+            }
+            return Ok(Some((self.line, start, line_start..line_end)));
+        }
+    }
+}
+
+/// One MCL stream: a single file or a split set read as one.
+pub struct MclStream {
+    info: [StreamInfo; 1],
+    header: Option<Header>,
+    files: Vec<MappedFile>,
+    current: usize,
+    last_topic: Arc<str>,
+    on_error: OnError,
+    skipped: u64,
+    done: bool,
+}
+
+impl MclStream {
+    /// Open the parts of a stream (in read order). Only the first part's
+    /// header counts; later parts may repeat one.
+    pub fn open(parts: &[PathBuf], on_error: OnError) -> Result<Self> {
+        let files = parts
+            .iter()
+            .map(|p| MappedFile::open(p))
+            .collect::<Result<Vec<_>>>()?;
+        let header = files.first().and_then(|f| f.header.clone());
+        let message_type = header.as_ref().and_then(|h| h.message_type.clone());
+        Ok(MclStream {
+            info: [StreamInfo {
+                message_type,
+                files: parts.to_vec(),
+            }],
+            header,
+            files,
+            current: 0,
+            last_topic: Arc::from(""),
+            on_error,
+            skipped: 0,
+            done: false,
+        })
+    }
+
+    pub fn header(&self) -> Option<&Header> {
+        self.header.as_ref()
+    }
+
+    fn decode(&mut self, range: std::ops::Range<usize>) -> std::result::Result<Record, String> {
+        let file = &self.files[self.current];
+        let line = &file.map.as_ref().expect("mapped")[range];
+        let time_end = line
+            .iter()
+            .position(|b| b.is_ascii_whitespace())
+            .unwrap_or(line.len());
+        let time_ns = parse_time_ns(&line[..time_end])
+            .ok_or_else(|| "elapsed time is not a number".to_string())?;
+        let rest = trim_start(&line[time_end..]);
+        if rest.is_empty() {
+            return Err("missing topic and payload columns".into());
+        }
+        // Topics repeat from line to line: reuse the last one when the quoted
+        // text is the plain `'<topic>'` form and matches.
+        let plain = rest.len() >= self.last_topic.len() + 2
+            && rest[0] == b'\''
+            && rest[self.last_topic.len() + 1] == b'\''
+            && &rest[1..=self.last_topic.len()] == self.last_topic.as_bytes();
+        let (topic, used) = if plain {
+            (self.last_topic.clone(), self.last_topic.len() + 2)
+        } else {
+            let (text, used) = parse_topic(rest)?;
+            (Arc::<str>::from(text), used)
+        };
+        let after = &rest[used..];
+        if !after.is_empty() && !after[0].is_ascii_whitespace() {
+            return Err("no space after the topic".into());
+        }
+        let hex = trim_start(after);
+        if hex.is_empty() {
+            return Err("missing payload column".into());
+        }
+        if let Some(extra) = hex.iter().position(|b| b.is_ascii_whitespace()) {
+            return Err(format!(
+                "unexpected text after the payload at column {}",
+                extra + 1
+            ));
+        }
+        let mut payload = Vec::new();
+        decode_hex(hex, &mut payload)?;
+        self.last_topic = topic.clone();
+        Ok(Record {
+            time_ns,
+            stream: 0,
+            topic,
+            payload,
+        })
+    }
+}
+
+fn trim_start(bytes: &[u8]) -> &[u8] {
+    let n = bytes.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    &bytes[n..]
+}
+
+impl RecordSource for MclStream {
+    fn next_record(&mut self) -> Result<Option<Record>> {
+        while !self.done {
+            let Some(file) = self.files.get_mut(self.current) else {
+                self.done = true;
+                break;
+            };
+            let Some((line, offset, range)) = file.next_line()? else {
+                self.current += 1;
+                continue;
+            };
+            match self.decode(range.clone()) {
+                Ok(record) => return Ok(Some(record)),
+                Err(reason) => {
+                    if self.on_error == OnError::Skip {
+                        self.skipped += 1;
+                        continue;
+                    }
+                    let file = &self.files[self.current];
+                    let bytes = &file.map.as_ref().expect("mapped")[range];
+                    return Err(Error::Malformed {
+                        path: file.path.clone(),
+                        line,
+                        byte_offset: offset as u64,
+                        reason,
+                        snippet: snippet(bytes),
+                    });
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        for f in &mut self.files {
+            f.rewind();
+        }
+        self.current = 0;
+        self.done = false;
+        Ok(())
+    }
+
+    fn is_data_pending(&self) -> bool {
+        !self.done
+    }
+
+    fn streams(&self) -> &[StreamInfo] {
+        &self.info
+    }
+
+    fn skipped(&self) -> u64 {
+        self.skipped
+    }
+}
+
+/// `Prefix_NNN.log` → (`Prefix`, NNN).
+fn split_part(name: &str) -> Option<(&str, u64)> {
+    let stem = name.strip_suffix(".log")?;
+    let (prefix, number) = stem.rsplit_once('_')?;
+    if number.len() < 3 || !number.bytes().all(|b| b.is_ascii_digit()) || prefix.is_empty() {
+        return None;
+    }
+    Some((prefix, number.parse().ok()?))
+}
+
+/// The parts of the split set `prefix_NNN.log`, in number order.
+fn find_split_set(prefix: &Path) -> Result<Vec<PathBuf>> {
+    let dir = match prefix.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let want = prefix.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(prefix, &e))?;
+    let mut parts = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if let Some((p, n)) = name.to_str().and_then(split_part) {
+            if p == want {
+                parts.push((n, entry.path()));
+            }
+        }
+    }
+    parts.sort();
+    Ok(parts.into_iter().map(|(_, p)| p).collect())
+}
+
+/// The reader behind `ReadFile` and `ReadDirectory`: a time-ordered merge of
+/// MCL streams that keeps each stream's header.
+pub struct MclReader {
+    merge: MergeReader,
+    headers: Vec<Option<Header>>,
+}
+
+impl MclReader {
+    /// Header of the first stream (the file's, for `ReadFile`).
+    pub fn header(&self) -> Option<&Header> {
+        self.headers.first().and_then(|h| h.as_ref())
+    }
+
+    pub fn headers(&self) -> &[Option<Header>] {
+        &self.headers
+    }
+
+    fn from_streams(streams: Vec<MclStream>, window: TimeWindow) -> Self {
+        let headers = streams.iter().map(|s| s.header.clone()).collect();
+        let boxed = streams
+            .into_iter()
+            .map(|s| Box::new(s) as Box<dyn RecordSource>)
+            .collect();
+        MclReader {
+            merge: MergeReader::new(boxed, window),
+            headers,
+        }
+    }
+}
+
+impl RecordSource for MclReader {
+    fn next_record(&mut self) -> Result<Option<Record>> {
+        self.merge.next_record()
+    }
+    fn reset(&mut self) -> Result<()> {
+        self.merge.reset()
+    }
+    fn is_data_pending(&self) -> bool {
+        self.merge.is_data_pending()
+    }
+    fn streams(&self) -> &[StreamInfo] {
+        self.merge.streams()
+    }
+    fn skipped(&self) -> u64 {
+        self.merge.skipped()
+    }
+}
+
+/// `ReadFile`: one file, or the split set `<path>_NNN.log` when `path` is a prefix.
+pub fn open_file(path: &Path, options: &ReadOptions) -> Result<MclReader> {
+    let parts = if path.is_file() {
+        vec![path.to_path_buf()]
+    } else if path.is_dir() {
+        return Err(Error::Io {
+            path: path.to_path_buf(),
+            message: "is a directory (use ReadDirectory)".into(),
+        });
+    } else {
+        let parts = find_split_set(path).unwrap_or_default();
+        if parts.is_empty() {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                message: "no such file, nor a split set <path>_000.log, ...".into(),
+            });
+        }
+        parts
+    };
+    let stream = MclStream::open(&parts, options.on_error)?;
+    Ok(MclReader::from_streams(vec![stream], options.window))
+}
+
+/// `ReadDirectory`: every stream of a recording, merged in time order.
+pub fn open_directory(dir: &Path, options: &ReadOptions) -> Result<MclReader> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, &e))?;
+    // Key: the stream's name (split prefix or file name); BTreeMap keeps name order.
+    let mut sets: BTreeMap<String, Vec<(u64, PathBuf)>> = BTreeMap::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, &e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.ends_with(".log") || !entry.path().is_file() {
+            continue;
+        }
+        match split_part(name) {
+            Some((prefix, n)) => sets
+                .entry(prefix.to_string())
+                .or_default()
+                .push((n, entry.path())),
+            None => sets
+                .entry(name.trim_end_matches(".log").to_string())
+                .or_default()
+                .push((0, entry.path())),
+        }
+    }
+    if sets.is_empty() {
+        return Err(Error::Layout {
+            path: dir.to_path_buf(),
+            reason: "no MCL log files (*.log) in this directory".into(),
+        });
+    }
+    let mut streams = Vec::new();
+    let mut created: Option<(String, PathBuf)> = None;
+    for (_, mut parts) in sets {
+        parts.sort();
+        let parts: Vec<PathBuf> = parts.into_iter().map(|(_, p)| p).collect();
+        let stream = MclStream::open(&parts, options.on_error)?;
+        let Some(header) = stream.header() else {
+            return Err(Error::Layout {
+                path: parts[0].clone(),
+                reason: "has no MCL header; every log in a directory needs one".into(),
+            });
+        };
+        let this_created = header.created.clone().unwrap_or_default();
+        match &created {
+            None => created = Some((this_created, parts[0].clone())),
+            Some((first, first_path)) if *first != this_created => {
+                return Err(Error::Layout {
+                    path: parts[0].clone(),
+                    reason: format!(
+                        "created '{}' differs from '{}' in {}: the files are not one recording",
+                        this_created,
+                        first,
+                        first_path.display()
+                    ),
+                });
+            }
+            _ => {}
+        }
+        if header.raw && !options.include_raw {
+            continue;
+        }
+        streams.push(stream);
+    }
+    Ok(MclReader::from_streams(streams, options.window))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_parses_exactly() {
+        assert_eq!(parse_time_ns(b"0.01000"), Some(10_000_000));
+        assert_eq!(parse_time_ns(b"10.00000"), Some(10_000_000_000));
+        assert_eq!(parse_time_ns(b"1"), Some(1_000_000_000));
+        assert_eq!(parse_time_ns(b"-0.5"), Some(-500_000_000));
+        assert_eq!(parse_time_ns(b"0.0000000015"), Some(2));
+        assert_eq!(parse_time_ns(b"1e-3"), Some(1_000_000));
+        assert_eq!(parse_time_ns(b"abc"), None);
+        assert_eq!(parse_time_ns(b""), None);
+        assert_eq!(parse_time_ns(b"."), None);
+        assert_eq!(parse_time_ns(b"nan"), None);
+        assert_eq!(parse_time_ns(b"inf"), None);
+    }
+
+    #[test]
+    fn hex_decodes_and_reports_bad_digits() {
+        let mut out = Vec::new();
+        decode_hex(b"00ffA0", &mut out).unwrap();
+        assert_eq!(out, vec![0, 255, 160]);
+        assert!(decode_hex(b"abc", &mut Vec::new())
+            .unwrap_err()
+            .contains("odd length"));
+        let err = decode_hex(b"00zz", &mut Vec::new()).unwrap_err();
+        assert!(err.contains("'z'") && err.contains("column 3"), "{err}");
+    }
+
+    #[test]
+    fn topics_follow_python_repr() {
+        assert_eq!(parse_topic(b"'' 83").unwrap(), (String::new(), 2));
+        assert_eq!(parse_topic(b"'abc'").unwrap(), ("abc".into(), 5));
+        assert_eq!(parse_topic(br#""it's""#).unwrap(), ("it's".into(), 6));
+        assert_eq!(parse_topic(br"'a\'b\\c'").unwrap().0, r"a'b\c");
+        assert_eq!(parse_topic(br"'\xe9'").unwrap().0, "é");
+        assert_eq!(parse_topic(b"u'x'").unwrap(), ("x".into(), 4));
+        assert!(parse_topic(b"'open").is_err());
+        assert!(parse_topic(b"bare").is_err());
+    }
+
+    #[test]
+    fn header_fields_are_parsed() {
+        let text = b"#---\n# MCL_LOG\n#     -- version     1.0\n#     -- revision\n#     -- created     1970-01-01 00:00:00\n#\n#      >>> UnitTestMessageA\n#---\n     0.00000    ''          80\n";
+        let (header, start, lines) = parse_header(text);
+        let header = header.unwrap();
+        assert_eq!(header.version.as_deref(), Some("1.0"));
+        assert_eq!(header.revision.as_deref(), Some(""));
+        assert_eq!(header.created.as_deref(), Some("1970-01-01 00:00:00"));
+        assert_eq!(header.message_type.as_deref(), Some("UnitTestMessageA"));
+        assert!(!header.raw);
+        assert_eq!(lines, 8);
+        assert!(text[start..].starts_with(b"     0.00000"));
+        assert_eq!(parse_header(b"0.1 '' 80\n"), (None, 0, 0));
+        let (raw, _, _) = parse_header(b"#  >>> None\n");
+        assert!(raw.unwrap().raw);
+    }
+
+    #[test]
+    fn split_names() {
+        assert_eq!(split_part("Cam_000.log"), Some(("Cam", 0)));
+        assert_eq!(split_part("A_b_012.log"), Some(("A_b", 12)));
+        assert_eq!(split_part("Cam_01.log"), None);
+        assert_eq!(split_part("Cam.log"), None);
+        assert_eq!(split_part("Cam_000.tmp"), None);
+    }
+}

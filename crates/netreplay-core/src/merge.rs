@@ -1,0 +1,134 @@
+//! Time-ordered k-way merge of record sources, with a time window.
+
+use crate::source::RecordSource;
+use crate::{Error, Record, Result, StreamInfo};
+
+/// Inclusive bounds on elapsed time, in nanoseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TimeWindow {
+    pub min_ns: Option<i64>,
+    pub max_ns: Option<i64>,
+}
+
+struct Input {
+    source: Box<dyn RecordSource>,
+    head: Option<Record>,
+    exhausted: bool,
+}
+
+/// Merges several sources into one stream ordered by time. Ties keep input
+/// order (inputs are given in file-name order), then each input's own order.
+/// Each input is assumed time-ordered, as MCL writes them; a record past
+/// `max_ns` ends its input.
+pub struct MergeReader {
+    inputs: Vec<Input>,
+    streams: Vec<StreamInfo>,
+    window: TimeWindow,
+    primed: bool,
+    /// An error met while looking ahead, reported after the record in hand.
+    deferred: Option<Error>,
+}
+
+impl MergeReader {
+    /// Each input must expose exactly one stream; record `stream` ids become
+    /// the input's index.
+    pub fn new(sources: Vec<Box<dyn RecordSource>>, window: TimeWindow) -> Self {
+        let streams = sources
+            .iter()
+            .flat_map(|s| s.streams().iter().take(1).cloned())
+            .collect();
+        let inputs = sources
+            .into_iter()
+            .map(|source| Input {
+                source,
+                head: None,
+                exhausted: false,
+            })
+            .collect();
+        MergeReader {
+            inputs,
+            streams,
+            window,
+            primed: false,
+            deferred: None,
+        }
+    }
+
+    fn refill(&mut self, index: usize) -> Result<()> {
+        let window = self.window;
+        let input = &mut self.inputs[index];
+        while !input.exhausted {
+            match input.source.next_record()? {
+                None => input.exhausted = true,
+                Some(mut record) => {
+                    if window.max_ns.is_some_and(|max| record.time_ns > max) {
+                        input.exhausted = true;
+                    } else if window.min_ns.is_none_or(|min| record.time_ns >= min) {
+                        record.stream = index as u32;
+                        input.head = Some(record);
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RecordSource for MergeReader {
+    fn next_record(&mut self) -> Result<Option<Record>> {
+        if let Some(err) = self.deferred.take() {
+            return Err(err);
+        }
+        if !self.primed {
+            for i in 0..self.inputs.len() {
+                if self.inputs[i].head.is_none() {
+                    self.refill(i)?;
+                }
+            }
+            self.primed = true;
+        }
+        // Few inputs in practice (one per message type): a linear scan beats a heap.
+        let mut best: Option<(usize, i64)> = None;
+        for (i, input) in self.inputs.iter().enumerate() {
+            if let Some(head) = &input.head {
+                if best.is_none_or(|(_, t)| head.time_ns < t) {
+                    best = Some((i, head.time_ns));
+                }
+            }
+        }
+        let Some((index, _)) = best else {
+            return Ok(None);
+        };
+        let record = self.inputs[index].head.take();
+        // An error refilling is reported on the next call, after this record.
+        if let Err(err) = self.refill(index) {
+            self.primed = false;
+            self.deferred = Some(err);
+        }
+        Ok(record)
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        for input in &mut self.inputs {
+            input.source.reset()?;
+            input.head = None;
+            input.exhausted = false;
+        }
+        self.primed = false;
+        self.deferred = None;
+        Ok(())
+    }
+
+    fn is_data_pending(&self) -> bool {
+        self.deferred.is_some() || self.inputs.iter().any(|i| i.head.is_some() || !i.exhausted)
+    }
+
+    fn streams(&self) -> &[StreamInfo] {
+        &self.streams
+    }
+
+    fn skipped(&self) -> u64 {
+        self.inputs.iter().map(|i| i.source.skipped()).sum()
+    }
+}

@@ -1,0 +1,239 @@
+//! Bounded single-producer single-consumer ring of [`Slot`]s, bounded by
+//! count (rtrb's wait-free ring) and by payload bytes (one shared counter).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::{Error, Record};
+
+/// What travels through the ring: records, then exactly one end marker or
+/// error, so the consumer sees the end in order, after the last record.
+#[derive(Debug)]
+pub enum Slot {
+    Record(Record),
+    /// The producer reached the end of the data.
+    End,
+    /// The producer met an error; records before it were all pushed.
+    Error(Error),
+}
+
+impl Slot {
+    fn heap_size(&self) -> usize {
+        match self {
+            Slot::Record(r) => r.heap_size(),
+            _ => 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RingShared {
+    capacity: usize,
+    max_bytes: usize,
+    bytes: AtomicUsize,
+    len: AtomicUsize,
+}
+
+impl RingShared {
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+    /// Slots held now (exact when one side is idle).
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Relaxed)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub struct RingProducer {
+    inner: rtrb::Producer<Slot>,
+    shared: Arc<RingShared>,
+}
+
+pub struct RingConsumer {
+    inner: rtrb::Consumer<Slot>,
+    shared: Arc<RingShared>,
+}
+
+/// A ring of at most `capacity` slots and `max_bytes` payload bytes. A single
+/// record larger than `max_bytes` still passes when the ring is empty, so no
+/// record can block the stream for ever.
+pub fn ring(capacity: usize, max_bytes: usize) -> (RingProducer, RingConsumer) {
+    let (producer, consumer) = rtrb::RingBuffer::new(capacity);
+    let shared = Arc::new(RingShared {
+        capacity,
+        max_bytes,
+        bytes: AtomicUsize::new(0),
+        len: AtomicUsize::new(0),
+    });
+    (
+        RingProducer {
+            inner: producer,
+            shared: shared.clone(),
+        },
+        RingConsumer {
+            inner: consumer,
+            shared,
+        },
+    )
+}
+
+impl RingProducer {
+    /// Push, or give the slot back when the ring is full (by count or bytes).
+    pub fn push(&mut self, slot: Slot) -> Result<(), Slot> {
+        let size = slot.heap_size();
+        let held = self.shared.bytes.load(Ordering::Acquire);
+        if held > 0 && held + size > self.shared.max_bytes {
+            return Err(slot);
+        }
+        // Count before publishing, so the consumer never subtracts first.
+        self.shared.bytes.fetch_add(size, Ordering::AcqRel);
+        self.shared.len.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .push(slot)
+            .map_err(|rtrb::PushError::Full(slot)| {
+                self.shared.bytes.fetch_sub(size, Ordering::AcqRel);
+                self.shared.len.fetch_sub(1, Ordering::Relaxed);
+                slot
+            })
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.inner.is_full()
+    }
+
+    pub fn shared(&self) -> &Arc<RingShared> {
+        &self.shared
+    }
+}
+
+impl RingConsumer {
+    pub fn pop(&mut self) -> Option<Slot> {
+        let slot = self.inner.pop().ok()?;
+        self.shared
+            .bytes
+            .fetch_sub(slot.heap_size(), Ordering::AcqRel);
+        self.shared.len.fetch_sub(1, Ordering::Relaxed);
+        Some(slot)
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.slots()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.is_empty()
+    }
+
+    /// Drop everything in the ring; returns how many slots were dropped.
+    pub fn clear(&mut self) -> usize {
+        let mut n = 0;
+        while self.pop().is_some() {
+            n += 1;
+        }
+        n
+    }
+
+    pub fn shared(&self) -> &Arc<RingShared> {
+        &self.shared
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(t: i64, n: usize) -> Slot {
+        Slot::Record(Record {
+            time_ns: t,
+            stream: 0,
+            topic: "".into(),
+            payload: vec![0; n],
+        })
+    }
+
+    fn time_of(slot: Slot) -> i64 {
+        match slot {
+            Slot::Record(r) => r.time_ns,
+            other => panic!("not a record: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bounded_by_count_fifo() {
+        let (mut p, mut c) = ring(3, usize::MAX);
+        for t in 0..3 {
+            p.push(rec(t, 1)).unwrap();
+        }
+        assert!(p.push(rec(3, 1)).is_err());
+        assert_eq!(c.len(), 3);
+        assert_eq!(time_of(c.pop().unwrap()), 0);
+        p.push(rec(3, 1)).unwrap();
+        let rest: Vec<i64> = std::iter::from_fn(|| c.pop()).map(time_of).collect();
+        assert_eq!(rest, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn bounded_by_bytes_but_never_stuck() {
+        let (mut p, mut c) = ring(100, 10);
+        p.push(rec(0, 6)).unwrap();
+        let back = p.push(rec(1, 6)).unwrap_err();
+        assert_eq!(p.shared().bytes(), 6);
+        c.pop().unwrap();
+        assert_eq!(c.shared().bytes(), 0);
+        // Larger than the whole bound, but the ring is empty: it passes.
+        p.push(rec(2, 50)).unwrap();
+        drop(back);
+        assert_eq!(c.clear(), 1);
+    }
+
+    #[test]
+    fn end_marker_keeps_order() {
+        let (mut p, mut c) = ring(4, usize::MAX);
+        p.push(rec(0, 1)).unwrap();
+        p.push(Slot::End).unwrap();
+        assert!(matches!(c.pop(), Some(Slot::Record(_))));
+        assert!(matches!(c.pop(), Some(Slot::End)));
+        assert!(c.pop().is_none());
+    }
+
+    #[test]
+    fn spsc_across_threads_loses_nothing() {
+        let (mut p, mut c) = ring(64, 1 << 20);
+        let n = 200_000;
+        let producer = std::thread::spawn(move || {
+            for t in 0..n {
+                let mut slot = rec(t, t as usize % 7);
+                loop {
+                    match p.push(slot) {
+                        Ok(()) => break,
+                        Err(back) => {
+                            slot = back;
+                            std::thread::yield_now();
+                        }
+                    }
+                }
+            }
+        });
+        let mut expected = 0;
+        while expected < n {
+            match c.pop() {
+                Some(slot) => {
+                    assert_eq!(time_of(slot), expected);
+                    expected += 1;
+                }
+                None => std::thread::yield_now(),
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(c.shared().bytes(), 0);
+    }
+}

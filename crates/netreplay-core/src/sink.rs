@@ -1,0 +1,48 @@
+//! Where the scheduler hands records at their deadline.
+
+use crate::scheduler::Control;
+use crate::{Error, Record};
+
+/// Timing of one handover, in CLOCK_MONOTONIC nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Delivery {
+    /// When the record was due (`i64::MIN` at infinite speed).
+    pub deadline_ns: i64,
+    /// Actual − scheduled handover time (0 at infinite speed).
+    pub lateness_ns: i64,
+}
+
+/// How a scheduler run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The producer signalled the end of the data.
+    End,
+    /// The producer met an error; every record before it was delivered.
+    Error(Error),
+    /// `stop()` was called (pause); the run can resume.
+    Stopped,
+}
+
+/// A destination for records. All calls come from the scheduler thread.
+pub trait Sink: Send {
+    /// Hand one record over, at its deadline. Must not block for long; a sink
+    /// that has to wait (backpressure) waits through `control` so that stop
+    /// requests still get through.
+    fn deliver(&mut self, record: &Record, delivery: Delivery, control: &Control);
+    /// Hand over anything batched. Called before every wait and when a run ends.
+    fn flush(&mut self, _control: &Control) {}
+    /// The run ended (after a final `flush`).
+    fn finish(&mut self, _outcome: &Outcome) {}
+}
+
+/// Discards records: for throughput measurement of the engine itself.
+#[derive(Default)]
+pub struct NullSink {
+    pub count: u64,
+}
+
+impl Sink for NullSink {
+    fn deliver(&mut self, _record: &Record, _delivery: Delivery, _control: &Control) {
+        self.count += 1;
+    }
+}
