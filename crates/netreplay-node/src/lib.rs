@@ -1,1 +1,582 @@
+//! N-API binding of netreplay-core: thin `#[napi]` classes, error mapping and
+//! batched thread-safe delivery to JS. No engine logic lives here.
 
+mod delivery;
+mod errors;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use netreplay_core::buffer::{BufferData, BufferOptions, Queue, DEFAULT_MAX_BYTES};
+use netreplay_core::clock::Speed;
+use netreplay_core::mcl::{self, MclReader, ReadOptions};
+use netreplay_core::merge::TimeWindow;
+use netreplay_core::ring::{RingProducer, Slot};
+use netreplay_core::scheduler::{Scheduler, SchedulerOptions};
+use netreplay_core::source::{OnError, RecordSource};
+use netreplay_core::{Record, StreamInfo};
+
+use crate::delivery::{DeliveryState, ErrorInfo, JsSink, ReplayCallback};
+use crate::errors::{to_napi, Code};
+
+fn seconds_to_ns(name: &'static str, seconds: f64) -> Result<i64, Code> {
+    if !seconds.is_finite() {
+        return Err(to_napi(netreplay_core::Error::invalid(
+            name,
+            format!("must be a finite number of seconds, got {seconds}"),
+        )));
+    }
+    Ok((seconds * 1e9).round() as i64)
+}
+
+#[napi(object)]
+pub struct ReaderOptions {
+    pub min_time: Option<f64>,
+    pub max_time: Option<f64>,
+    pub include_raw: Option<bool>,
+    /// "fail" (default) or "skip".
+    pub on_error: Option<String>,
+}
+
+#[napi(object)]
+pub struct HeaderInfo {
+    pub version: Option<String>,
+    pub revision: Option<String>,
+    pub created: Option<String>,
+    pub message_type: Option<String>,
+    pub raw: bool,
+}
+
+#[napi(object)]
+pub struct StreamDescription {
+    pub message_type: Option<String>,
+    pub files: Vec<String>,
+    pub header: Option<HeaderInfo>,
+}
+
+#[napi(object)]
+pub struct NativeRecord {
+    pub elapsed_time: f64,
+    pub stream: u32,
+    pub topic: String,
+    pub payload: Buffer,
+}
+
+fn record_to_js(record: Record) -> NativeRecord {
+    NativeRecord {
+        elapsed_time: record.time_ns as f64 / 1e9,
+        stream: record.stream,
+        topic: record.topic.to_string(),
+        payload: record.payload.into(),
+    }
+}
+
+fn header_to_js(h: &mcl::Header) -> HeaderInfo {
+    HeaderInfo {
+        version: h.version.clone(),
+        revision: h.revision.clone(),
+        created: h.created.clone(),
+        message_type: h.message_type.clone(),
+        raw: h.raw,
+    }
+}
+
+/// An MCL reader (`ReadFile` / `ReadDirectory`). Handing it to a buffer moves
+/// the native reader there; this object then only keeps its description.
+#[napi]
+pub struct NativeMclReader {
+    reader: Option<MclReader>,
+    streams: Vec<StreamInfo>,
+    headers: Vec<Option<mcl::Header>>,
+}
+
+#[napi]
+impl NativeMclReader {
+    /// `kind` is "file" or "directory".
+    #[napi(constructor, catch_unwind)]
+    pub fn new(kind: String, path: String, options: Option<ReaderOptions>) -> Result<Self, Code> {
+        let options = options.unwrap_or(ReaderOptions {
+            min_time: None,
+            max_time: None,
+            include_raw: None,
+            on_error: None,
+        });
+        let on_error = match options.on_error.as_deref() {
+            None | Some("fail") => OnError::Fail,
+            Some("skip") => OnError::Skip,
+            Some(other) => {
+                return Err(to_napi(netreplay_core::Error::invalid(
+                    "onError",
+                    format!("must be 'fail' or 'skip', got '{other}'"),
+                )))
+            }
+        };
+        let window = TimeWindow {
+            min_ns: options
+                .min_time
+                .map(|s| seconds_to_ns("minTime", s))
+                .transpose()?,
+            max_ns: options
+                .max_time
+                .map(|s| seconds_to_ns("maxTime", s))
+                .transpose()?,
+        };
+        let read_options = ReadOptions {
+            window,
+            include_raw: options.include_raw.unwrap_or(false),
+            on_error,
+        };
+        let path = PathBuf::from(path);
+        let reader = match kind.as_str() {
+            "file" => mcl::open_file(&path, &read_options),
+            "directory" => mcl::open_directory(&path, &read_options),
+            other => {
+                return Err(to_napi(netreplay_core::Error::invalid(
+                    "kind",
+                    format!("must be 'file' or 'directory', got '{other}'"),
+                )))
+            }
+        }
+        .map_err(to_napi)?;
+        Ok(NativeMclReader {
+            streams: reader.streams().to_vec(),
+            headers: reader.headers().to_vec(),
+            reader: Some(reader),
+        })
+    }
+
+    fn reader(&mut self) -> Result<&mut MclReader, Code> {
+        self.reader.as_mut().ok_or_else(|| {
+            Error::new(
+                Code::State,
+                "this reader was handed to a BufferData, which now reads it",
+            )
+        })
+    }
+
+    /// The next record, null at the end of the data, or a description of
+    /// the error met reading it (structured, so JS can say file and line).
+    #[napi(catch_unwind)]
+    pub fn read(&mut self) -> Result<Option<Either<NativeRecord, ErrorInfo>>, Code> {
+        Ok(match self.reader()?.next_record() {
+            Ok(next) => next.map(|r| Either::A(record_to_js(r))),
+            Err(err) => Some(Either::B(ErrorInfo::from(&err))),
+        })
+    }
+
+    #[napi(catch_unwind)]
+    pub fn is_data_pending(&mut self) -> Result<bool, Code> {
+        Ok(self.reader()?.is_data_pending())
+    }
+
+    #[napi(catch_unwind)]
+    pub fn reset(&mut self) -> Result<(), Code> {
+        self.reader()?.reset().map_err(to_napi)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn skipped(&mut self) -> Result<f64, Code> {
+        Ok(self.reader()?.skipped() as f64)
+    }
+
+    #[napi(getter, catch_unwind)]
+    pub fn streams(&self) -> Vec<StreamDescription> {
+        self.streams
+            .iter()
+            .zip(&self.headers)
+            .map(|(s, h)| StreamDescription {
+                message_type: s.message_type.clone(),
+                files: s.files.iter().map(|p| p.display().to_string()).collect(),
+                header: h.as_ref().map(header_to_js),
+            })
+            .collect()
+    }
+}
+
+#[napi(object)]
+pub struct BufferOptionsJs {
+    pub length: Option<u32>,
+    pub max_bytes: Option<f64>,
+}
+
+fn buffer_options(options: Option<BufferOptionsJs>) -> Result<BufferOptions, Code> {
+    let options = options.unwrap_or(BufferOptionsJs {
+        length: None,
+        max_bytes: None,
+    });
+    let max_bytes = match options.max_bytes {
+        None => DEFAULT_MAX_BYTES,
+        Some(b) if b.is_finite() && b >= 1.0 => b as usize,
+        Some(b) => {
+            return Err(to_napi(netreplay_core::Error::invalid(
+                "maxBytes",
+                format!("must be a number >= 1, got {b}"),
+            )))
+        }
+    };
+    Ok(BufferOptions {
+        length: options.length.unwrap_or(5000) as usize,
+        max_bytes,
+    })
+}
+
+enum Producer {
+    /// A native thread reads a native source.
+    Native(BufferData),
+    /// JS pushes records (readers written in JS); see `push`.
+    External {
+        queue: Queue,
+        producer: RingProducer,
+    },
+}
+
+/// `BufferData`: a bounded ring and its producer.
+#[napi]
+pub struct NativeBuffer {
+    producer: Producer,
+}
+
+#[napi(object)]
+pub struct PoppedSlot {
+    /// "record", "end" or "error".
+    pub kind: String,
+    pub record: Option<NativeRecord>,
+    pub error: Option<ErrorInfo>,
+}
+
+#[napi]
+impl NativeBuffer {
+    /// A buffer filled by a native thread from `reader` (which it takes over).
+    #[napi(factory, catch_unwind)]
+    pub fn from_reader(
+        reader: &mut NativeMclReader,
+        options: Option<BufferOptionsJs>,
+    ) -> Result<Self, Code> {
+        let options = buffer_options(options)?;
+        let source = reader.reader.take().ok_or_else(|| {
+            Error::new(
+                Code::State,
+                "this reader already belongs to another BufferData",
+            )
+        })?;
+        let buffer = BufferData::new(Box::new(source), options).map_err(to_napi)?;
+        Ok(NativeBuffer {
+            producer: Producer::Native(buffer),
+        })
+    }
+
+    /// A buffer that JS fills with `push` (for readers written in JS).
+    #[napi(factory, catch_unwind)]
+    pub fn external(options: Option<BufferOptionsJs>) -> Result<Self, Code> {
+        let options = buffer_options(options)?;
+        let (queue, producer) = Queue::new(options.length, options.max_bytes).map_err(to_napi)?;
+        Ok(NativeBuffer {
+            producer: Producer::External { queue, producer },
+        })
+    }
+
+    pub(crate) fn queue(&self) -> &Queue {
+        match &self.producer {
+            Producer::Native(b) => b.queue(),
+            Producer::External { queue, .. } => queue,
+        }
+    }
+
+    fn native(&mut self) -> Result<&mut BufferData, Code> {
+        match &mut self.producer {
+            Producer::Native(b) => Ok(b),
+            Producer::External { .. } => Err(Error::new(
+                Code::State,
+                "this buffer is filled from JS; it has no native producer",
+            )),
+        }
+    }
+
+    #[napi(catch_unwind)]
+    pub fn start(&mut self) -> Result<bool, Code> {
+        self.native()?.start().map_err(to_napi)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn stop(&mut self) -> Result<bool, Code> {
+        self.native()?.stop().map_err(to_napi)
+    }
+
+    /// Native: stop, flush, rewind. External: flush only (JS rewinds its reader).
+    #[napi(catch_unwind)]
+    pub fn reset(&mut self) -> Result<(), Code> {
+        match &mut self.producer {
+            Producer::Native(b) => b.reset().map_err(to_napi),
+            Producer::External { queue, .. } => queue.flush().map(drop).map_err(to_napi),
+        }
+    }
+
+    #[napi(catch_unwind)]
+    pub fn is_alive(&self) -> bool {
+        matches!(&self.producer, Producer::Native(b) if b.is_alive())
+    }
+
+    #[napi(catch_unwind)]
+    pub fn is_data_pending(&self) -> bool {
+        matches!(&self.producer, Producer::Native(b) if b.is_data_pending())
+    }
+
+    #[napi(catch_unwind)]
+    pub fn is_ready(&self) -> bool {
+        matches!(&self.producer, Producer::Native(b) if b.is_ready())
+    }
+
+    #[napi(getter, catch_unwind)]
+    pub fn size(&self) -> u32 {
+        self.queue().size() as u32
+    }
+
+    #[napi(getter, catch_unwind)]
+    pub fn capacity(&self) -> u32 {
+        self.queue().capacity() as u32
+    }
+
+    #[napi(getter, catch_unwind)]
+    pub fn bytes(&self) -> f64 {
+        self.queue().bytes() as f64
+    }
+
+    #[napi(getter, catch_unwind)]
+    pub fn max_bytes(&self) -> f64 {
+        self.queue().max_bytes() as f64
+    }
+
+    /// Take one slot from the ring (only when no scheduler is attached).
+    #[napi(catch_unwind)]
+    pub fn pop(&self) -> Result<Option<PoppedSlot>, Code> {
+        let slot = self.queue().pop().map_err(to_napi)?;
+        Ok(slot.map(|slot| match slot {
+            Slot::Record(r) => PoppedSlot {
+                kind: "record".into(),
+                record: Some(record_to_js(r)),
+                error: None,
+            },
+            Slot::End => PoppedSlot {
+                kind: "end".into(),
+                record: None,
+                error: None,
+            },
+            Slot::Error(e) => PoppedSlot {
+                kind: "error".into(),
+                record: None,
+                error: Some(ErrorInfo::from(&e)),
+            },
+        }))
+    }
+
+    fn external_producer(&mut self) -> Result<&mut RingProducer, Code> {
+        match &mut self.producer {
+            Producer::External { producer, .. } => Ok(producer),
+            Producer::Native(_) => Err(Error::new(
+                Code::State,
+                "this buffer has a native producer; records cannot be pushed from JS",
+            )),
+        }
+    }
+
+    /// Push one record from JS; false when the ring is full (try again later).
+    #[napi(catch_unwind)]
+    pub fn push(
+        &mut self,
+        elapsed_time: f64,
+        stream: u32,
+        topic: String,
+        payload: &[u8],
+    ) -> Result<bool, Code> {
+        let time_ns = seconds_to_ns("elapsedTime", elapsed_time)?;
+        let record = Record {
+            time_ns,
+            stream,
+            topic: Arc::from(topic),
+            payload: payload.to_vec(),
+        };
+        Ok(self.external_producer()?.push(Slot::Record(record)).is_ok())
+    }
+
+    /// Push the end marker (or an error) after the last record; false when full.
+    #[napi(catch_unwind)]
+    pub fn push_end(&mut self, error: Option<String>) -> Result<bool, Code> {
+        let slot = match error {
+            None => Slot::End,
+            Some(message) => Slot::Error(netreplay_core::Error::State(message)),
+        };
+        Ok(self.external_producer()?.push(slot).is_ok())
+    }
+}
+
+#[napi(object)]
+pub struct SchedulerOptionsJs {
+    pub speed: Option<f64>,
+    /// Most batches handed to JS but not yet processed (backpressure bound).
+    pub max_pending_batches: Option<u32>,
+    /// Most records in one batch.
+    pub max_batch: Option<u32>,
+}
+
+#[napi(object)]
+pub struct LatenessSummary {
+    pub count: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+#[napi(object)]
+pub struct SchedulerStats {
+    pub delivered: f64,
+    pub late: f64,
+    /// Handover lateness, in seconds.
+    pub lateness: LatenessSummary,
+}
+
+fn parse_speed(speed: f64) -> Result<Speed, Code> {
+    Speed::new(speed).map_err(to_napi)
+}
+
+fn closed() -> Error<Code> {
+    Error::new(Code::State, "this ScheduleBroadcasts is closed")
+}
+
+/// `ScheduleBroadcasts`: plays a buffer's queue to JS on a native thread.
+#[napi]
+pub struct NativeScheduler {
+    scheduler: Option<Scheduler>,
+    delivery: Arc<DeliveryState>,
+}
+
+#[napi]
+impl NativeScheduler {
+    /// `onBatch` receives batches of records in order (layout in
+    /// `delivery.rs`); each must be acknowledged with `ack()` once consumed.
+    #[napi(constructor, catch_unwind)]
+    pub fn new(
+        buffer: &NativeBuffer,
+        options: Option<SchedulerOptionsJs>,
+        #[napi(
+            ts_arg_type = "(data: Buffer, count: number, newTopics: string[], event: string | null, error: ErrorInfo | null, run: number) => void"
+        )]
+        on_batch: ReplayCallback,
+    ) -> Result<Self, Code> {
+        let options = options.unwrap_or(SchedulerOptionsJs {
+            speed: None,
+            max_pending_batches: None,
+            max_batch: None,
+        });
+        let speed = parse_speed(options.speed.unwrap_or(1.0))?;
+        let delivery = Arc::new(DeliveryState::default());
+        let sink = JsSink::new(
+            on_batch,
+            delivery.clone(),
+            options.max_pending_batches.unwrap_or(64).max(1) as usize,
+            options.max_batch.unwrap_or(4096).max(1) as usize,
+        );
+        let scheduler = Scheduler::new(
+            buffer.queue(),
+            vec![Box::new(sink)],
+            SchedulerOptions { speed },
+        )
+        .map_err(to_napi)?;
+        Ok(NativeScheduler {
+            scheduler: Some(scheduler),
+            delivery,
+        })
+    }
+
+    fn inner(&mut self) -> Result<&mut Scheduler, Code> {
+        self.scheduler.as_mut().ok_or_else(closed)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn start(&mut self) -> Result<bool, Code> {
+        let scheduler = self.scheduler.as_mut().ok_or_else(closed)?;
+        if scheduler.is_alive() {
+            return Ok(false);
+        }
+        self.delivery.run.fetch_add(1, Ordering::AcqRel);
+        scheduler.start().map_err(to_napi)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn stop(&mut self) -> Result<bool, Code> {
+        self.inner()?.stop().map_err(to_napi)
+    }
+
+    /// The current run number (batches carry the run they belong to).
+    #[napi(getter, catch_unwind)]
+    pub fn run(&self) -> u32 {
+        self.delivery.run.load(Ordering::Acquire)
+    }
+
+    /// JS consumed `batches` batches: lets the scheduler send more.
+    #[napi(catch_unwind)]
+    pub fn ack(&self, batches: u32) {
+        let _ = self
+            .delivery
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(batches as usize))
+            });
+    }
+
+    /// Forget the position (after the buffer was reset, or to replay afresh).
+    #[napi(catch_unwind)]
+    pub fn rewind(&mut self) -> Result<(), Code> {
+        self.inner()?.rewind().map_err(to_napi)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn is_alive(&self) -> bool {
+        self.scheduler.as_ref().is_some_and(|s| s.is_alive())
+    }
+
+    #[napi(getter, catch_unwind)]
+    pub fn speed(&mut self) -> Result<f64, Code> {
+        Ok(self.inner()?.speed().get())
+    }
+
+    #[napi(setter, catch_unwind)]
+    pub fn set_speed(&mut self, speed: f64) -> Result<(), Code> {
+        let speed = parse_speed(speed)?;
+        self.inner()?.set_speed(speed);
+        Ok(())
+    }
+
+    #[napi(catch_unwind)]
+    pub fn stats(&mut self) -> Result<SchedulerStats, Code> {
+        let stats = self.inner()?.stats().clone();
+        let s = stats.lateness.summary();
+        Ok(SchedulerStats {
+            delivered: stats.delivered.get() as f64,
+            late: stats.late.get() as f64,
+            lateness: LatenessSummary {
+                count: s.count as f64,
+                mean: s.mean / 1e9,
+                p50: s.p50 / 1e9,
+                p90: s.p90 / 1e9,
+                p99: s.p99 / 1e9,
+                p999: s.p999 / 1e9,
+                max: s.max / 1e9,
+            },
+        })
+    }
+
+    /// Stop the thread and release the queue; safe to call twice.
+    #[napi(catch_unwind)]
+    pub fn close(&mut self) -> Result<(), Code> {
+        if let Some(mut s) = self.scheduler.take() {
+            s.stop().map_err(to_napi)?;
+        }
+        Ok(())
+    }
+}

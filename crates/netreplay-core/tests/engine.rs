@@ -1,0 +1,658 @@
+//! The scheduler driving real sinks: timing at several speeds, pause/resume,
+//! speed changes, a starved ring, the end and error outcomes, statistics.
+//!
+//! Timing tests run one at a time (see `serial`), so that they do not compete
+//! with each other for the CPU.
+
+mod common;
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use common::*;
+use netreplay_core::buffer::{BufferData, BufferOptions, Queue};
+use netreplay_core::clock::{now_ns, Speed};
+use netreplay_core::mcl::{open_directory, open_file, ReadOptions};
+use netreplay_core::ring::{RingProducer, Slot};
+use netreplay_core::scheduler::{Scheduler, SchedulerOptions};
+use netreplay_core::sink::{NullSink, Outcome, Sink};
+use netreplay_core::Error;
+
+const T: Duration = Duration::from_secs(20);
+
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn speed(v: f64) -> SchedulerOptions {
+    SchedulerOptions {
+        speed: Speed::new(v).unwrap(),
+    }
+}
+
+/// The fixture directory (20 records over 1.0 s), buffered and ready.
+fn fixture_buffer() -> BufferData {
+    let reader = open_directory(&fixture_dir(), &ReadOptions::default()).unwrap();
+    let mut buf = BufferData::new(Box::new(reader), BufferOptions::default()).unwrap();
+    buf.start().unwrap();
+    wait_for("buffer ready", T, || buf.is_ready());
+    buf
+}
+
+/// The fixture's times in order: A at 0.00..0.09 s, B at 0.1..1.0 s.
+fn fixture_times() -> Vec<i64> {
+    (0..10)
+        .map(|k| k * 10 * MS)
+        .chain((1..=10).map(|k| k * 100 * MS))
+        .collect()
+}
+
+fn wait_end(s: &Scheduler) {
+    wait_for("the scheduler to finish", T, || !s.is_alive());
+}
+
+fn sleep_until(wall_ns: i64) {
+    let left = wall_ns - now_ns();
+    if left > 0 {
+        std::thread::sleep(Duration::from_nanos(left as u64));
+    }
+}
+
+fn assert_near(what: &str, got_ns: i64, want_ns: i64, tol_ns: i64) {
+    assert!(
+        (got_ns - want_ns).abs() <= tol_ns,
+        "{what}: {:.4} s, expected {:.4} s ± {:.4}",
+        secs_f(got_ns),
+        secs_f(want_ns),
+        secs_f(tol_ns)
+    );
+}
+
+/// Deliveries are never early, and the deadlines are absolute: the gap
+/// between two deadlines is the gap between the log times divided by speed.
+fn check_deadlines(seen: &[Seen], speed: f64) {
+    for s in seen {
+        assert!(
+            s.wall_ns >= s.delivery.deadline_ns,
+            "record at {} delivered before its deadline",
+            s.time_ns
+        );
+        assert!(s.delivery.lateness_ns >= 0, "{s:?}");
+    }
+    for pair in seen.windows(2) {
+        let log_gap = (pair[1].time_ns - pair[0].time_ns) as f64 / speed;
+        let wall_gap = (pair[1].delivery.deadline_ns - pair[0].delivery.deadline_ns) as f64;
+        assert!(
+            (wall_gap - log_gap).abs() <= 1.0,
+            "deadline gap {wall_gap} ns for a log gap of {log_gap} ns"
+        );
+    }
+}
+
+fn play_fixture_at(v: f64) -> (Collected, i64, Scheduler, BufferData) {
+    let buf = fixture_buffer();
+    let out = Collected::default();
+    let mut s = Scheduler::new(buf.queue(), vec![out.sink(false)], speed(v)).unwrap();
+    let t0 = now_ns();
+    assert!(s.start().unwrap());
+    wait_end(&s);
+    (out, t0, s, buf)
+}
+
+#[test]
+fn fixture_at_speed_1_plays_in_one_second() {
+    let _serial = serial();
+    let (out, t0, mut s, _buf) = play_fixture_at(1.0);
+    let seen = out.seen();
+    assert_eq!(
+        seen.iter().map(|s| s.time_ns).collect::<Vec<_>>(),
+        fixture_times()
+    );
+    assert_eq!(
+        seen.iter().map(|s| s.stream).collect::<Vec<_>>(),
+        [vec![0; 10], vec![1; 10]].concat()
+    );
+    assert!(seen[0].wall_ns - t0 < 50 * MS, "first record promptly");
+    assert_near("speed 1 duration", seen[19].wall_ns - t0, SEC, 100 * MS);
+    assert_near(
+        "first to last",
+        seen[19].wall_ns - seen[0].wall_ns,
+        SEC,
+        60 * MS,
+    );
+    check_deadlines(&seen, 1.0);
+    // Each record near its own time, not only the last.
+    for x in &seen {
+        assert_near(
+            "record time",
+            x.wall_ns - seen[0].wall_ns,
+            x.time_ns,
+            60 * MS,
+        );
+    }
+    assert_eq!(s.last_outcome().unwrap(), Some(&Outcome::End));
+    assert_eq!(out.outcomes(), vec![Outcome::End]);
+    // Statistics count every record.
+    let stats = s.stats();
+    assert_eq!(stats.delivered.get(), 20);
+    let summary = stats.lateness.summary();
+    assert_eq!(summary.count, 20);
+    assert!(summary.mean >= 0.0);
+    assert!(summary.max < (50 * MS) as f64, "{summary:?}");
+    assert!(stats.late.get() <= 20);
+    // Starting again after the end does nothing more.
+    s.start().unwrap();
+    wait_end(&s);
+    assert_eq!(out.len(), 20);
+    assert_eq!(s.last_outcome().unwrap(), Some(&Outcome::End));
+}
+
+#[test]
+fn fixture_at_speed_4_plays_in_a_quarter_second() {
+    let _serial = serial();
+    let (out, t0, mut s, _buf) = play_fixture_at(4.0);
+    let seen = out.seen();
+    assert_eq!(
+        seen.iter().map(|s| s.time_ns).collect::<Vec<_>>(),
+        fixture_times()
+    );
+    assert_near("speed 4 duration", seen[19].wall_ns - t0, 250 * MS, 80 * MS);
+    check_deadlines(&seen, 4.0);
+    assert_eq!(s.last_outcome().unwrap(), Some(&Outcome::End));
+    assert_eq!(s.stats().lateness.summary().count, 20);
+}
+
+#[test]
+fn infinite_speed_delivers_200k_records_in_order_once() {
+    let _serial = serial();
+    let n: u32 = 200_000;
+    let dir = TempDir::new("200k");
+    let path = dir.join("big.log");
+    let mut text = header(Some("Big"), CREATED).0;
+    for k in 0..n {
+        // 10 µs apart: 2 s of log time, played as fast as possible.
+        text.push_str(&record_line(
+            i64::from(k) * 10_000,
+            "",
+            &msgpack_payload("Big", k),
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+
+    let reader = open_file(&path, &ReadOptions::default()).unwrap();
+    let mut buf = BufferData::new(Box::new(reader), BufferOptions::default()).unwrap();
+    buf.start().unwrap();
+    let out = Collected::default();
+    let mut s = Scheduler::new(buf.queue(), vec![out.sink(true)], speed(f64::INFINITY)).unwrap();
+    let t0 = now_ns();
+    s.start().unwrap();
+    wait_end(&s);
+    let elapsed = now_ns() - t0;
+    let seen = out.seen();
+    assert_eq!(seen.len(), n as usize);
+    for (k, x) in seen.iter().enumerate() {
+        assert_eq!(x.time_ns, k as i64 * 10_000, "record {k}");
+        assert_eq!(x.payload, msgpack_payload("Big", k as u32), "record {k}");
+        assert_eq!(x.delivery.lateness_ns, 0);
+    }
+    assert!(
+        elapsed < 2 * SEC,
+        "as fast as possible: {:.3} s",
+        secs_f(elapsed)
+    );
+    assert_eq!(s.last_outcome().unwrap(), Some(&Outcome::End));
+    let stats = s.stats();
+    assert_eq!(stats.delivered.get(), u64::from(n));
+    assert_eq!(stats.lateness.summary().count, u64::from(n));
+    assert_eq!(
+        stats.late.get(),
+        0,
+        "records have no deadline at infinite speed, so none is late"
+    );
+}
+
+#[test]
+fn pause_then_resume_continues_where_it_was() {
+    let _serial = serial();
+    let buf = fixture_buffer();
+    let out = Collected::default();
+    let mut s = Scheduler::new(buf.queue(), vec![out.sink(false)], speed(1.0)).unwrap();
+    let t0 = now_ns();
+    s.start().unwrap();
+    // Pause between the records at 0.5 and 0.6 s.
+    sleep_until(t0 + 550 * MS);
+    assert!(s.stop().unwrap(), "was running");
+    let t_stop = now_ns();
+    assert!(!s.is_alive());
+    assert_eq!(s.last_outcome().unwrap(), Some(&Outcome::Stopped));
+    let before = out.len();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(out.len(), before, "nothing delivered while paused");
+    let t_resume = now_ns();
+    assert!(s.start().unwrap());
+    wait_end(&s);
+
+    let seen = out.seen();
+    assert_eq!(
+        seen.iter().map(|s| s.time_ns).collect::<Vec<_>>(),
+        fixture_times(),
+        "nothing lost or repeated across the pause"
+    );
+    assert!(
+        (13..=17).contains(&before),
+        "{before} records before a pause at 0.55 s"
+    );
+    let paused = t_resume - t_stop;
+    assert_near(
+        "total with a 0.5 s pause",
+        seen[19].wall_ns - t0,
+        SEC + 500 * MS,
+        150 * MS,
+    );
+    assert_near(
+        "total minus the pause",
+        seen[19].wall_ns - t0 - paused,
+        SEC,
+        100 * MS,
+    );
+    // The first record after resume waits only for the rest of its gap (the
+    // position at pause was about 0.55 s), not for the position itself.
+    let first = &seen[before];
+    let position = t_stop - t0;
+    let rest = (first.time_ns - position).max(0);
+    let waited = first.wall_ns - t_resume;
+    assert!(waited >= 0);
+    assert!(
+        waited <= rest + 60 * MS,
+        "first record after resume took {:.3} s (rest of its gap: {:.3} s)",
+        secs_f(waited),
+        secs_f(rest)
+    );
+    // Logical time was frozen during the pause: records after it keep their
+    // spacing from the first one after resume.
+    for x in &seen[before..] {
+        assert_near(
+            "after resume",
+            x.wall_ns - first.wall_ns,
+            x.time_ns - first.time_ns,
+            60 * MS,
+        );
+    }
+    assert_eq!(s.last_outcome().unwrap(), Some(&Outcome::End));
+    assert_eq!(out.outcomes(), vec![Outcome::Stopped, Outcome::End]);
+    assert_eq!(s.stats().delivered.get(), 20);
+    assert_eq!(s.stats().lateness.summary().count, 20);
+}
+
+#[test]
+fn pause_while_waiting_keeps_the_held_record() {
+    let _serial = serial();
+    // Two records 400 ms apart: pause during the wait for the second.
+    let (queue, mut producer) = Queue::new(8, 1 << 20).unwrap();
+    for r in numbered(2, 400 * MS) {
+        producer.push(Slot::Record(r)).unwrap();
+    }
+    producer.push(Slot::End).unwrap();
+    let out = Collected::default();
+    let mut s = Scheduler::new(&queue, vec![out.sink(true)], speed(1.0)).unwrap();
+    let t0 = now_ns();
+    s.start().unwrap();
+    sleep_until(t0 + 300 * MS);
+    s.stop().unwrap();
+    assert_eq!(out.len(), 1);
+    std::thread::sleep(Duration::from_millis(300));
+    let t_resume = now_ns();
+    s.start().unwrap();
+    wait_end(&s);
+    let seen = out.seen();
+    assert_eq!(seen.len(), 2, "the held record is not lost");
+    assert_eq!(number_of_seen(&seen[1]), 1);
+    // 100 ms of its gap were left.
+    assert_near(
+        "rest of the gap",
+        seen[1].wall_ns - t_resume,
+        100 * MS,
+        50 * MS,
+    );
+}
+
+fn number_of_seen(x: &Seen) -> u32 {
+    u32::from_be_bytes(x.payload[..4].try_into().unwrap())
+}
+
+#[test]
+fn speed_change_mid_run() {
+    let _serial = serial();
+    let buf = fixture_buffer();
+    let out = Collected::default();
+    let mut s = Scheduler::new(buf.queue(), vec![out.sink(false)], speed(1.0)).unwrap();
+    let t0 = now_ns();
+    s.start().unwrap();
+    sleep_until(t0 + 400 * MS);
+    let t_change = now_ns();
+    s.set_speed(Speed::new(4.0).unwrap());
+    assert_eq!(s.speed().get(), 4.0);
+    wait_end(&s);
+    let seen = out.seen();
+    assert_eq!(
+        seen.iter().map(|s| s.time_ns).collect::<Vec<_>>(),
+        fixture_times()
+    );
+    let switch = t_change - t0;
+    assert_near(
+        "1 -> 4 at 0.4 s",
+        seen[19].wall_ns - t0,
+        switch + (SEC - switch) / 4,
+        80 * MS,
+    );
+    assert_near("about 0.55 s", seen[19].wall_ns - t0, 550 * MS, 100 * MS);
+    // No jump at the change: the record at 0.5 s comes 0.1/4 s after it.
+    let half = seen.iter().find(|x| x.time_ns == 500 * MS).unwrap();
+    assert_near(
+        "record at 0.5 s",
+        half.wall_ns - t0,
+        switch + (500 * MS - switch) / 4,
+        50 * MS,
+    );
+    assert_eq!(s.last_outcome().unwrap(), Some(&Outcome::End));
+}
+
+#[test]
+fn speed_change_to_infinity_flushes_the_rest_at_once() {
+    let _serial = serial();
+    let buf = fixture_buffer();
+    let out = Collected::default();
+    let mut s = Scheduler::new(buf.queue(), vec![out.sink(false)], speed(1.0)).unwrap();
+    let t0 = now_ns();
+    s.start().unwrap();
+    sleep_until(t0 + 250 * MS);
+    let t_change = now_ns();
+    s.set_speed(Speed::new(f64::INFINITY).unwrap());
+    wait_end(&s);
+    let seen = out.seen();
+    assert_eq!(seen.len(), 20);
+    assert!(
+        seen[19].wall_ns - t_change < 40 * MS,
+        "the rest should go out at once, took {:.3} s",
+        secs_f(seen[19].wall_ns - t_change)
+    );
+    // And back: a slow replay after infinity continues from the last record.
+    assert_eq!(s.last_outcome().unwrap(), Some(&Outcome::End));
+}
+
+#[test]
+fn speed_change_while_paused_applies_on_resume() {
+    let _serial = serial();
+    let buf = fixture_buffer();
+    let out = Collected::default();
+    let mut s = Scheduler::new(buf.queue(), vec![out.sink(false)], speed(1.0)).unwrap();
+    let t0 = now_ns();
+    s.start().unwrap();
+    sleep_until(t0 + 150 * MS);
+    s.stop().unwrap();
+    s.set_speed(Speed::new(2.0).unwrap());
+    let t_resume = now_ns();
+    s.start().unwrap();
+    wait_end(&s);
+    let seen = out.seen();
+    assert_eq!(seen.len(), 20);
+    // 0.85 s of log time left at speed 2.
+    assert_near(
+        "resumed at speed 2",
+        seen[19].wall_ns - t_resume,
+        425 * MS,
+        80 * MS,
+    );
+}
+
+#[test]
+fn a_second_scheduler_on_the_same_queue_is_a_state_error() {
+    let _serial = serial();
+    let buf = fixture_buffer();
+    let first =
+        Scheduler::new(buf.queue(), vec![Box::new(NullSink::default())], speed(1.0)).unwrap();
+    let second = Scheduler::new(buf.queue(), vec![Box::new(NullSink::default())], speed(1.0));
+    assert!(
+        matches!(second.as_ref().err(), Some(Error::State(_))),
+        "second consumer must fail"
+    );
+    assert!(buf.queue().is_claimed());
+    // Records cannot be taken from a claimed queue either.
+    assert!(matches!(buf.queue().pop(), Err(Error::State(_))));
+    drop(second);
+    // The first one is still attached; once dropped, the queue is free again.
+    drop(first);
+    assert!(!buf.queue().is_claimed());
+    let third = Scheduler::new(buf.queue(), vec![Box::new(NullSink::default())], speed(1.0));
+    assert!(third.is_ok());
+}
+
+fn push_wait(producer: &mut RingProducer, slot: Slot) {
+    let mut slot = slot;
+    loop {
+        match producer.push(slot) {
+            Ok(()) => return,
+            Err(back) => {
+                slot = back;
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+    }
+}
+
+/// Records 0..10, 10 ms apart, with a 200 ms stall of the producer after the
+/// fifth. Returns what the sink saw and the scheduler.
+fn starved_run(v: f64) -> (Collected, Scheduler, usize) {
+    let (queue, mut producer) = Queue::new(16, 1 << 20).unwrap();
+    let (gap_tx, gap_rx) = std::sync::mpsc::channel();
+    let (resume_tx, resume_rx) = std::sync::mpsc::channel::<()>();
+    let feeder = std::thread::spawn(move || {
+        let records = numbered(10, 10 * MS);
+        for r in &records[..5] {
+            push_wait(&mut producer, Slot::Record(r.clone()));
+        }
+        gap_tx.send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        resume_rx.recv().unwrap();
+        for r in &records[5..] {
+            push_wait(&mut producer, Slot::Record(r.clone()));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        push_wait(&mut producer, Slot::End);
+    });
+    let out = Collected::default();
+    let mut s = Scheduler::new(&queue, vec![out.sink(true)], speed(v)).unwrap();
+    s.start().unwrap();
+    gap_rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    // In the middle of the gap: still playing, waiting for data.
+    assert!(s.is_alive(), "a starved ring must not end the replay");
+    let during_gap = out.len();
+    resume_tx.send(()).unwrap();
+    feeder.join().unwrap();
+    wait_end(&s);
+    assert_eq!(s.last_outcome().unwrap(), Some(&Outcome::End));
+    (out, s, during_gap)
+}
+
+#[test]
+fn starved_ring_does_not_end_the_replay() {
+    let _serial = serial();
+    for v in [f64::INFINITY, 1.0] {
+        let (out, s, during_gap) = starved_run(v);
+        assert_eq!(during_gap, 5, "speed {v}: the first five before the gap");
+        let seen = out.seen();
+        assert_eq!(
+            seen.iter().map(number_of_seen).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>(),
+            "speed {v}"
+        );
+        assert_eq!(s.stats().delivered.get(), 10);
+        assert_eq!(s.stats().lateness.summary().count, 10);
+        if v == 1.0 {
+            // The records after the gap were due during it: late, sent at once.
+            assert!(
+                s.stats().late.get() >= 5,
+                "speed 1: {}",
+                s.stats().late.get()
+            );
+            assert!(seen[5].delivery.lateness_ns > 100 * MS);
+        }
+    }
+}
+
+#[test]
+fn an_error_slot_stops_the_run_after_the_records_before_it() {
+    let _serial = serial();
+    let (queue, mut producer) = Queue::new(16, 1 << 20).unwrap();
+    let records = numbered(6, 5 * MS);
+    for r in &records[..3] {
+        producer.push(Slot::Record(r.clone())).unwrap();
+    }
+    let err = Error::State("producer failed".into());
+    producer.push(Slot::Error(err.clone())).unwrap();
+    for r in &records[3..] {
+        producer.push(Slot::Record(r.clone())).unwrap();
+    }
+    producer.push(Slot::End).unwrap();
+
+    let out = Collected::default();
+    let mut s = Scheduler::new(&queue, vec![out.sink(true)], speed(1.0)).unwrap();
+    s.start().unwrap();
+    wait_end(&s);
+    assert_eq!(
+        out.seen().iter().map(number_of_seen).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    assert_eq!(
+        s.last_outcome().unwrap(),
+        Some(&Outcome::Error(err.clone()))
+    );
+    assert_eq!(out.outcomes(), vec![Outcome::Error(err.clone())]);
+    assert_eq!(s.stats().delivered.get(), 3);
+    // A finished run does not go on past the error.
+    s.start().unwrap();
+    wait_end(&s);
+    assert_eq!(out.len(), 3);
+}
+
+#[test]
+fn malformed_log_ends_the_replay_with_its_error() {
+    let _serial = serial();
+    let dir = TempDir::new("engine-malformed");
+    let path = dir.join("m.log");
+    let good = gen_records("M", 3, 0, 10 * MS);
+    let mut text = header(Some("M"), CREATED).0;
+    for g in &good {
+        text.push_str(&record_line(g.time_ns, "", &g.payload));
+    }
+    text.push_str("   0.05   ''   8g\n");
+    text.push_str(&record_line(60 * MS, "", &good[0].payload));
+    std::fs::write(&path, text).unwrap();
+    let mut buf = BufferData::new(
+        Box::new(open_file(&path, &ReadOptions::default()).unwrap()),
+        BufferOptions::default(),
+    )
+    .unwrap();
+    buf.start().unwrap();
+    let out = Collected::default();
+    let mut s = Scheduler::new(buf.queue(), vec![out.sink(false)], speed(1.0)).unwrap();
+    s.start().unwrap();
+    wait_end(&s);
+    assert_eq!(out.len(), 3);
+    match s.last_outcome().unwrap() {
+        Some(Outcome::Error(Error::Malformed { path: p, line, .. })) => {
+            assert_eq!(p, &path);
+            assert_eq!(*line, header(Some("M"), CREATED).1 + 4);
+        }
+        other => panic!("expected a Malformed outcome, got {other:?}"),
+    }
+}
+
+#[test]
+fn buffer_reset_replays_from_the_start() {
+    let _serial = serial();
+    let mut buf = fixture_buffer();
+    let out = Collected::default();
+    let mut s = Scheduler::new(buf.queue(), vec![out.sink(false)], speed(f64::INFINITY)).unwrap();
+    s.start().unwrap();
+    wait_end(&s);
+    assert_eq!(out.len(), 20);
+    assert_eq!(s.stats().delivered.get(), 20);
+    buf.reset().unwrap();
+    buf.start().unwrap();
+    s.start().unwrap();
+    wait_end(&s);
+    let seen = out.seen();
+    assert_eq!(seen.len(), 40);
+    let times: Vec<i64> = seen.iter().map(|x| x.time_ns).collect();
+    assert_eq!(&times[..20], &times[20..]);
+    assert_eq!(s.stats().delivered.get(), 20, "stats start again");
+    assert_eq!(s.last_outcome().unwrap(), Some(&Outcome::End));
+}
+
+#[test]
+fn several_sinks_each_get_every_record() {
+    let _serial = serial();
+    let buf = fixture_buffer();
+    let a = Collected::default();
+    let b = Collected::default();
+    let sinks: Vec<Box<dyn Sink>> = vec![a.sink(false), b.sink(false)];
+    let mut s = Scheduler::new(buf.queue(), sinks, speed(f64::INFINITY)).unwrap();
+    s.start().unwrap();
+    wait_end(&s);
+    let ta: Vec<i64> = a.seen().iter().map(|x| x.time_ns).collect();
+    let tb: Vec<i64> = b.seen().iter().map(|x| x.time_ns).collect();
+    assert_eq!(ta, fixture_times());
+    assert_eq!(ta, tb);
+    assert_eq!(a.outcomes(), vec![Outcome::End]);
+    assert_eq!(b.outcomes(), vec![Outcome::End]);
+}
+
+#[test]
+fn stop_of_an_idle_scheduler_is_a_no_op() {
+    let _serial = serial();
+    let buf = fixture_buffer();
+    let mut s =
+        Scheduler::new(buf.queue(), vec![Box::new(NullSink::default())], speed(1.0)).unwrap();
+    assert!(!s.stop().unwrap());
+    assert_eq!(s.last_outcome().unwrap(), None);
+    assert!(s.start().unwrap());
+    assert!(!s.start().unwrap(), "already running");
+    assert!(s.stop().unwrap());
+}
+
+#[test]
+fn low_rate_replay_does_not_burn_a_core() {
+    let _serial = serial();
+    // Two records 600 ms apart: the scheduler should sleep, not spin.
+    let (queue, mut producer) = Queue::new(8, 1 << 20).unwrap();
+    for r in numbered(2, 600 * MS) {
+        producer.push(Slot::Record(r)).unwrap();
+    }
+    producer.push(Slot::End).unwrap();
+    let out = Collected::default();
+    let mut s = Scheduler::new(&queue, vec![out.sink(false)], speed(1.0)).unwrap();
+    let cpu0 = process_cpu_ns();
+    s.start().unwrap();
+    wait_end(&s);
+    let cpu = process_cpu_ns() - cpu0;
+    assert_eq!(out.len(), 2);
+    assert!(
+        cpu < 150 * MS,
+        "a 0.6 s wait used {:.3} s of CPU",
+        secs_f(cpu)
+    );
+}
+
+fn process_cpu_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0);
+    ts.tv_sec * SEC + ts.tv_nsec
+}

@@ -1,0 +1,289 @@
+// BufferData: a bounded native ring kept full by a producer — a native thread
+// for netreplay's readers, an event-loop pump for readers written in JS.
+import { packr } from './pack.js';
+import { native, type NativeBuffer } from './native.js';
+import { callNative, translateError } from './errors.js';
+import { decodePayload, type LoggedMessage } from './message.js';
+import { checkRecordReader, nativeReaderOf, type RecordReader } from './reader.js';
+import { checkOptions, checkPositiveInteger } from './validate.js';
+
+export interface BufferOptions {
+  /** Ring capacity in records (default 5000). */
+  length?: number;
+  /** Ring capacity in payload bytes (default 256 MiB). */
+  maxBytes?: number;
+}
+
+/** Module-internal access to the native buffer. */
+export const nativeBuffer = Symbol('nativeBuffer');
+/** Module-internal access from a queue to its BufferData. */
+export const queueOwner = Symbol('queueOwner');
+
+/** Records pushed per event-loop turn by the JS pump. */
+const PUMP_CHUNK = 1024;
+
+/** The ring, seen from its consumer side. */
+export class BufferQueue {
+  readonly #buffer: BufferData;
+  #ended = false;
+
+  /** @internal */
+  constructor(buffer: BufferData) {
+    this.#buffer = buffer;
+  }
+
+  /** Records (and end marker) held now. */
+  get size(): number {
+    return this.#buffer[nativeBuffer].size;
+  }
+  get capacity(): number {
+    return this.#buffer[nativeBuffer].capacity;
+  }
+  /** Payload bytes held now. */
+  get bytes(): number {
+    return this.#buffer[nativeBuffer].bytes;
+  }
+  get maxBytes(): number {
+    return this.#buffer[nativeBuffer].maxBytes;
+  }
+  /** True once the end marker has been taken with get(). */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /**
+   * Take the next message when no ScheduleBroadcasts consumes this queue:
+   * null when the ring is empty or the end was reached; throws the reader's
+   * error if one was met.
+   */
+  get(): LoggedMessage | null {
+    const slot = callNative(() => this.#buffer[nativeBuffer].pop());
+    if (slot === null) return null;
+    if (slot.kind === 'end') {
+      this.#ended = true;
+      return null;
+    }
+    if (slot.kind === 'error') {
+      this.#ended = true;
+      throw translateError(slot.error);
+    }
+    const r = slot.record!;
+    return {
+      elapsedTime: r.elapsedTime,
+      topic: r.topic,
+      type: this.#buffer.streamTypes[r.stream] ?? null,
+      payload: decodePayload(r.payload),
+      payloadBytes: r.payload,
+    };
+  }
+
+  /** @internal The BufferData this queue belongs to. */
+  get [queueOwner](): BufferData {
+    return this.#buffer;
+  }
+
+  /** @internal */
+  rewound(): void {
+    this.#ended = false;
+  }
+}
+
+
+export class BufferData {
+  readonly #native: NativeBuffer;
+  readonly #js: JsPump | undefined;
+  readonly #queue: BufferQueue;
+  /** Message type of each stream id used in the ring. */
+  readonly streamTypes: (string | null)[];
+
+  constructor(reader: RecordReader, options?: BufferOptions) {
+    const opts = checkOptions(options);
+    const length = opts.length === undefined ? 5000 : checkPositiveInteger(opts.length, 'length');
+    const maxBytes =
+      opts.maxBytes === undefined ? undefined : checkPositiveInteger(opts.maxBytes, 'maxBytes', Number.MAX_SAFE_INTEGER);
+    const nativeOptions = { length, ...(maxBytes !== undefined && { maxBytes }) };
+    const nativeReader = nativeReaderOf(checkRecordReader(reader, 'BufferData'));
+    if (nativeReader) {
+      this.streamTypes = nativeReader.streams.map((s) => s.messageType ?? null);
+      this.#native = callNative(() => native.NativeBuffer.fromReader(nativeReader, nativeOptions));
+    } else {
+      this.streamTypes = [];
+      this.#native = callNative(() => native.NativeBuffer.external(nativeOptions));
+      this.#js = new JsPump(reader, this.#native, this.streamTypes);
+    }
+    this.#queue = new BufferQueue(this);
+  }
+
+  /** @internal */
+  get [nativeBuffer](): NativeBuffer {
+    return this.#native;
+  }
+
+  get queue(): BufferQueue {
+    return this.#queue;
+  }
+
+  get length(): number {
+    return this.#native.capacity;
+  }
+
+  /** Start (or resume) buffering; false if already buffering. */
+  start(): boolean {
+    return this.#js ? this.#js.start() : callNative(() => this.#native.start());
+  }
+
+  /** Stop buffering, keeping position and every record read; false if not buffering. */
+  stop(): boolean {
+    return this.#js ? this.#js.stop() : callNative(() => this.#native.stop());
+  }
+
+  /** Stop, flush the ring and rewind the reader. */
+  reset(): void {
+    if (this.#js) this.#js.reset();
+    else callNative(() => this.#native.reset());
+    this.#queue.rewound();
+  }
+
+  isAlive(): boolean {
+    return this.#js ? this.#js.running : this.#native.isAlive();
+  }
+
+  /** True from start() until the reader is exhausted (false after reset()). */
+  isDataPending(): boolean {
+    return this.#js ? this.#js.dataPending : this.#native.isDataPending();
+  }
+
+  /** Latches true once the ring was full or the data exhausted; reset() clears it. */
+  isReady(): boolean {
+    return this.#js ? this.#js.ready : this.#native.isReady();
+  }
+}
+
+const END = Symbol('end');
+type Pending = { t: number; stream: number; topic: string; payload: Uint8Array } | typeof END | Error;
+
+/** Feeds the ring from a JS reader on the event loop, in small chunks. */
+class JsPump {
+  running = false;
+  dataPending = false;
+  ready = false;
+  #ended = false;
+  #pending: Pending | undefined;
+  #timer: NodeJS.Immediate | NodeJS.Timeout | undefined;
+  readonly #streamIds = new Map<string | null, number>();
+
+  constructor(
+    readonly reader: RecordReader,
+    readonly ring: NativeBuffer,
+    readonly streamTypes: (string | null)[],
+  ) {}
+
+  start(): boolean {
+    if (this.running) return false;
+    this.running = true;
+    this.dataPending = !this.#ended || this.#pending !== undefined;
+    this.#schedule(false);
+    return true;
+  }
+
+  stop(): boolean {
+    if (!this.running) return false;
+    this.running = false;
+    this.#cancel();
+    return true;
+  }
+
+  reset(): void {
+    this.stop();
+    callNative(() => this.ring.reset());
+    this.#pending = undefined;
+    this.#ended = false;
+    this.ready = false;
+    this.dataPending = false;
+    this.reader.reset();
+  }
+
+  #cancel(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer as NodeJS.Timeout);
+      clearImmediate(this.#timer as NodeJS.Immediate);
+      this.#timer = undefined;
+    }
+  }
+
+  #schedule(full: boolean): void {
+    this.#cancel();
+    // A full ring drains at the replay's pace: poll it gently.
+    this.#timer = full ? setTimeout(() => this.#pump(), 1) : setImmediate(() => this.#pump());
+    this.#timer.unref();
+  }
+
+  #read(): Pending {
+    let raw: unknown;
+    try {
+      raw = this.reader.read();
+    } catch (err) {
+      return err instanceof Error ? err : new Error(String(err));
+    }
+    if (raw === null || raw === undefined) return END;
+    return this.#convert(raw);
+  }
+
+  #convert(raw: unknown): Pending {
+    if (typeof raw !== 'object') return new TypeError(`reader.read() returned a ${typeof raw}, not a message object`);
+    const r = raw as Record<string, unknown>;
+    const t = r.elapsedTime ?? r.elapsed_time;
+    if (typeof t !== 'number' || !Number.isFinite(t)) {
+      return new TypeError(`reader.read() returned a message without a finite 'elapsedTime' (got ${String(t)})`);
+    }
+    const topic = r.topic === undefined || r.topic === null ? '' : String(r.topic);
+    const type = typeof r.type === 'string' ? r.type : null;
+    let stream = this.#streamIds.get(type);
+    if (stream === undefined) {
+      stream = this.streamTypes.length;
+      this.streamTypes.push(type);
+      this.#streamIds.set(type, stream);
+    }
+    let payload: Uint8Array;
+    if (r.payloadBytes instanceof Uint8Array) payload = r.payloadBytes;
+    else {
+      try {
+        payload = packr.pack(r.payload ?? r.message ?? null);
+      } catch (err) {
+        return new TypeError(`reader.read() returned a payload msgpackr cannot encode: ${(err as Error).message}`);
+      }
+    }
+    return { t, stream, topic, payload };
+  }
+
+  #pump(): void {
+    this.#timer = undefined;
+    for (let n = 0; this.running; n++) {
+      if (n === PUMP_CHUNK) return this.#schedule(false);
+      if (this.#pending === undefined) {
+        if (this.#ended) {
+          this.running = false;
+          return;
+        }
+        this.#pending = this.#read();
+        if (this.#pending === END || this.#pending instanceof Error) this.#ended = true;
+      }
+      const p = this.#pending;
+      const pushed =
+        p === END
+          ? this.ring.pushEnd(null)
+          : p instanceof Error
+            ? this.ring.pushEnd(`${p.name}: ${p.message}`)
+            : this.ring.push(p.t, p.stream, p.topic, p.payload);
+      if (!pushed) {
+        this.ready = true;
+        return this.#schedule(true);
+      }
+      this.#pending = undefined;
+      if (this.#ended) {
+        this.dataPending = false;
+        this.ready = true;
+      }
+    }
+  }
+}

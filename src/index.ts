@@ -1,0 +1,16 @@
+export { ReadFile, ReadDirectory } from './reader.js';
+export type { ReadOptions, ReadDirectoryOptions, LogHeader, LogStream, RecordReader } from './reader.js';
+export { BufferData, BufferQueue } from './buffer.js';
+export type { BufferOptions } from './buffer.js';
+export { ScheduleBroadcasts } from './scheduler.js';
+export type { ScheduleOptions, ScheduleEvents, SchedulerStats } from './scheduler.js';
+export { Replay } from './replay.js';
+export type { ReplayOptions, ReplayEvents } from './replay.js';
+export type { Message, LoggedMessage, DeliveryOptions } from './message.js';
+export {
+  NetreplayError,
+  LogAccessError,
+  MalformedRecordError,
+  LogLayoutError,
+  ReplayStateError,
+} from './errors.js';

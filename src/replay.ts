@@ -1,0 +1,244 @@
+// Replay: a log played back with its original timing — BufferData and
+// ScheduleBroadcasts behind one object, with events, async iteration and a
+// done promise.
+import { EventEmitter } from 'node:events';
+import { statSync } from 'node:fs';
+import { BufferData, type BufferOptions } from './buffer.js';
+import { ReplayStateError } from './errors.js';
+import type { Message } from './message.js';
+import { ReadDirectory, ReadFile, checkRecordReader, type ReadDirectoryOptions, type RecordReader } from './reader.js';
+import { ScheduleBroadcasts, type ScheduleOptions, type SchedulerStats } from './scheduler.js';
+import { checkOptions, checkPath } from './validate.js';
+
+export interface ReplayOptions extends ScheduleOptions, BufferOptions, ReadDirectoryOptions {}
+
+export interface ReplayEvents {
+  message: [Message];
+  end: [];
+  error: [Error];
+}
+
+type State = 'idle' | 'playing' | 'paused' | 'ended' | 'closed';
+
+/** Most messages the async iterator holds before it stops acknowledging batches. */
+const ITERATOR_HIGH_WATER = 8192;
+
+export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<Message>, AsyncDisposable {
+  readonly #buffer: BufferData;
+  readonly #scheduler: ScheduleBroadcasts;
+  #state: State = 'idle';
+  #done: Deferred | undefined;
+  /** Messages waiting for the async iterator, and their batches' acks. */
+  #iterQueue: Message[] = [];
+  #iterAcks: (() => void)[] = [];
+  #iterWaiter: (() => void) | undefined;
+  #iterating = false;
+  #error: Error | undefined;
+
+  /**
+   * @param source a log path (file, split-set prefix or directory), a
+   *   ReadFile/ReadDirectory, or any reader with read(), isDataPending() and reset().
+   */
+  constructor(source: string | RecordReader, options?: ReplayOptions) {
+    super();
+    const opts = checkOptions(options) as ReplayOptions;
+    const reader = typeof source === 'string' ? openLog(source, opts) : checkRecordReader(source, 'Replay');
+    this.#buffer = new BufferData(reader, opts);
+    this.#scheduler = new ScheduleBroadcasts(this.#buffer, opts);
+    this.#scheduler.observe({
+      messages: (messages, ack) => this.#onMessages(messages, ack),
+      event: (event, err) => this.#onEvent(event, err),
+    });
+  }
+
+  /** Play, or resume after pause(); after the end, play again from the start. False if already playing. */
+  start(): boolean {
+    this.#checkOpen();
+    if (this.#state === 'playing') return false;
+    if (this.#state === 'ended') this.#rewind();
+    if (this.#state !== 'paused') this.#done ??= new Deferred();
+    this.#error = undefined;
+    this.#buffer.start();
+    this.#scheduler.start();
+    this.#state = 'playing';
+    return true;
+  }
+
+  /** Freeze the replay where it is; start() continues at once. False if not playing. */
+  pause(): boolean {
+    this.#checkOpen();
+    if (this.#state !== 'playing') return false;
+    this.#scheduler.stop();
+    this.#state = 'paused';
+    return true;
+  }
+
+  /** Stop and rewind to the first message. False if it was neither playing nor paused. */
+  stop(): boolean {
+    this.#checkOpen();
+    const was = this.#state === 'playing' || this.#state === 'paused';
+    this.#scheduler.stop();
+    this.#rewind();
+    this.#state = 'idle';
+    this.#finish();
+    return was;
+  }
+
+  /** True while playing. */
+  isAlive(): boolean {
+    return this.#state === 'playing' && this.#scheduler.isAlive();
+  }
+
+  /** True while messages remain to be played in this run. */
+  isDataPending(): boolean {
+    return this.#state !== 'ended' && this.#state !== 'closed';
+  }
+
+  get speed(): number {
+    return this.#scheduler.speed;
+  }
+
+  set speed(value: number) {
+    this.#scheduler.speed = value;
+  }
+
+  /** Engine statistics of the current run (handover lateness in seconds). */
+  stats(): SchedulerStats {
+    return this.#scheduler.stats();
+  }
+
+  /** Resolves when the replay ends (or is stopped or closed); rejects on a replay error. */
+  get done(): Promise<void> {
+    if (this.#error) return Promise.reject(this.#error);
+    if (!this.#done) return Promise.resolve();
+    return this.#done.promise;
+  }
+
+  /** Stop everything and free the native threads; safe to call twice. */
+  close(): void {
+    if (this.#state === 'closed') return;
+    this.#scheduler.close();
+    this.#buffer.stop();
+    this.#state = 'closed';
+    this.#finish();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+
+  /** Iterate the messages as they are played; starts the replay if needed. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Message, void, undefined> {
+    if (this.#iterating) throw new ReplayStateError('this replay is already being iterated');
+    this.#iterating = true;
+    try {
+      if (this.#state === 'idle' || this.#state === 'ended') this.start();
+      for (;;) {
+        const m = this.#iterQueue.shift();
+        if (m !== undefined) {
+          if (this.#iterQueue.length < ITERATOR_HIGH_WATER) this.#releaseAcks();
+          yield m;
+          continue;
+        }
+        this.#releaseAcks();
+        if (this.#error) throw this.#error;
+        if (this.#state !== 'playing' && this.#state !== 'paused') return;
+        await new Promise<void>((resolve) => (this.#iterWaiter = resolve));
+      }
+    } finally {
+      this.#iterating = false;
+      this.#iterQueue = [];
+      this.#releaseAcks();
+    }
+  }
+
+  #checkOpen(): void {
+    if (this.#state === 'closed') throw new ReplayStateError('this replay is closed');
+  }
+
+  #rewind(): void {
+    this.#buffer.reset();
+    this.#scheduler.rewind();
+    this.#iterQueue = [];
+    this.#releaseAcks();
+  }
+
+  #onMessages(messages: Message[], ack: () => void): void {
+    if (!this.#iterating) {
+      ack();
+    } else {
+      for (const m of messages) this.#iterQueue.push(m);
+      // Backpressure: past the high-water mark the batch stays unacknowledged,
+      // so the engine waits (shows as lag) instead of memory growing.
+      if (this.#iterQueue.length < ITERATOR_HIGH_WATER) ack();
+      else this.#iterAcks.push(ack);
+      this.#wakeIterator();
+    }
+    if (this.listenerCount('message') > 0) for (const m of messages) this.emit('message', m);
+  }
+
+  #onEvent(event: 'end' | 'error', err: Error | undefined): void {
+    this.#buffer.stop();
+    this.#state = 'ended';
+    if (event === 'error') {
+      this.#error = err;
+      this.#done?.reject(err!);
+      this.#done = undefined;
+      if (this.listenerCount('error') > 0) this.emit('error', err!);
+    } else {
+      this.#finish();
+      this.emit('end');
+    }
+    this.#wakeIterator();
+  }
+
+  #finish(): void {
+    this.#done?.resolve();
+    this.#done = undefined;
+    this.#wakeIterator();
+  }
+
+  #releaseAcks(): void {
+    for (const ack of this.#iterAcks.splice(0)) ack();
+  }
+
+  #wakeIterator(): void {
+    const wake = this.#iterWaiter;
+    this.#iterWaiter = undefined;
+    wake?.();
+  }
+}
+
+function openLog(path: string, options: ReadDirectoryOptions): ReadFile | ReadDirectory {
+  checkPath(path, 'source');
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(path).isDirectory();
+  } catch {
+    // Not a path that exists: ReadFile tries it as a split-set prefix and says so.
+  }
+  const { minTime, maxTime, onError, includeRaw } = options;
+  const read = {
+    ...(minTime !== undefined && { minTime }),
+    ...(maxTime !== undefined && { maxTime }),
+    ...(onError !== undefined && { onError }),
+  };
+  return isDirectory
+    ? new ReadDirectory(path, { ...read, ...(includeRaw !== undefined && { includeRaw }) })
+    : new ReadFile(path, read);
+}
+
+class Deferred {
+  resolve!: () => void;
+  reject!: (err: Error) => void;
+  readonly promise = new Promise<void>((resolve, reject) => {
+    this.resolve = resolve;
+    this.reject = reject;
+  });
+
+  constructor() {
+    // A replay error is also reported through events and iterators: an
+    // unobserved done promise must not crash the process.
+    this.promise.catch(() => {});
+  }
+}

@@ -1,0 +1,171 @@
+// ScheduleBroadcasts: plays a BufferData's queue with the original timing.
+// The timing is native (a scheduler thread); this layer only decodes batches
+// and emits them.
+import { EventEmitter } from 'node:events';
+import { native, type ErrorInfo, type NativeScheduler, type SchedulerStats } from './native.js';
+import { callNative, translateError } from './errors.js';
+import { BatchDecoder, type DeliveryOptions, type Message } from './message.js';
+import { BufferData, BufferQueue, nativeBuffer, queueOwner } from './buffer.js';
+import { checkOptions, checkSpeed } from './validate.js';
+
+export interface ScheduleOptions extends DeliveryOptions {
+  /** Speed factor: > 0, or Infinity for as fast as possible (default 1). */
+  speed?: number;
+  /** Most unconsumed batches between the engine and JS (default 64). */
+  maxPendingBatches?: number;
+}
+
+export interface ScheduleEvents {
+  message: [Message];
+  /** The data was exhausted and every message emitted. */
+  end: [];
+  error: [Error];
+}
+
+/** What a batch of the engine brings (see delivery.rs). */
+export type BatchEvent = 'end' | 'error' | 'stopped' | null;
+
+/** Owners (Replay) hook here to see every batch before the events go out. */
+export interface BatchObserver {
+  messages(messages: Message[], ack: () => void): void;
+  event(event: 'end' | 'error', error: Error | undefined): void;
+}
+
+export type { SchedulerStats };
+
+// A ref'd handle keeps Node alive while a replay plays: the native callback
+// itself is weak, so a replay that is paused or done never holds the process.
+const KEEP_ALIVE_MS = 2 ** 31 - 1;
+
+export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
+  readonly #native: NativeScheduler;
+  readonly #decoder: BatchDecoder;
+  readonly #buffer: BufferData;
+  #observer: BatchObserver | undefined;
+  #keepAlive: NodeJS.Timeout | undefined;
+  /** Batches of runs before this one belong to a rewound replay: dropped. */
+  #firstLiveRun = 0;
+  #closed = false;
+
+  constructor(queue: BufferQueue | BufferData, options?: ScheduleOptions) {
+    super();
+    const opts = checkOptions(options);
+    const speed = opts.speed === undefined ? 1 : checkSpeed(opts.speed);
+    const buffer =
+      queue instanceof BufferData ? queue : queue instanceof BufferQueue ? queue[queueOwner] : undefined;
+    if (!buffer) throw new TypeError("ScheduleBroadcasts: 'queue' must be a BufferData or its queue");
+    this.#buffer = buffer;
+    this.#decoder = new BatchDecoder(buffer.streamTypes, opts as DeliveryOptions);
+    const nativeOptions = {
+      speed,
+      ...(typeof opts.maxPendingBatches === 'number' && { maxPendingBatches: opts.maxPendingBatches }),
+    };
+    this.#native = callNative(
+      () =>
+        new native.NativeScheduler(buffer[nativeBuffer], nativeOptions, (data, count, topics, event, error, run) =>
+          this.#onBatch(data, count, topics, event, error, run),
+        ),
+    );
+  }
+
+  /** @internal Replay observes batches to drive its iterator and state. */
+  observe(observer: BatchObserver): void {
+    this.#observer = observer;
+  }
+
+  get buffer(): BufferData {
+    return this.#buffer;
+  }
+
+  /** Start or resume; false if already running. */
+  start(): boolean {
+    const started = callNative(() => this.#native.start());
+    if (started) this.#hold(true);
+    return started;
+  }
+
+  /** Stop (pause) keeping the position and the record in hand; false if not running. */
+  stop(): boolean {
+    const stopped = callNative(() => this.#native.stop());
+    this.#hold(false);
+    return stopped;
+  }
+
+  /** @internal Forget the position and drop batches still on their way. */
+  rewind(): void {
+    callNative(() => this.#native.rewind());
+    this.#firstLiveRun = this.#native.run + 1;
+  }
+
+  isAlive(): boolean {
+    return this.#native.isAlive();
+  }
+
+  get speed(): number {
+    return callNative(() => this.#native.speed);
+  }
+
+  /** Change speed; a running replay continues from its current logical time. */
+  set speed(value: number) {
+    const speed = checkSpeed(value);
+    callNative(() => {
+      this.#native.speed = speed;
+    });
+  }
+
+  /** Engine statistics: delivered, late, and handover lateness (seconds). */
+  stats(): SchedulerStats {
+    return callNative(() => this.#native.stats());
+  }
+
+  /** Stop the thread and release the queue; safe to call twice. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#hold(false);
+    callNative(() => this.#native.close());
+  }
+
+  #hold(on: boolean): void {
+    if (on && this.#keepAlive === undefined) this.#keepAlive = setInterval(() => {}, KEEP_ALIVE_MS);
+    if (!on && this.#keepAlive !== undefined) {
+      clearInterval(this.#keepAlive);
+      this.#keepAlive = undefined;
+    }
+  }
+
+  #onBatch(
+    data: Buffer,
+    count: number,
+    topics: string[],
+    event: string | null,
+    error: ErrorInfo | null,
+    run: number,
+  ): void {
+    const ack = () => this.#native.ack(1);
+    if (run < this.#firstLiveRun) {
+      ack();
+      return;
+    }
+    // Decode even when no one listens: the topic table must stay in step.
+    const messages = count > 0 ? this.#decoder.decode(data, count, topics) : [];
+    try {
+      if (this.#observer) this.#observer.messages(messages, ack);
+      else ack();
+      if (this.listenerCount('message') > 0) for (const m of messages) this.emit('message', m);
+      if (event === 'end' || event === 'error') {
+        this.#hold(false);
+        const err = event === 'error' && error ? translateError(error) : undefined;
+        this.#observer?.event(event, err);
+        if (event === 'end') this.emit('end');
+        // Unobserved with no listener, EventEmitter throws: as for any stream.
+        else if (this.listenerCount('error') > 0 || !this.#observer) this.emit('error', err!);
+      }
+    } catch (err) {
+      // A listener threw: rethrow outside this native callback, as uncaught.
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+  }
+}

@@ -1,0 +1,71 @@
+// Argument checks shared by the public classes: TypeError for a wrong type,
+// RangeError for a value out of its domain; each names the argument.
+
+export function checkSpeed(speed: unknown, name = 'speed'): number {
+  if (typeof speed !== 'number') {
+    throw new TypeError(`'${name}' must be a number > 0 or Infinity, got ${describe(speed)}`);
+  }
+  if (Number.isNaN(speed) || speed <= 0) {
+    throw new RangeError(`'${name}' must be a number > 0 or Infinity, got ${speed}`);
+  }
+  return speed;
+}
+
+export function checkPositiveInteger(value: unknown, name: string, max = 2 ** 32 - 1): number {
+  if (typeof value !== 'number') {
+    throw new TypeError(`'${name}' must be an integer > 0, got ${describe(value)}`);
+  }
+  if (!Number.isInteger(value) || value <= 0 || value > max) {
+    throw new RangeError(`'${name}' must be an integer between 1 and ${max}, got ${value}`);
+  }
+  return value;
+}
+
+export function checkTime(value: unknown, name: string): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number') {
+    throw new TypeError(`'${name}' must be a number of seconds, got ${describe(value)}`);
+  }
+  if (!Number.isFinite(value)) {
+    throw new RangeError(`'${name}' must be a finite number of seconds, got ${value}`);
+  }
+  return value;
+}
+
+export function checkWindow(minTime: unknown, maxTime: unknown): { minTime?: number; maxTime?: number } {
+  const min = checkTime(minTime, 'minTime');
+  const max = checkTime(maxTime, 'maxTime');
+  if (min !== undefined && max !== undefined && min > max) {
+    throw new RangeError(`'minTime' (${min}) must not be greater than 'maxTime' (${max})`);
+  }
+  return { ...(min !== undefined && { minTime: min }), ...(max !== undefined && { maxTime: max }) };
+}
+
+export function checkPath(value: unknown, name = 'path'): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new TypeError(`'${name}' must be a non-empty string, got ${describe(value)}`);
+  }
+  return value;
+}
+
+export function checkOptions(value: unknown, name = 'options'): Record<string, unknown> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) {
+    throw new TypeError(`'${name}' must be an object, got ${describe(value)}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+export function checkOnError(value: unknown): 'fail' | 'skip' {
+  if (value === undefined) return 'fail';
+  if (value !== 'fail' && value !== 'skip') {
+    throw new RangeError(`'onError' must be 'fail' or 'skip', got ${describe(value)}`);
+  }
+  return value;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+}
