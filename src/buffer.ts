@@ -18,6 +18,8 @@ export interface BufferOptions {
 export const nativeBuffer = Symbol('nativeBuffer');
 /** Module-internal access from a queue to its BufferData. */
 export const queueOwner = Symbol('queueOwner');
+/** Module-internal: the error a JS reader threw, to report it as itself. */
+export const readerError = Symbol('readerError');
 
 /** Records pushed per event-loop turn by the JS pump. */
 const PUMP_CHUNK = 1024;
@@ -119,6 +121,11 @@ export class BufferData {
     return this.#native;
   }
 
+  /** @internal */
+  get [readerError](): Error | undefined {
+    return this.#js?.error;
+  }
+
   get queue(): BufferQueue {
     return this.#queue;
   }
@@ -167,6 +174,8 @@ class JsPump {
   running = false;
   dataPending = false;
   ready = false;
+  /** What the reader threw (the ring carries only its text). */
+  error: Error | undefined;
   #ended = false;
   #pending: Pending | undefined;
   #timer: NodeJS.Immediate | NodeJS.Timeout | undefined;
@@ -198,6 +207,7 @@ class JsPump {
     callNative(() => this.ring.reset());
     this.#pending = undefined;
     this.#ended = false;
+    this.error = undefined;
     this.ready = false;
     this.dataPending = false;
     this.reader.reset();
@@ -214,8 +224,8 @@ class JsPump {
   #schedule(full: boolean): void {
     this.#cancel();
     // A full ring drains at the replay's pace: poll it gently.
+    // Not unref'd: an unref'd immediate only runs when something else wakes the loop.
     this.#timer = full ? setTimeout(() => this.#pump(), 1) : setImmediate(() => this.#pump());
-    this.#timer.unref();
   }
 
   #read(): Pending {
@@ -266,6 +276,7 @@ class JsPump {
           return;
         }
         this.#pending = this.#read();
+        if (this.#pending instanceof Error) this.error = this.#pending;
         if (this.#pending === END || this.#pending instanceof Error) this.#ended = true;
       }
       const p = this.#pending;

@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import { native, type ErrorInfo, type NativeScheduler, type SchedulerStats } from './native.js';
 import { callNative, translateError } from './errors.js';
 import { BatchDecoder, type DeliveryOptions, type Message } from './message.js';
-import { BufferData, BufferQueue, nativeBuffer, queueOwner } from './buffer.js';
+import { BufferData, BufferQueue, nativeBuffer, queueOwner, readerError } from './buffer.js';
 import { checkOptions, checkSpeed } from './validate.js';
 
 export interface ScheduleOptions extends DeliveryOptions {
@@ -155,7 +155,8 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
       if (this.listenerCount('message') > 0) for (const m of messages) this.emit('message', m);
       if (event === 'end' || event === 'error') {
         this.#hold(false);
-        const err = event === 'error' && error ? translateError(error) : undefined;
+        const err =
+          event === 'error' ? (this.#buffer[readerError] ?? (error ? translateError(error) : undefined)) : undefined;
         this.#observer?.event(event, err);
         if (event === 'end') this.emit('end');
         // Unobserved with no listener, EventEmitter throws: as for any stream.

@@ -3,8 +3,6 @@
 //! Times are integer nanoseconds on CLOCK_MONOTONIC — the clock behind
 //! Node's `process.hrtime`, so JS can compare its own readings with ours.
 
-use std::time::Duration;
-
 /// Nanoseconds on CLOCK_MONOTONIC.
 pub fn now_ns() -> i64 {
     let mut ts = libc::timespec {
@@ -80,9 +78,6 @@ impl Anchor {
 /// How close to a deadline the scheduler stops sleeping and spins. Sleeps on
 /// Linux overshoot by tens of microseconds (more on a loaded VM).
 pub const SPIN_NS: i64 = 250_000;
-/// The longest single sleep, so control changes are seen within a millisecond
-/// even if a wake-up were lost.
-pub const MAX_SLEEP: Duration = Duration::from_millis(1);
 
 /// Lower this thread's timer slack to 1 ns: the default 50 µs slack makes
 /// every sleep late by up to that much.

@@ -7,15 +7,21 @@
 
 pub mod buffer;
 pub mod clock;
+pub mod endpoint;
 pub mod error;
+pub mod listener;
 pub mod mcl;
 pub mod merge;
+pub mod reassembly;
 pub mod record;
 pub mod ring;
 pub mod scheduler;
 pub mod sink;
 pub mod source;
 pub mod stats;
+pub mod udp;
+pub mod wire;
+pub mod writer;
 
 pub use error::{Error, Result};
 pub use record::{Record, StreamInfo};

@@ -157,12 +157,13 @@ impl Worker {
                     }
                 },
             };
+            let mut now = now_ns();
+            // A fresh run starts on its first record: due now, not late.
             let a = *anchor.get_or_insert(Anchor {
-                wall_ns: now_ns(),
+                wall_ns: now,
                 log_ns: record.time_ns,
             });
             let deadline = a.deadline(record.time_ns, speed);
-            let mut now = now_ns();
             if now < deadline {
                 self.flush(control);
                 if !control.wait_until(deadline) {
@@ -170,7 +171,8 @@ impl Worker {
                     continue;
                 }
                 now = now_ns();
-            } else {
+            } else if now > deadline && !speed.is_max() {
+                // At infinite speed there is no deadline to be late for.
                 stats.late.add(1);
             }
             let lateness_ns = if speed.is_max() { 0 } else { now - deadline };
@@ -184,6 +186,9 @@ impl Worker {
             stats.delivered.add(1);
             stats.lateness.record(lateness_ns);
             last_delivered = Some(record.time_ns);
+            if let Some(err) = self.sinks.iter_mut().find_map(|s| s.take_error()) {
+                break Outcome::Error(err);
+            }
         };
         match &outcome {
             Outcome::Stopped => {

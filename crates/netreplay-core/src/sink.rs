@@ -33,6 +33,11 @@ pub trait Sink: Send {
     fn flush(&mut self, _control: &Control) {}
     /// The run ended (after a final `flush`).
     fn finish(&mut self, _outcome: &Outcome) {}
+    /// An error that must stop the replay (a sink asked to fail on errors);
+    /// checked after each delivery.
+    fn take_error(&mut self) -> Option<Error> {
+        None
+    }
 }
 
 /// Discards records: for throughput measurement of the engine itself.

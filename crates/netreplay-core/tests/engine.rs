@@ -171,9 +171,9 @@ fn infinite_speed_delivers_200k_records_in_order_once() {
     let path = dir.join("big.log");
     let mut text = header(Some("Big"), CREATED).0;
     for k in 0..n {
-        // 10 µs apart: 2 s of log time, played as fast as possible.
+        // 100 µs apart: 20 s of log time, played as fast as possible.
         text.push_str(&record_line(
-            i64::from(k) * 10_000,
+            i64::from(k) * 100_000,
             "",
             &msgpack_payload("Big", k),
         ));
@@ -192,12 +192,12 @@ fn infinite_speed_delivers_200k_records_in_order_once() {
     let seen = out.seen();
     assert_eq!(seen.len(), n as usize);
     for (k, x) in seen.iter().enumerate() {
-        assert_eq!(x.time_ns, k as i64 * 10_000, "record {k}");
+        assert_eq!(x.time_ns, k as i64 * 100_000, "record {k}");
         assert_eq!(x.payload, msgpack_payload("Big", k as u32), "record {k}");
         assert_eq!(x.delivery.lateness_ns, 0);
     }
     assert!(
-        elapsed < 2 * SEC,
+        elapsed < 5 * SEC,
         "as fast as possible: {:.3} s",
         secs_f(elapsed)
     );
@@ -377,7 +377,6 @@ fn speed_change_to_infinity_flushes_the_rest_at_once() {
         "the rest should go out at once, took {:.3} s",
         secs_f(seen[19].wall_ns - t_change)
     );
-    // And back: a slow replay after infinity continues from the last record.
     assert_eq!(s.last_outcome().unwrap(), Some(&Outcome::End));
 }
 

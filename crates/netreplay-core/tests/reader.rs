@@ -411,7 +411,7 @@ fn headerless_single_file_via_open_file() {
 
 #[test]
 fn headerless_file_in_a_directory_is_a_layout_error_naming_it() {
-    let dir = TempDir::new("headerless-dir");
+    let dir = TempDir::new("bare-in-dir");
     write_typed(&dir.join("A.log"), "A", &gen_records("A", 2, 0, MS));
     let bare = dir.join("B.log");
     write_log(&bare, None, &gen_records("B", 2, 0, MS));
@@ -421,11 +421,23 @@ fn headerless_file_in_a_directory_is_a_layout_error_naming_it() {
     match &err {
         Error::Layout { path, reason } => {
             assert_eq!(path, &bare);
-            assert!(reason.contains("header"), "{reason}");
+            assert!(reason.contains("no MCL header"), "{reason}");
         }
         other => panic!("expected a Layout error, got {other:?}"),
     }
     assert!(err.to_string().contains("B.log"), "{err}");
+
+    // Alone in its directory, too.
+    let alone = TempDir::new("bare-alone");
+    let bare = alone.join("only.log");
+    write_log(&bare, None, &gen_records("B", 2, 0, MS));
+    match open_directory(alone.path(), &opts()).err() {
+        Some(Error::Layout { path, reason }) => {
+            assert_eq!(path, bare);
+            assert!(reason.contains("no MCL header"), "{reason}");
+        }
+        other => panic!("expected a Layout error, got {other:?}"),
+    }
 }
 
 #[test]

@@ -1,0 +1,1001 @@
+//! The MCL network wire format (DESIGN.md, "MCL network wire format").
+//!
+//! What MCL's `mcl/network/udp.py` (`RawBroadcaster.publish` and
+//! `RawListener.__remarshal`, msgpack era) puts on the wire:
+//!
+//! - one UDP datagram per message, the msgpack array `[topic, payload]`,
+//!   when that datagram is at most the MTU (60000 bytes);
+//! - otherwise the payload is msgpack-encoded on its own and its bytes are
+//!   cut into slices, each sent as `[topic, n, total, slice]` with `n`
+//!   counting from 1. The receiver joins the slices in order and decodes them.
+//!
+//! The logged payload bytes of a record *are* that msgpack encoding, so the
+//! encoder here never decodes them: it writes the array header and the topic
+//! around the bytes (a whole datagram) or slices them (fragments).
+//!
+//! Where this module differs from MCL on purpose (receivers cannot tell):
+//! - MCL cuts slices of exactly `MTU` bytes, so its fragment datagrams are a
+//!   few bytes larger than the MTU, and computes `total = len / MTU + 1`,
+//!   which sends an empty last fragment when the length is a multiple of the
+//!   MTU. Here every datagram, fragments included, is at most the MTU and
+//!   `total = ceil(len / slice)`. The decoder and [`crate::reassembly`]
+//!   accept both forms.
+//! - MCL ran on Python 2 with msgpack's defaults (`use_bin_type=False`), so
+//!   its topics and fragment slices are msgpack "raw" (today's str family,
+//!   never str8). By default slices are sent as msgpack bin, which every
+//!   current msgpack decodes to bytes (a Python 3 decoder would fail to
+//!   decode a str slice as UTF-8); [`RawEncoding::Legacy`] reproduces MCL's
+//!   bytes exactly. The decoder accepts str and bin in both places.
+//! - MCL's broadcaster topic defaults to `None`, i.e. msgpack nil, and MCL's
+//!   log writer writes a `None` topic as `''`. So an empty topic is sent as
+//!   nil by default ([`EmptyTopic::Nil`]); the decoder reads nil as "".
+
+use std::fmt;
+
+/// MCL's `MTU`: the largest datagram sent whole.
+pub const DEFAULT_MTU: usize = 60_000;
+/// The smallest MTU accepted.
+pub const MIN_MTU: usize = 64;
+/// The largest UDP payload over IPv4 (65535 − 8 − 20).
+pub const MAX_DATAGRAM: usize = 65_507;
+/// MCL's default port.
+pub const DEFAULT_PORT: u16 = 26_000;
+
+/// How topics and fragment slices are typed in msgpack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RawEncoding {
+    /// Today's msgpack: slices as bin, topics as str (str8 allowed).
+    #[default]
+    Bin,
+    /// Byte-for-byte what MCL under Python 2 sent: slices and topics as
+    /// "raw" (fixstr, str16, str32; never str8 or bin).
+    Legacy,
+}
+
+/// How an empty topic is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EmptyTopic {
+    /// msgpack nil, as MCL's broadcasters (topic `None`) send it.
+    #[default]
+    Nil,
+    /// An empty msgpack string.
+    EmptyString,
+}
+
+/// Options of the [`Encoder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireOptions {
+    /// Largest datagram, in bytes ([`MIN_MTU`]..=[`MAX_DATAGRAM`]).
+    pub mtu: usize,
+    pub raw_encoding: RawEncoding,
+    pub empty_topic: EmptyTopic,
+    /// Check that each payload is exactly one well-formed msgpack value
+    /// before sending it (a linear scan that skips string and binary bodies).
+    pub validate_payload: bool,
+}
+
+impl Default for WireOptions {
+    fn default() -> Self {
+        WireOptions {
+            mtu: DEFAULT_MTU,
+            raw_encoding: RawEncoding::Bin,
+            empty_topic: EmptyTopic::Nil,
+            validate_payload: true,
+        }
+    }
+}
+
+impl WireOptions {
+    pub fn validate(&self) -> crate::Result<()> {
+        if !(MIN_MTU..=MAX_DATAGRAM).contains(&self.mtu) {
+            return Err(crate::Error::invalid(
+                "mtu",
+                format!(
+                    "must be between {MIN_MTU} and {MAX_DATAGRAM} bytes, got {}",
+                    self.mtu
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why bytes are not an MCL datagram, or a payload cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WireError {
+    /// The datagram is empty.
+    Empty,
+    /// The first byte is not a msgpack array header.
+    NotAnArray {
+        byte: u8,
+    },
+    /// An array of another length than 2 (whole) or 4 (fragment).
+    WrongArrayLength(u64),
+    /// The bytes end inside a msgpack value.
+    Truncated {
+        offset: usize,
+    },
+    /// A byte that starts no msgpack value (0xc1).
+    InvalidByte {
+        offset: usize,
+        byte: u8,
+    },
+    /// The topic is not a string, binary or nil.
+    TopicType {
+        byte: u8,
+    },
+    TopicNotUtf8,
+    /// The fragment number or count is not a positive integer that fits u32.
+    FragmentNumber {
+        field: &'static str,
+    },
+    /// `n` is not in `1..=total`.
+    FragmentOutOfRange {
+        index: u64,
+        total: u64,
+    },
+    /// The fragment slice is neither binary nor a string.
+    SliceType {
+        byte: u8,
+    },
+    /// Bytes after the last element of the array.
+    TrailingBytes {
+        extra: usize,
+    },
+    /// An empty payload (not a msgpack value).
+    EmptyPayload,
+    /// The topic leaves no room in a datagram of the MTU for any payload.
+    TopicTooLong {
+        topic_len: usize,
+        mtu: usize,
+    },
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::Empty => f.write_str("empty datagram"),
+            WireError::NotAnArray { byte } => write!(
+                f,
+                "not an MCL datagram: starts with 0x{byte:02x}, not a msgpack array"
+            ),
+            WireError::WrongArrayLength(n) => write!(
+                f,
+                "not an MCL datagram: an array of {n} elements (expected [topic, payload] or [topic, n, total, bytes])"
+            ),
+            WireError::Truncated { offset } => {
+                write!(f, "truncated msgpack: the bytes end inside a value at offset {offset}")
+            }
+            WireError::InvalidByte { offset, byte } => {
+                write!(f, "invalid msgpack byte 0x{byte:02x} at offset {offset}")
+            }
+            WireError::TopicType { byte } => write!(
+                f,
+                "the topic is not a string (msgpack type byte 0x{byte:02x})"
+            ),
+            WireError::TopicNotUtf8 => f.write_str("the topic is not valid UTF-8"),
+            WireError::FragmentNumber { field } => write!(
+                f,
+                "fragment field '{field}' is not a positive integer below 2^32"
+            ),
+            WireError::FragmentOutOfRange { index, total } => {
+                write!(f, "fragment number {index} is outside 1..={total}")
+            }
+            WireError::SliceType { byte } => write!(
+                f,
+                "the fragment bytes are not msgpack bin or str (type byte 0x{byte:02x})"
+            ),
+            WireError::TrailingBytes { extra } => {
+                write!(f, "{extra} trailing bytes after the message")
+            }
+            WireError::EmptyPayload => f.write_str("the payload is empty, not a msgpack value"),
+            WireError::TopicTooLong { topic_len, mtu } => write!(
+                f,
+                "a topic of {topic_len} bytes leaves no room for data in a datagram of {mtu} bytes"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+/// A decoded datagram; slices borrow from the datagram bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Datagram<'a> {
+    /// `[topic, payload]`: `payload` is the msgpack encoding of the message.
+    Whole { topic: &'a str, payload: &'a [u8] },
+    /// `[topic, n, total, bytes]`: slice `index` (from 1) of `total`.
+    Fragment {
+        topic: &'a str,
+        index: u32,
+        total: u32,
+        bytes: &'a [u8],
+    },
+}
+
+// ---------------------------------------------------------------------------
+// msgpack reading (bounds-checked, iterative, never panics)
+// ---------------------------------------------------------------------------
+
+fn byte_at(buf: &[u8], pos: usize) -> Result<u8, WireError> {
+    buf.get(pos)
+        .copied()
+        .ok_or(WireError::Truncated { offset: pos })
+}
+
+/// Read a big-endian unsigned integer of `width` bytes at `pos`.
+fn read_be(buf: &[u8], pos: usize, width: usize) -> Result<u64, WireError> {
+    let end = pos
+        .checked_add(width)
+        .ok_or(WireError::Truncated { offset: pos })?;
+    let bytes = buf
+        .get(pos..end)
+        .ok_or(WireError::Truncated { offset: buf.len() })?;
+    Ok(bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+}
+
+/// `pos + len`, if that is within `buf`.
+fn advance(buf: &[u8], pos: usize, len: u64) -> Result<usize, WireError> {
+    usize::try_from(len)
+        .ok()
+        .and_then(|len| pos.checked_add(len))
+        .filter(|&end| end <= buf.len())
+        .ok_or(WireError::Truncated { offset: buf.len() })
+}
+
+/// What one msgpack header says.
+enum Head {
+    /// A value whose body is `len` bytes after a header of `header` bytes.
+    Scalar { header: usize, len: u64 },
+    /// A container with `children` values after a header of `header` bytes.
+    Container { header: usize, children: u64 },
+}
+
+fn head(buf: &[u8], pos: usize) -> Result<Head, WireError> {
+    let b = byte_at(buf, pos)?;
+    let scalar = |header: usize, len: u64| Ok(Head::Scalar { header, len });
+    let sized = |width: usize, extra: u64| -> Result<Head, WireError> {
+        let len = read_be(buf, pos + 1, width)?;
+        Ok(Head::Scalar {
+            header: 1 + width,
+            len: len + extra,
+        })
+    };
+    match b {
+        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => scalar(1, 0),
+        0x80..=0x8f => Ok(Head::Container {
+            header: 1,
+            children: 2 * u64::from(b & 0x0f),
+        }),
+        0x90..=0x9f => Ok(Head::Container {
+            header: 1,
+            children: u64::from(b & 0x0f),
+        }),
+        0xa0..=0xbf => scalar(1, u64::from(b & 0x1f)),
+        0xc1 => Err(WireError::InvalidByte {
+            offset: pos,
+            byte: b,
+        }),
+        0xc4 | 0xd9 => sized(1, 0),
+        0xc5 | 0xda => sized(2, 0),
+        0xc6 | 0xdb => sized(4, 0),
+        0xc7 => sized(1, 1),
+        0xc8 => sized(2, 1),
+        0xc9 => sized(4, 1),
+        0xca => scalar(1, 4),
+        0xcb => scalar(1, 8),
+        0xcc | 0xd0 => scalar(1, 1),
+        0xcd | 0xd1 => scalar(1, 2),
+        0xce | 0xd2 => scalar(1, 4),
+        0xcf | 0xd3 => scalar(1, 8),
+        0xd4 => scalar(1, 2),
+        0xd5 => scalar(1, 3),
+        0xd6 => scalar(1, 5),
+        0xd7 => scalar(1, 9),
+        0xd8 => scalar(1, 17),
+        0xdc | 0xdd => {
+            let width = if b == 0xdc { 2 } else { 4 };
+            Ok(Head::Container {
+                header: 1 + width,
+                children: read_be(buf, pos + 1, width)?,
+            })
+        }
+        0xde | 0xdf => {
+            let width = if b == 0xde { 2 } else { 4 };
+            Ok(Head::Container {
+                header: 1 + width,
+                children: 2 * read_be(buf, pos + 1, width)?,
+            })
+        }
+    }
+}
+
+/// The end of the msgpack value that starts at `pos`. Iterative (no
+/// recursion, so no stack to exhaust) and bounds-checked.
+pub fn skip_value(buf: &[u8], pos: usize) -> Result<usize, WireError> {
+    let mut pos = pos;
+    let mut pending: u64 = 1;
+    while pending > 0 {
+        // Every pending value needs at least one byte.
+        if pending > (buf.len().saturating_sub(pos)) as u64 {
+            return Err(WireError::Truncated { offset: buf.len() });
+        }
+        pending -= 1;
+        match head(buf, pos)? {
+            Head::Scalar { header, len } => {
+                pos = advance(buf, pos, header as u64)?;
+                pos = advance(buf, pos, len)?;
+            }
+            Head::Container { header, children } => {
+                pos = advance(buf, pos, header as u64)?;
+                pending = pending.saturating_add(children);
+            }
+        }
+    }
+    Ok(pos)
+}
+
+/// Whether `bytes` is exactly one well-formed msgpack value.
+pub fn check_value(bytes: &[u8]) -> Result<(), WireError> {
+    if bytes.is_empty() {
+        return Err(WireError::EmptyPayload);
+    }
+    let end = skip_value(bytes, 0)?;
+    if end != bytes.len() {
+        return Err(WireError::TrailingBytes {
+            extra: bytes.len() - end,
+        });
+    }
+    Ok(())
+}
+
+/// A string or binary value at `pos`: (body range, end).
+fn read_bytes(buf: &[u8], pos: usize) -> Result<Option<(usize, usize)>, WireError> {
+    let b = byte_at(buf, pos)?;
+    let (header, len) = match b {
+        0xa0..=0xbf => (1, u64::from(b & 0x1f)),
+        0xc4 | 0xd9 => (2, read_be(buf, pos + 1, 1)?),
+        0xc5 | 0xda => (3, read_be(buf, pos + 1, 2)?),
+        0xc6 | 0xdb => (5, read_be(buf, pos + 1, 4)?),
+        _ => return Ok(None),
+    };
+    let start = advance(buf, pos, header)?;
+    let end = advance(buf, start, len)?;
+    Ok(Some((start, end)))
+}
+
+/// A non-negative integer at `pos`: (value, end).
+fn read_uint(buf: &[u8], pos: usize) -> Result<Option<(u64, usize)>, WireError> {
+    let b = byte_at(buf, pos)?;
+    let (width, signed) = match b {
+        0x00..=0x7f => return Ok(Some((u64::from(b), pos + 1))),
+        0xcc => (1, false),
+        0xcd => (2, false),
+        0xce => (4, false),
+        0xcf => (8, false),
+        0xd0 => (1, true),
+        0xd1 => (2, true),
+        0xd2 => (4, true),
+        0xd3 => (8, true),
+        _ => return Ok(None),
+    };
+    let raw = read_be(buf, pos + 1, width)?;
+    let sign_bit = 1u64 << (8 * width - 1);
+    if signed && raw & sign_bit != 0 {
+        return Ok(None); // negative
+    }
+    Ok(Some((raw, pos + 1 + width)))
+}
+
+fn read_topic(buf: &[u8], pos: usize) -> Result<(&str, usize), WireError> {
+    let b = byte_at(buf, pos)?;
+    if b == 0xc0 {
+        return Ok(("", pos + 1));
+    }
+    let (start, end) = read_bytes(buf, pos)?.ok_or(WireError::TopicType { byte: b })?;
+    let topic = std::str::from_utf8(&buf[start..end]).map_err(|_| WireError::TopicNotUtf8)?;
+    Ok((topic, end))
+}
+
+fn read_fragment_number(
+    buf: &[u8],
+    pos: usize,
+    field: &'static str,
+) -> Result<(u32, usize), WireError> {
+    let (value, end) = read_uint(buf, pos)?.ok_or(WireError::FragmentNumber { field })?;
+    let value = u32::try_from(value).map_err(|_| WireError::FragmentNumber { field })?;
+    Ok((value, end))
+}
+
+/// Decode one datagram. Rejects anything that is not exactly an MCL whole
+/// message or fragment; never panics.
+pub fn decode_datagram(buf: &[u8]) -> Result<Datagram<'_>, WireError> {
+    let first = *buf.first().ok_or(WireError::Empty)?;
+    let (len, mut pos) = match first {
+        0x90..=0x9f => (u64::from(first & 0x0f), 1),
+        0xdc => (read_be(buf, 1, 2)?, 3),
+        0xdd => (read_be(buf, 1, 4)?, 5),
+        _ => return Err(WireError::NotAnArray { byte: first }),
+    };
+    if len != 2 && len != 4 {
+        return Err(WireError::WrongArrayLength(len));
+    }
+    let (topic, after_topic) = read_topic(buf, pos)?;
+    pos = after_topic;
+    let datagram = if len == 2 {
+        let end = skip_value(buf, pos)?;
+        let payload = &buf[pos..end];
+        pos = end;
+        Datagram::Whole { topic, payload }
+    } else {
+        let (index, p) = read_fragment_number(buf, pos, "n")?;
+        let (total, p) = read_fragment_number(buf, p, "total")?;
+        if index == 0 || total == 0 || index > total {
+            return Err(WireError::FragmentOutOfRange {
+                index: index.into(),
+                total: total.into(),
+            });
+        }
+        let slice_byte = byte_at(buf, p)?;
+        let (start, end) = read_bytes(buf, p)?.ok_or(WireError::SliceType { byte: slice_byte })?;
+        pos = end;
+        Datagram::Fragment {
+            topic,
+            index,
+            total,
+            bytes: &buf[start..end],
+        }
+    };
+    if pos != buf.len() {
+        return Err(WireError::TrailingBytes {
+            extra: buf.len() - pos,
+        });
+    }
+    Ok(datagram)
+}
+
+// ---------------------------------------------------------------------------
+// msgpack writing
+// ---------------------------------------------------------------------------
+
+/// Bytes of the header of a string of `len` bytes.
+fn str_header_len(len: usize, encoding: RawEncoding) -> usize {
+    match len {
+        0..=31 => 1,
+        32..=255 if encoding == RawEncoding::Bin => 2,
+        _ if len <= 0xffff => 3,
+        _ => 5,
+    }
+}
+
+fn write_str_header(out: &mut Vec<u8>, len: usize, encoding: RawEncoding) {
+    match str_header_len(len, encoding) {
+        1 => out.push(0xa0 | len as u8),
+        2 => out.extend_from_slice(&[0xd9, len as u8]),
+        3 => {
+            out.push(0xda);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(0xdb);
+            out.extend_from_slice(&(len as u32).to_be_bytes());
+        }
+    }
+}
+
+fn write_bin_header(out: &mut Vec<u8>, len: usize, encoding: RawEncoding) {
+    if encoding == RawEncoding::Legacy {
+        return write_str_header(out, len, encoding);
+    }
+    if len <= 0xff {
+        out.extend_from_slice(&[0xc4, len as u8]);
+    } else if len <= 0xffff {
+        out.push(0xc5);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0xc6);
+        out.extend_from_slice(&(len as u32).to_be_bytes());
+    }
+}
+
+fn write_uint(out: &mut Vec<u8>, value: u32) {
+    if value < 0x80 {
+        out.push(value as u8);
+    } else if value <= 0xff {
+        out.extend_from_slice(&[0xcc, value as u8]);
+    } else if value <= 0xffff {
+        out.push(0xcd);
+        out.extend_from_slice(&(value as u16).to_be_bytes());
+    } else {
+        out.push(0xce);
+        out.extend_from_slice(&value.to_be_bytes());
+    }
+}
+
+/// How a message goes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// One datagram of `len` bytes.
+    Whole { len: usize },
+    /// `total` fragments carrying up to `slice` payload bytes each.
+    Fragments { total: u32, slice: usize },
+}
+
+impl Plan {
+    pub fn datagrams(&self) -> usize {
+        match *self {
+            Plan::Whole { .. } => 1,
+            Plan::Fragments { total, .. } => total as usize,
+        }
+    }
+}
+
+/// A failure of [`Encoder::encode`]: the message cannot be encoded, or the
+/// `emit` callback failed (the remaining datagrams are not built).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EncodeError<E> {
+    Wire(WireError),
+    Emit(E),
+}
+
+/// Builds datagrams into one reusable buffer: after warm-up, encoding a
+/// message allocates nothing.
+pub struct Encoder {
+    options: WireOptions,
+    buf: Vec<u8>,
+}
+
+impl Encoder {
+    pub fn new(options: WireOptions) -> crate::Result<Self> {
+        options.validate()?;
+        Ok(Encoder {
+            options,
+            buf: Vec::with_capacity(options.mtu),
+        })
+    }
+
+    pub fn options(&self) -> &WireOptions {
+        &self.options
+    }
+
+    fn topic_len(&self, topic: &str) -> usize {
+        if topic.is_empty() && self.options.empty_topic == EmptyTopic::Nil {
+            1
+        } else {
+            str_header_len(topic.len(), self.options.raw_encoding) + topic.len()
+        }
+    }
+
+    fn write_topic(&mut self, topic: &str) {
+        if topic.is_empty() && self.options.empty_topic == EmptyTopic::Nil {
+            self.buf.push(0xc0);
+        } else {
+            write_str_header(&mut self.buf, topic.len(), self.options.raw_encoding);
+            self.buf.extend_from_slice(topic.as_bytes());
+        }
+    }
+
+    /// How `payload_len` bytes on `topic` will be sent.
+    pub fn plan(&self, topic: &str, payload_len: usize) -> Result<Plan, WireError> {
+        if payload_len == 0 {
+            return Err(WireError::EmptyPayload);
+        }
+        let mtu = self.options.mtu;
+        let topic_len = self.topic_len(topic);
+        let whole = 1 + topic_len + payload_len;
+        if whole <= mtu {
+            return Ok(Plan::Whole { len: whole });
+        }
+        // Worst-case fragment overhead: array header, topic, two uint32 and
+        // a bin32/str32 header.
+        let overhead = 1 + topic_len + 5 + 5 + 5;
+        let slice = mtu.saturating_sub(overhead);
+        if slice == 0 {
+            return Err(WireError::TopicTooLong {
+                topic_len: topic.len(),
+                mtu,
+            });
+        }
+        let total = payload_len.div_ceil(slice);
+        let total = u32::try_from(total).map_err(|_| WireError::TopicTooLong {
+            topic_len: topic.len(),
+            mtu,
+        })?;
+        Ok(Plan::Fragments { total, slice })
+    }
+
+    /// Encode `payload` (the msgpack bytes of the message) on `topic` and
+    /// hand each datagram to `emit`, in order. Returns the datagram count.
+    pub fn encode<E>(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        mut emit: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<usize, EncodeError<E>> {
+        if self.options.validate_payload {
+            check_value(payload).map_err(EncodeError::Wire)?;
+        }
+        let plan = self.plan(topic, payload.len()).map_err(EncodeError::Wire)?;
+        match plan {
+            Plan::Whole { .. } => {
+                self.buf.clear();
+                self.buf.push(0x92);
+                self.write_topic(topic);
+                self.buf.extend_from_slice(payload);
+                emit(&self.buf).map_err(EncodeError::Emit)?;
+                Ok(1)
+            }
+            Plan::Fragments { total, slice } => {
+                for (i, chunk) in payload.chunks(slice).enumerate() {
+                    self.buf.clear();
+                    self.buf.push(0x94);
+                    self.write_topic(topic);
+                    write_uint(&mut self.buf, i as u32 + 1);
+                    write_uint(&mut self.buf, total);
+                    write_bin_header(&mut self.buf, chunk.len(), self.options.raw_encoding);
+                    self.buf.extend_from_slice(chunk);
+                    emit(&self.buf).map_err(EncodeError::Emit)?;
+                }
+                Ok(total as usize)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode_all(encoder: &mut Encoder, topic: &str, payload: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        encoder
+            .encode(topic, payload, |d| {
+                out.push(d.to_vec());
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        out
+    }
+
+    /// A msgpack bin value of `n` bytes (a payload of any size).
+    fn bin_payload(n: usize) -> Vec<u8> {
+        let mut v = Vec::new();
+        write_bin_header(&mut v, n, RawEncoding::Bin);
+        v.extend((0..n).map(|i| (i * 7 + 3) as u8));
+        v
+    }
+
+    #[test]
+    fn whole_datagram_wraps_the_payload_verbatim() {
+        let mut enc = Encoder::new(WireOptions::default()).unwrap();
+        let payload = [0x81, 0xa1, b'a', 0x01]; // {"a": 1}
+        let d = encode_all(&mut enc, "cam", &payload);
+        assert_eq!(
+            d,
+            vec![vec![0x92, 0xa3, b'c', b'a', b'm', 0x81, 0xa1, b'a', 0x01]]
+        );
+        assert_eq!(
+            decode_datagram(&d[0]).unwrap(),
+            Datagram::Whole {
+                topic: "cam",
+                payload: &payload
+            }
+        );
+        // Empty topic: nil by default (MCL's topic None), "" on request.
+        let d = encode_all(&mut enc, "", &payload);
+        assert_eq!(&d[0][..2], &[0x92, 0xc0]);
+        let mut enc = Encoder::new(WireOptions {
+            empty_topic: EmptyTopic::EmptyString,
+            ..WireOptions::default()
+        })
+        .unwrap();
+        let d = encode_all(&mut enc, "", &payload);
+        assert_eq!(&d[0][..2], &[0x92, 0xa0]);
+        assert!(matches!(
+            decode_datagram(&d[0]).unwrap(),
+            Datagram::Whole { topic: "", .. }
+        ));
+    }
+
+    #[test]
+    fn mcl_python_bytes_decode() {
+        // msgpack.dumps((None, {'data': 0.5})) under Python 2.
+        let mut d = vec![0x92, 0xc0, 0x81, 0xa4];
+        d.extend_from_slice(b"data");
+        d.push(0xcb);
+        d.extend_from_slice(&0.5f64.to_be_bytes());
+        assert!(matches!(
+            decode_datagram(&d).unwrap(),
+            Datagram::Whole { topic: "", payload } if payload.len() == 15
+        ));
+        // A fragment as MCL sends it: raw (str16) slice, MTU-sized.
+        let mut f = vec![0x94, 0xa1, b't', 0x01, 0x02, 0xda, 0x00, 0x03, 1, 2, 3];
+        assert_eq!(
+            decode_datagram(&f).unwrap(),
+            Datagram::Fragment {
+                topic: "t",
+                index: 1,
+                total: 2,
+                bytes: &[1, 2, 3]
+            }
+        );
+        // MCL's empty trailing fragment.
+        f = vec![0x94, 0xc0, 0x02, 0x02, 0xa0];
+        assert!(matches!(
+            decode_datagram(&f).unwrap(),
+            Datagram::Fragment {
+                index: 2,
+                total: 2,
+                bytes: &[],
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn fragments_fit_the_mtu_and_join_to_the_payload() {
+        for encoding in [RawEncoding::Bin, RawEncoding::Legacy] {
+            let options = WireOptions {
+                mtu: 1000,
+                raw_encoding: encoding,
+                ..WireOptions::default()
+            };
+            let mut enc = Encoder::new(options).unwrap();
+            for n in [900, 985, 986, 2000, 5000, 70_000] {
+                let payload = bin_payload(n);
+                let datagrams = encode_all(&mut enc, "topic", &payload);
+                let plan = enc.plan("topic", payload.len()).unwrap();
+                assert_eq!(datagrams.len(), plan.datagrams());
+                let mut joined = Vec::new();
+                for (i, d) in datagrams.iter().enumerate() {
+                    assert!(d.len() <= 1000, "datagram of {} bytes", d.len());
+                    match decode_datagram(d).unwrap() {
+                        Datagram::Whole { payload: p, .. } => joined.extend_from_slice(p),
+                        Datagram::Fragment {
+                            index,
+                            total,
+                            bytes,
+                            topic,
+                        } => {
+                            assert_eq!(topic, "topic");
+                            assert_eq!(index as usize, i + 1);
+                            assert_eq!(total as usize, datagrams.len());
+                            joined.extend_from_slice(bytes);
+                        }
+                    }
+                }
+                assert_eq!(joined, payload);
+            }
+        }
+    }
+
+    #[test]
+    fn legacy_encoding_is_python2_msgpack_raw() {
+        let mut enc = Encoder::new(WireOptions {
+            mtu: 100,
+            raw_encoding: RawEncoding::Legacy,
+            ..WireOptions::default()
+        })
+        .unwrap();
+        let topic = "t".repeat(40);
+        let d = encode_all(&mut enc, &topic, &[0x01]);
+        // str16, not str8: msgpack-python with use_bin_type=False.
+        assert_eq!(&d[0][..4], &[0x92, 0xda, 0x00, 40]);
+        let d = encode_all(&mut enc, "t", &bin_payload(120));
+        assert_eq!(&d[0][..6], &[0x94, 0xa1, b't', 0x01, 0x02, 0xda]);
+    }
+
+    #[test]
+    fn default_mtu_keeps_small_messages_whole() {
+        let enc = Encoder::new(WireOptions::default()).unwrap();
+        assert_eq!(enc.plan("", 59_998).unwrap(), Plan::Whole { len: 60_000 });
+        assert!(matches!(
+            enc.plan("", 59_999).unwrap(),
+            Plan::Fragments { total: 2, .. }
+        ));
+    }
+
+    #[test]
+    fn encoder_rejects_what_it_cannot_send() {
+        let mut enc = Encoder::new(WireOptions {
+            mtu: 64,
+            ..WireOptions::default()
+        })
+        .unwrap();
+        let long = "x".repeat(60);
+        let r = enc.encode(&long, &bin_payload(100), |_| Ok::<(), ()>(()));
+        assert!(matches!(
+            r,
+            Err(EncodeError::Wire(WireError::TopicTooLong { .. }))
+        ));
+        let r = enc.encode("t", &[], |_| Ok::<(), ()>(()));
+        assert_eq!(r, Err(EncodeError::Wire(WireError::EmptyPayload)));
+        let r = enc.encode("t", &[0x92, 0x01], |_| Ok::<(), ()>(()));
+        assert!(matches!(
+            r,
+            Err(EncodeError::Wire(WireError::Truncated { .. }))
+        ));
+        let r = enc.encode("t", &[0x01, 0x02], |_| Ok::<(), ()>(()));
+        assert_eq!(
+            r,
+            Err(EncodeError::Wire(WireError::TrailingBytes { extra: 1 }))
+        );
+        assert!(Encoder::new(WireOptions {
+            mtu: 70_000,
+            ..WireOptions::default()
+        })
+        .is_err());
+        // An emit failure stops the message.
+        let mut calls = 0;
+        let r = enc.encode("t", &bin_payload(500), |_| {
+            calls += 1;
+            Err("boom")
+        });
+        assert_eq!(r, Err(EncodeError::Emit("boom")));
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn decoder_names_what_is_wrong() {
+        assert_eq!(decode_datagram(&[]), Err(WireError::Empty));
+        assert_eq!(
+            decode_datagram(b"hello"),
+            Err(WireError::NotAnArray { byte: b'h' })
+        );
+        assert_eq!(
+            decode_datagram(&[0x93, 0xc0, 1, 2]),
+            Err(WireError::WrongArrayLength(3))
+        );
+        assert_eq!(
+            decode_datagram(&[0x92, 0x01, 0x01]),
+            Err(WireError::TopicType { byte: 1 })
+        );
+        assert_eq!(
+            decode_datagram(&[0x92, 0xa1, 0xff, 0x01]),
+            Err(WireError::TopicNotUtf8)
+        );
+        assert_eq!(
+            decode_datagram(&[0x92, 0xc0, 0x01, 0x02]),
+            Err(WireError::TrailingBytes { extra: 1 })
+        );
+        assert!(matches!(
+            decode_datagram(&[0x92, 0xc0, 0xc1]),
+            Err(WireError::InvalidByte {
+                offset: 2,
+                byte: 0xc1
+            })
+        ));
+        assert!(matches!(
+            decode_datagram(&[0x92, 0xc0, 0xdd, 0xff, 0xff, 0xff, 0xff]),
+            Err(WireError::Truncated { .. })
+        ));
+        assert_eq!(
+            decode_datagram(&[0x94, 0xc0, 0x03, 0x02, 0xa0]),
+            Err(WireError::FragmentOutOfRange { index: 3, total: 2 })
+        );
+        assert_eq!(
+            decode_datagram(&[0x94, 0xc0, 0x00, 0x02, 0xa0]),
+            Err(WireError::FragmentOutOfRange { index: 0, total: 2 })
+        );
+        assert_eq!(
+            decode_datagram(&[0x94, 0xc0, 0xff, 0x02, 0xa0]),
+            Err(WireError::FragmentNumber { field: "n" })
+        );
+        assert_eq!(
+            decode_datagram(&[0x94, 0xc0, 0x01, 0xcf, 1, 0, 0, 0, 0, 0, 0, 0, 0xa0]),
+            Err(WireError::FragmentNumber { field: "total" })
+        );
+        assert_eq!(
+            decode_datagram(&[0x94, 0xc0, 0x01, 0x01, 0x05]),
+            Err(WireError::SliceType { byte: 5 })
+        );
+        let text = WireError::NotAnArray { byte: b'h' }.to_string();
+        assert!(text.contains("0x68"), "{text}");
+    }
+
+    #[test]
+    fn skip_covers_every_msgpack_type() {
+        let values: Vec<Vec<u8>> = vec![
+            vec![0x05],
+            vec![0xe0],
+            vec![0xc0],
+            vec![0xc2],
+            vec![0xc3],
+            vec![0xcc, 1],
+            vec![0xcd, 1, 2],
+            vec![0xce, 1, 2, 3, 4],
+            vec![0xcf, 0, 0, 0, 0, 0, 0, 0, 1],
+            vec![0xd0, 0xff],
+            vec![0xd1, 0, 1],
+            vec![0xd2, 0, 0, 0, 1],
+            vec![0xd3, 0, 0, 0, 0, 0, 0, 0, 1],
+            vec![0xca, 0, 0, 0, 0],
+            vec![0xcb, 0, 0, 0, 0, 0, 0, 0, 0],
+            vec![0xa2, b'h', b'i'],
+            vec![0xd9, 1, b'x'],
+            vec![0xda, 0, 1, b'x'],
+            vec![0xdb, 0, 0, 0, 1, b'x'],
+            vec![0xc4, 1, 9],
+            vec![0xc5, 0, 1, 9],
+            vec![0xc6, 0, 0, 0, 1, 9],
+            vec![0xd4, 1, 2],
+            vec![0xd5, 1, 2, 3],
+            vec![0xd6, 1, 0, 0, 0, 0],
+            vec![0xd7, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+            vec![0xd8, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            vec![0xc7, 1, 5, 9],
+            vec![0xc8, 0, 1, 5, 9],
+            vec![0xc9, 0, 0, 0, 1, 5, 9],
+            vec![0x92, 0x01, 0x91, 0x02],
+            vec![0xdc, 0, 2, 1, 2],
+            vec![0xdd, 0, 0, 0, 1, 1],
+            vec![0x81, 0xa1, b'k', 0x80],
+            vec![0xde, 0, 1, 1, 2],
+            vec![0xdf, 0, 0, 0, 1, 1, 2],
+        ];
+        for v in &values {
+            assert_eq!(skip_value(v, 0), Ok(v.len()), "{v:02x?}");
+            for cut in 0..v.len() {
+                assert!(skip_value(&v[..cut], 0).is_err(), "{v:02x?} cut at {cut}");
+            }
+        }
+        // Deep nesting costs no stack.
+        let mut deep = vec![0x91; 1_000_000];
+        deep.push(0x01);
+        assert_eq!(skip_value(&deep, 0), Ok(deep.len()));
+    }
+
+    /// xorshift: deterministic "random" bytes without a dependency.
+    fn rng(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    #[test]
+    fn fuzz_random_and_truncated_bytes_never_panic() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut enc = Encoder::new(WireOptions {
+            mtu: 200,
+            ..WireOptions::default()
+        })
+        .unwrap();
+        let mut valid = Vec::new();
+        for n in [1, 10, 150, 600] {
+            valid.extend(encode_all(&mut enc, "fuzz", &bin_payload(n)));
+        }
+        for round in 0..20_000 {
+            let mut buf: Vec<u8> = if round % 2 == 0 {
+                let len = (rng(&mut seed) % 80) as usize;
+                (0..len).map(|_| rng(&mut seed) as u8).collect()
+            } else {
+                valid[round / 2 % valid.len()].clone()
+            };
+            // Mutate: flip bytes, truncate, or bias towards msgpack headers.
+            if !buf.is_empty() {
+                match rng(&mut seed) % 4 {
+                    0 => {
+                        let i = (rng(&mut seed) as usize) % buf.len();
+                        buf[i] = rng(&mut seed) as u8;
+                    }
+                    1 => buf.truncate((rng(&mut seed) as usize) % buf.len()),
+                    2 => buf[0] = [0x92, 0x94, 0xdc, 0xdd][(rng(&mut seed) % 4) as usize],
+                    _ => {}
+                }
+            }
+            // Must return, never panic; valid results must be consistent.
+            if let Ok(Datagram::Fragment { index, total, .. }) = decode_datagram(&buf) {
+                assert!(index >= 1 && index <= total);
+            }
+            let _ = skip_value(&buf, 0);
+            let _ = check_value(&buf);
+        }
+        for d in &valid {
+            assert!(decode_datagram(d).is_ok());
+            for cut in 0..d.len() {
+                assert!(decode_datagram(&d[..cut]).is_err());
+            }
+        }
+    }
+}
