@@ -10,6 +10,7 @@ pub mod clock;
 pub mod endpoint;
 pub mod error;
 pub mod listener;
+pub mod mapguard;
 pub mod mcl;
 pub mod merge;
 pub mod reassembly;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
+use crate::mapguard::GuardedMap;
 use crate::merge::{MergeReader, TimeWindow};
 use crate::source::{OnError, RecordSource};
 use crate::{Error, Record, Result, StreamInfo};
@@ -35,8 +36,10 @@ pub struct ReadOptions {
 }
 
 const SNIPPET_CHARS: usize = 80;
-/// How often (in bytes read) a mapped file's length is checked, so that a file
-/// truncated under us gives an error instead of touching unmapped pages.
+/// How often (in bytes read) the length of an *unguarded* mapping (see
+/// [`GuardedMap::is_guarded`]) is checked. This only narrows the window in
+/// which a shrinking file can still kill the process; guarded mappings (the
+/// normal case) rely on the SIGBUS guard instead.
 const SHRINK_CHECK_BYTES: usize = 1 << 20;
 
 /// Parse the `#` block at the top of a file. Returns the header (if the file
@@ -245,10 +248,16 @@ fn snippet(line: &[u8]) -> String {
 }
 
 /// One mapped MCL file, read line by line.
+///
+/// Another process may truncate the file while we read it. The mapping is
+/// registered with [`crate::mapguard`], so pages past the new end read as
+/// zeros instead of raising SIGBUS, and the guard's `truncated` flag is
+/// checked after every line: the file then gives an [`Error::Io`] and no
+/// record from the damaged stretch.
 struct MappedFile {
     path: PathBuf,
     file: File,
-    map: Option<Mmap>,
+    map: Option<GuardedMap>,
     header: Option<Header>,
     body_start: usize,
     header_lines: u64,
@@ -270,14 +279,18 @@ impl MappedFile {
         let map = if meta.len() == 0 {
             None // mapping an empty file fails; it simply has no records
         } else {
-            // SAFETY: the map is read-only and private to this reader. Another
-            // process may still truncate the file: `check_shrink` compares the
-            // file's length with the mapping before each stretch is read.
-            Some(unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, &e))?)
+            // SAFETY: the map is read-only and never handed out beyond this
+            // reader (records copy what they need). Another process may still
+            // truncate the file: `GuardedMap` registers the mapping with the
+            // SIGBUS guard so that vanished pages read as zeros and set a flag
+            // that `check_truncated` turns into an error before anything read
+            // from them is used.
+            let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, &e))?;
+            Some(GuardedMap::new(map))
         };
         let bytes = map.as_deref().unwrap_or(&[]);
         let (header, body_start, header_lines) = parse_header(bytes);
-        Ok(MappedFile {
+        let mut opened = MappedFile {
             path: path.to_path_buf(),
             file,
             map,
@@ -287,7 +300,46 @@ impl MappedFile {
             pos: body_start,
             line: header_lines,
             next_shrink_check: body_start,
-        })
+        };
+        // The file may have shrunk while its header was being read.
+        opened.check_truncated()?;
+        Ok(opened)
+    }
+
+    fn is_guarded(&self) -> bool {
+        self.map.as_ref().is_some_and(GuardedMap::is_guarded)
+    }
+
+    /// The guard saw a page of this file vanish: stop reading it for good
+    /// (until a rewind) with an error. One atomic load when all is well.
+    fn check_truncated(&mut self) -> Result<()> {
+        if self.map.as_ref().is_some_and(GuardedMap::truncated) {
+            return Err(self.shrank(None));
+        }
+        Ok(())
+    }
+
+    /// The error for a file that shrank; stops reading it (its tail is gone).
+    fn shrank(&mut self, now: Option<u64>) -> Error {
+        let mapped = self.map.as_ref().map_or(0, |m| m.len());
+        self.pos = mapped;
+        let now = now.or_else(|| self.file.metadata().ok().map(|m| m.len()));
+        let message = match now {
+            Some(now) if now < mapped as u64 => {
+                format!("file shrank while being read (was {mapped} bytes, now {now})")
+            }
+            // The guard saw a page vanish but the length is back: the file
+            // was cut and grew again, or a page could not be read (I/O error).
+            Some(now) => format!(
+                "file shrank while being read (was {mapped} bytes, now {now}: it grew \
+                 again, or a page of it could not be read)"
+            ),
+            None => format!("file shrank while being read (was {mapped} bytes)"),
+        };
+        Error::Io {
+            path: self.path.clone(),
+            message,
+        }
     }
 
     fn rewind(&mut self) {
@@ -296,22 +348,21 @@ impl MappedFile {
         self.next_shrink_check = self.body_start;
     }
 
+    /// Compare the file's length with the mapping (one `fstat`). Used for
+    /// unguarded mappings, and when a line does not decode: a truncation
+    /// inside the last page zeroes its tail without any fault, so the guard's
+    /// flag stays clear and only the length tells.
     fn check_shrink(&mut self) -> Result<()> {
         let mapped = self.map.as_ref().map_or(0, |m| m.len());
         let now = self
             .file
             .metadata()
             .map_err(|e| Error::io(&self.path, &e))?
-            .len() as usize;
-        if now < mapped {
-            // Stop reading this file for good: its tail is gone.
-            self.pos = mapped;
-            return Err(Error::Io {
-                path: self.path.clone(),
-                message: format!("file shrank while being read (was {mapped} bytes, now {now})"),
-            });
+            .len();
+        if now < mapped as u64 {
+            return Err(self.shrank(Some(now)));
         }
-        self.next_shrink_check = self.pos + SHRINK_CHECK_BYTES;
+        self.next_shrink_check = self.pos.saturating_add(SHRINK_CHECK_BYTES);
         Ok(())
     }
 
@@ -322,7 +373,7 @@ impl MappedFile {
             if self.pos >= len {
                 return Ok(None);
             }
-            if self.pos >= self.next_shrink_check {
+            if self.pos >= self.next_shrink_check && !self.is_guarded() {
                 self.check_shrink()?;
             }
             let bytes = &self.map.as_ref().expect("non-empty file is mapped")[..];
@@ -338,7 +389,11 @@ impl MappedFile {
             while line_start < line_end && matches!(bytes[line_start], b' ' | b'\t') {
                 line_start += 1;
             }
-            if line_start == line_end || bytes[line_start] == b'#' {
+            let blank_or_comment = line_start == line_end || bytes[line_start] == b'#';
+            // Every byte of the line has been read: if a page of it was gone,
+            // the guard has set the flag by now.
+            self.check_truncated()?;
+            if blank_or_comment {
                 continue;
             }
             return Ok(Some((self.line, start, line_start..line_end)));
@@ -454,7 +509,16 @@ impl RecordSource for MclStream {
                 self.current += 1;
                 continue;
             };
-            match self.decode(range.clone()) {
+            let decoded = self.decode(range.clone());
+            let file = &mut self.files[self.current];
+            // The file may have been cut between `next_line` and `decode`.
+            file.check_truncated()?;
+            if decoded.is_err() {
+                // A cut inside the last page leaves zeros and no fault: a line
+                // that does not decode may be one that was cut.
+                file.check_shrink()?;
+            }
+            match decoded {
                 Ok(record) => return Ok(Some(record)),
                 Err(reason) => {
                     if self.on_error == OnError::Skip {
