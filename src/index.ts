@@ -14,3 +14,17 @@ export {
   LogLayoutError,
   ReplayStateError,
 } from './errors.js';
+export { Listener, WriteFile, Recording, record } from './net.js';
+export type {
+  UdpOptions,
+  UdpRoute,
+  UdpStats,
+  ListenerOptions,
+  ListenerEvents,
+  ListenerStats,
+  ReceivedMessage,
+  WriteFileOptions,
+  RecordSource,
+  RecordOptions,
+  RecordingSummary,
+} from './net.js';

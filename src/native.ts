@@ -15,6 +15,13 @@ export type {
   StreamDescription,
   SchedulerStats,
   LatenessSummary,
+  NativeListener,
+  NativeRecorder,
+  NativeWriteFile,
+  ReceivedJs,
+  ListenerStatsJs,
+  UdpStatsJs,
+  UdpOptionsJs,
 } from '../native/binding.js';
 
 const require = createRequire(import.meta.url);

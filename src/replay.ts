@@ -9,6 +9,7 @@ import type { Message } from './message.js';
 import { ReadDirectory, ReadFile, checkRecordReader, type ReadDirectoryOptions, type RecordReader } from './reader.js';
 import { ScheduleBroadcasts, type ScheduleOptions, type SchedulerStats } from './scheduler.js';
 import { checkOptions, checkPath } from './validate.js';
+import type { UdpStats } from './net.js';
 
 export interface ReplayOptions extends ScheduleOptions, BufferOptions, ReadDirectoryOptions {}
 
@@ -16,6 +17,8 @@ export interface ReplayEvents {
   message: [Message];
   end: [];
   error: [Error];
+  /** UDP sends failed (see ScheduleEvents). */
+  udpFailures: [UdpStats];
 }
 
 type State = 'idle' | 'playing' | 'paused' | 'ended' | 'closed';
@@ -49,6 +52,7 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
       messages: (messages, ack) => this.#onMessages(messages, ack),
       event: (event, err) => this.#onEvent(event, err),
     });
+    if (opts.udp !== undefined) this.#scheduler.on('udpFailures', (s) => this.emit('udpFailures', s));
   }
 
   /** Play, or resume after pause(); after the end, play again from the start. False if already playing. */
@@ -105,6 +109,11 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
   /** Engine statistics of the current run (handover lateness in seconds). */
   stats(): SchedulerStats {
     return this.#scheduler.stats();
+  }
+
+  /** Statistics of the UDP sink (with the `udp` option), else null. */
+  udpStats(): UdpStats | null {
+    return this.#scheduler.udpStats();
   }
 
   /** Resolves when the replay ends (or is stopped or closed); rejects on a replay error. */

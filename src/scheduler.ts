@@ -7,12 +7,23 @@ import { callNative, translateError } from './errors.js';
 import { BatchDecoder, type DeliveryOptions, type Message } from './message.js';
 import { BufferData, BufferQueue, nativeBuffer, queueOwner, readerError } from './buffer.js';
 import { checkOptions, checkSpeed } from './validate.js';
+import type { UdpOptions, UdpStats } from './net.js';
 
 export interface ScheduleOptions extends DeliveryOptions {
   /** Speed factor: > 0, or Infinity for as fast as possible (default 1). */
   speed?: number;
   /** Most unconsumed batches between the engine and JS (default 64). */
   maxPendingBatches?: number;
+  /**
+   * Also broadcast every record over UDP in MCL's wire format, sent from the
+   * native scheduler thread at its deadline (see UdpOptions).
+   */
+  udp?: UdpOptions;
+  /**
+   * Deliver records to JS ('message' events, iteration); default true. With
+   * false (a UDP-only replay) 'end' and 'error' are still reported.
+   */
+  js?: boolean;
 }
 
 export interface ScheduleEvents {
@@ -20,6 +31,11 @@ export interface ScheduleEvents {
   /** The data was exhausted and every message emitted. */
   end: [];
   error: [Error];
+  /**
+   * UDP sends failed (counted, the replay goes on unless `failOnError`):
+   * the sink's statistics, checked as batches arrive and at the end.
+   */
+  udpFailures: [UdpStats];
 }
 
 /** What a batch of the engine brings (see delivery.rs). */
@@ -46,6 +62,8 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
   /** Batches of runs before this one belong to a rewound replay: dropped. */
   #firstLiveRun = 0;
   #closed = false;
+  readonly #udp: boolean;
+  #reportedFailures = 0;
 
   constructor(queue: BufferQueue | BufferData, options?: ScheduleOptions) {
     super();
@@ -56,9 +74,16 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
     if (!buffer) throw new TypeError("ScheduleBroadcasts: 'queue' must be a BufferData or its queue");
     this.#buffer = buffer;
     this.#decoder = new BatchDecoder(buffer.streamTypes, opts as DeliveryOptions);
+    if (opts.js !== undefined && typeof opts.js !== 'boolean') {
+      throw new TypeError(`'js' must be a boolean, got ${typeof opts.js}`);
+    }
+    const udp = opts.udp === undefined ? undefined : (checkOptions(opts.udp, 'udp') as UdpOptions);
+    this.#udp = udp !== undefined;
     const nativeOptions = {
       speed,
       ...(typeof opts.maxPendingBatches === 'number' && { maxPendingBatches: opts.maxPendingBatches }),
+      ...(udp !== undefined && { udp }),
+      ...(opts.js === false && { js: false }),
     };
     this.#native = callNative(
       () =>
@@ -118,6 +143,11 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
     return callNative(() => this.#native.stats());
   }
 
+  /** Statistics of the UDP sink (datagrams, bytes, failures by kind, send lateness in seconds); null without `udp`. */
+  udpStats(): UdpStats | null {
+    return callNative(() => this.#native.udpStats());
+  }
+
   /** Stop the thread and release the queue; safe to call twice. */
   close(): void {
     if (this.#closed) return;
@@ -153,6 +183,13 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
       if (this.#observer) this.#observer.messages(messages, ack);
       else ack();
       if (this.listenerCount('message') > 0) for (const m of messages) this.emit('message', m);
+      if (this.#udp && this.listenerCount('udpFailures') > 0) {
+        const s = this.#native.udpStats();
+        if (s && s.sendFailures > this.#reportedFailures) {
+          this.#reportedFailures = s.sendFailures;
+          this.emit('udpFailures', s);
+        }
+      }
       if (event === 'end' || event === 'error') {
         this.#hold(false);
         const err =

@@ -3,6 +3,7 @@
 
 mod delivery;
 mod errors;
+mod net;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -21,6 +22,9 @@ use netreplay_core::{Record, StreamInfo};
 
 use crate::delivery::{DeliveryState, ErrorInfo, JsSink, ReplayCallback};
 use crate::errors::{to_napi, Code};
+use crate::net::{lateness_js, udp_sink, udp_stats_js, EventsOnly, UdpOptionsJs, UdpStatsJs};
+use netreplay_core::sink::Sink;
+use netreplay_core::udp::UdpSinkStats;
 
 fn seconds_to_ns(name: &'static str, seconds: f64) -> Result<i64, Code> {
     if !seconds.is_finite() {
@@ -237,6 +241,8 @@ enum Producer {
 #[napi]
 pub struct NativeBuffer {
     producer: Producer,
+    /// The source's stream table (empty for JS-filled buffers), for routing.
+    streams: Vec<StreamInfo>,
 }
 
 #[napi(object)]
@@ -262,9 +268,11 @@ impl NativeBuffer {
                 "this reader already belongs to another BufferData",
             )
         })?;
+        let streams = source.streams().to_vec();
         let buffer = BufferData::new(Box::new(source), options).map_err(to_napi)?;
         Ok(NativeBuffer {
             producer: Producer::Native(buffer),
+            streams,
         })
     }
 
@@ -275,6 +283,7 @@ impl NativeBuffer {
         let (queue, producer) = Queue::new(options.length, options.max_bytes).map_err(to_napi)?;
         Ok(NativeBuffer {
             producer: Producer::External { queue, producer },
+            streams: Vec::new(),
         })
     }
 
@@ -419,6 +428,12 @@ pub struct SchedulerOptionsJs {
     pub max_pending_batches: Option<u32>,
     /// Most records in one batch.
     pub max_batch: Option<u32>,
+    /// Also broadcast over UDP, from the scheduler thread.
+    pub udp: Option<UdpOptionsJs>,
+    /// Deliver records to JS (default true); false still reports end/error.
+    pub js: Option<bool>,
+    /// Message type of each stream, for routing records of JS-filled buffers.
+    pub stream_types: Option<Vec<Option<String>>>,
 }
 
 #[napi(object)]
@@ -453,6 +468,7 @@ fn closed() -> Error<Code> {
 pub struct NativeScheduler {
     scheduler: Option<Scheduler>,
     delivery: Arc<DeliveryState>,
+    udp: Option<Arc<UdpSinkStats>>,
 }
 
 #[napi]
@@ -472,6 +488,9 @@ impl NativeScheduler {
             speed: None,
             max_pending_batches: None,
             max_batch: None,
+            udp: None,
+            js: None,
+            stream_types: None,
         });
         let speed = parse_speed(options.speed.unwrap_or(1.0))?;
         let delivery = Arc::new(DeliveryState::default());
@@ -481,15 +500,35 @@ impl NativeScheduler {
             options.max_pending_batches.unwrap_or(64).max(1) as usize,
             options.max_batch.unwrap_or(4096).max(1) as usize,
         );
-        let scheduler = Scheduler::new(
-            buffer.queue(),
-            vec![Box::new(sink)],
-            SchedulerOptions { speed },
-        )
-        .map_err(to_napi)?;
+        let mut sinks: Vec<Box<dyn Sink>> = Vec::with_capacity(2);
+        let mut udp = None;
+        if let Some(udp_options) = options.udp {
+            let streams = match options.stream_types {
+                Some(types) if buffer.streams.is_empty() => types
+                    .into_iter()
+                    .map(|message_type| StreamInfo {
+                        message_type,
+                        files: Vec::new(),
+                    })
+                    .collect(),
+                _ => buffer.streams.clone(),
+            };
+            let sink = udp_sink(udp_options, &streams)?;
+            udp = Some(sink.stats().clone());
+            // First: the network sees the deadline before JS delivery.
+            sinks.push(Box::new(sink));
+        }
+        if options.js.unwrap_or(true) {
+            sinks.push(Box::new(sink));
+        } else {
+            sinks.push(Box::new(EventsOnly(sink)));
+        }
+        let scheduler =
+            Scheduler::new(buffer.queue(), sinks, SchedulerOptions { speed }).map_err(to_napi)?;
         Ok(NativeScheduler {
             scheduler: Some(scheduler),
             delivery,
+            udp,
         })
     }
 
@@ -555,20 +594,17 @@ impl NativeScheduler {
     #[napi(catch_unwind)]
     pub fn stats(&mut self) -> Result<SchedulerStats, Code> {
         let stats = self.inner()?.stats().clone();
-        let s = stats.lateness.summary();
         Ok(SchedulerStats {
             delivered: stats.delivered.get() as f64,
             late: stats.late.get() as f64,
-            lateness: LatenessSummary {
-                count: s.count as f64,
-                mean: s.mean / 1e9,
-                p50: s.p50 / 1e9,
-                p90: s.p90 / 1e9,
-                p99: s.p99 / 1e9,
-                p999: s.p999 / 1e9,
-                max: s.max / 1e9,
-            },
+            lateness: lateness_js(stats.lateness.summary()),
         })
+    }
+
+    /// Statistics of the UDP sink; null without one.
+    #[napi(catch_unwind)]
+    pub fn udp_stats(&self) -> Option<UdpStatsJs> {
+        self.udp.as_deref().map(udp_stats_js)
     }
 
     /// Stop the thread and release the queue; safe to call twice.
