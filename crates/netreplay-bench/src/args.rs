@@ -1,0 +1,277 @@
+//! Command-line parsing for the `netreplay-bench` binary.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::RxOptions;
+
+pub const USAGE: &str = "\
+usage: netreplay-bench rx [--bind ADDR] [--port PORT] --out FILE [--expect N]
+                          [--idle-ms MS] [--first-timeout-ms MS] [--rcvbuf BYTES]
+
+rx: receive UDP datagrams, recording each one's kernel receive time
+(SO_TIMESTAMPNS) as CLOCK_MONOTONIC nanoseconds.
+  --bind ADDR            IPv4 or IPv6 address to bind (default 127.0.0.1)
+  --port PORT            UDP port; 0 picks a free one (default 0)
+  --out FILE             output file: 16-byte little-endian records
+                         (u32 seq, u32 len, i64 rx_mono_ns) in arrival order;
+                         seq is the datagram's last 4 bytes, big-endian
+                         (4294967295 if shorter than 4 bytes)
+  --expect N             stop after N datagrams; 0 = no limit (default 0)
+  --idle-ms MS           stop when none arrived for MS ms after the first
+                         (default 2000)
+  --first-timeout-ms MS  stop when none arrived at all within MS ms
+                         (default 120000)
+  --rcvbuf BYTES         requested receive buffer, SO_RCVBUFFORCE else
+                         SO_RCVBUF (default 67108864)
+
+stdout: {\"port\":P} once bound, then
+        {\"received\":N,\"noTimestamp\":K,\"offsetDriftNs\":D,\"bracketNs\":B}
+exit status: 0 on success, 2 on any error (message on stderr)
+";
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Help,
+    Rx(RxArgs),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RxArgs {
+    pub opts: RxOptions,
+    pub out: PathBuf,
+}
+
+/// A one-line description of what is wrong with the arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgError(pub String);
+
+impl fmt::Display for ArgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ArgError {}
+
+fn err<T>(message: String) -> Result<T, ArgError> {
+    Err(ArgError(message))
+}
+
+/// Parse the arguments after the program name.
+pub fn parse_args<I>(args: I) -> Result<Command, ArgError>
+where
+    I: IntoIterator<Item = OsString>,
+{
+    let mut args = args.into_iter();
+    let Some(subcommand) = args.next() else {
+        return err("missing subcommand (try --help)".into());
+    };
+    match subcommand.to_str() {
+        Some("--help" | "-h" | "help") => Ok(Command::Help),
+        Some("rx") => parse_rx(args),
+        _ => err(format!(
+            "unknown subcommand {:?} (try --help)",
+            subcommand.to_string_lossy()
+        )),
+    }
+}
+
+fn parse_rx(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgError> {
+    let defaults = RxOptions::default();
+    let mut ip = defaults.addr.ip();
+    let mut port = defaults.addr.port();
+    let mut out: Option<PathBuf> = None;
+    let mut opts = defaults;
+
+    while let Some(arg) = args.next() {
+        let Some(text) = arg.to_str() else {
+            return err(format!("unexpected argument {:?}", arg.to_string_lossy()));
+        };
+        if matches!(text, "--help" | "-h") {
+            return Ok(Command::Help);
+        }
+        let (flag, inline_value) = match text.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(OsString::from(value))),
+            _ => (text, None),
+        };
+        if !flag.starts_with("--") {
+            return err(format!("unexpected argument {text:?}"));
+        }
+        let flag = flag.to_owned();
+        let mut value = || match inline_value.clone().or_else(|| args.next()) {
+            Some(value) => Ok(value),
+            None => err(format!("{flag} needs a value")),
+        };
+        match flag.as_str() {
+            "--bind" => ip = parse_ip(&value()?)?,
+            "--port" => port = parse_num(&flag, &value()?, "a port number (0-65535)")?,
+            "--out" => {
+                let path = value()?;
+                if path.is_empty() {
+                    return err("--out: empty path".into());
+                }
+                out = Some(PathBuf::from(path));
+            }
+            "--expect" => opts.expect = parse_num(&flag, &value()?, "a count (0 or more)")?,
+            "--idle-ms" => opts.idle = parse_ms(&flag, &value()?)?,
+            "--first-timeout-ms" => opts.first_timeout = parse_ms(&flag, &value()?)?,
+            "--rcvbuf" => opts.rcvbuf = parse_rcvbuf(&value()?)?,
+            _ => return err(format!("unknown option {flag:?} for rx (try --help)")),
+        }
+    }
+
+    let Some(out) = out else {
+        return err("rx needs --out FILE".into());
+    };
+    opts.addr = SocketAddr::new(ip, port);
+    Ok(Command::Rx(RxArgs { opts, out }))
+}
+
+fn utf8<'a>(flag: &str, value: &'a OsString) -> Result<&'a str, ArgError> {
+    match value.to_str() {
+        Some(text) => Ok(text),
+        None => err(format!(
+            "{flag}: {:?} is not valid UTF-8",
+            value.to_string_lossy()
+        )),
+    }
+}
+
+fn parse_num<T: FromStr>(flag: &str, value: &OsString, what: &str) -> Result<T, ArgError> {
+    let text = utf8(flag, value)?;
+    match text.parse() {
+        Ok(number) => Ok(number),
+        Err(_) => err(format!("{flag}: {text:?} is not {what}")),
+    }
+}
+
+fn parse_ip(value: &OsString) -> Result<IpAddr, ArgError> {
+    let text = utf8("--bind", value)?;
+    // Accept the bracketed IPv6 form people copy from URLs.
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    match bare.parse() {
+        Ok(ip) => Ok(ip),
+        Err(_) => err(format!("--bind: {text:?} is not an IPv4 or IPv6 address")),
+    }
+}
+
+fn parse_ms(flag: &str, value: &OsString) -> Result<Duration, ArgError> {
+    let ms: u64 = parse_num(flag, value, "a number of milliseconds")?;
+    // The receive timeout treats 0 as "wait forever".
+    if ms == 0 {
+        return err(format!("{flag}: \"0\" is not allowed (must be at least 1)"));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+fn parse_rcvbuf(value: &OsString) -> Result<usize, ArgError> {
+    let what = "a byte count (1-2147483647)";
+    let bytes: usize = parse_num("--rcvbuf", value, what)?;
+    // setsockopt takes a C int.
+    if bytes == 0 || bytes > i32::MAX as usize {
+        return err(format!("--rcvbuf: \"{bytes}\" is not {what}"));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DEFAULT_RCVBUF;
+    use std::net::Ipv6Addr;
+
+    fn parse(args: &[&str]) -> Result<Command, ArgError> {
+        parse_args(args.iter().map(OsString::from))
+    }
+
+    fn parse_rx(args: &[&str]) -> RxArgs {
+        match parse(args) {
+            Ok(Command::Rx(rx)) => rx,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    fn error(args: &[&str]) -> String {
+        match parse(args) {
+            Err(ArgError(message)) => message,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let rx = parse_rx(&["rx", "--out", "f.bin"]);
+        assert_eq!(rx.out, PathBuf::from("f.bin"));
+        assert_eq!(rx.opts, RxOptions::default());
+        assert_eq!(rx.opts.addr.to_string(), "127.0.0.1:0");
+        assert_eq!(rx.opts.rcvbuf, DEFAULT_RCVBUF);
+    }
+
+    #[test]
+    fn every_option() {
+        let rx = parse_rx(&[
+            "rx",
+            "--bind",
+            "::1",
+            "--port=5000",
+            "--out",
+            "o",
+            "--expect",
+            "7",
+            "--idle-ms",
+            "15",
+            "--first-timeout-ms=30",
+            "--rcvbuf",
+            "4096",
+        ]);
+        assert_eq!(rx.opts.addr, SocketAddr::from((Ipv6Addr::LOCALHOST, 5000)));
+        assert_eq!(rx.opts.expect, 7);
+        assert_eq!(rx.opts.idle, Duration::from_millis(15));
+        assert_eq!(rx.opts.first_timeout, Duration::from_millis(30));
+        assert_eq!(rx.opts.rcvbuf, 4096);
+        assert_eq!(
+            parse_rx(&["rx", "--out", "o", "--bind", "[::]"])
+                .opts
+                .addr
+                .to_string(),
+            "[::]:0"
+        );
+    }
+
+    #[test]
+    fn help() {
+        assert_eq!(parse(&["--help"]), Ok(Command::Help));
+        assert_eq!(parse(&["rx", "--port", "1", "-h"]), Ok(Command::Help));
+    }
+
+    #[test]
+    fn errors_name_the_option_and_value() {
+        assert_eq!(
+            error(&["rx", "--port", "notanumber", "--out", "o"]),
+            "--port: \"notanumber\" is not a port number (0-65535)"
+        );
+        assert_eq!(
+            error(&["rx", "--port", "70000", "--out", "o"]),
+            "--port: \"70000\" is not a port number (0-65535)"
+        );
+        assert!(error(&["rx", "--bind", "localhost", "--out", "o"]).contains("\"localhost\""));
+        assert!(error(&["rx", "--out", "o", "--expect", "-1"]).contains("\"-1\""));
+        assert!(error(&["rx", "--out", "o", "--idle-ms", "0"]).starts_with("--idle-ms: \"0\""));
+        assert!(error(&["rx", "--out", "o", "--rcvbuf", "3000000000"]).contains("\"3000000000\""));
+        assert_eq!(error(&["rx", "--out"]), "--out needs a value");
+        assert_eq!(error(&["rx"]), "rx needs --out FILE");
+        assert!(error(&["rx", "--out", "o", "--bogus", "1"]).contains("\"--bogus\""));
+        assert!(error(&["rx", "--out", "o", "stray"]).contains("\"stray\""));
+        assert!(error(&["tx"]).contains("\"tx\""));
+        assert!(error(&[]).contains("missing subcommand"));
+    }
+}

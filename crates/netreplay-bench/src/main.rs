@@ -1,0 +1,80 @@
+//! `netreplay-bench`: see [`netreplay_bench::args::USAGE`].
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+use netreplay_bench::args::{parse_args, Command, USAGE};
+
+/// Exit status of every failure, so a harness can tell them from signals.
+const FAILURE: u8 = 2;
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let no_args = args.is_empty();
+    match parse_args(args) {
+        Ok(Command::Help) => {
+            print!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Ok(Command::Rx(rx)) => match run_rx(rx) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => fail(&message),
+        },
+        Err(e) if no_args => {
+            eprint!("{USAGE}");
+            fail(&e.to_string())
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("netreplay-bench: {message}");
+    ExitCode::from(FAILURE)
+}
+
+/// Write one line to stdout and flush it, since the harness reads the lines
+/// while the process still runs.
+fn emit(line: &str) -> Result<(), String> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("cannot write to stdout: {e}"))
+}
+
+#[cfg(target_os = "linux")]
+fn run_rx(rx: netreplay_bench::args::RxArgs) -> Result<(), String> {
+    use netreplay_bench::{encode_records, Receiver};
+    use std::fs::File;
+
+    let requested_rcvbuf = rx.opts.rcvbuf;
+    let mut receiver = Receiver::bind(rx.opts).map_err(|e| e.to_string())?;
+    let out_name = rx.out.display().to_string();
+    // Open the output before receiving, so a bad path fails at once rather
+    // than after the whole run.
+    let mut out =
+        File::create(&rx.out).map_err(|e| format!("cannot create --out {out_name:?}: {e}"))?;
+    // Linux reports twice the requested size; less means rmem_max capped it
+    // and a fast burst may be dropped.
+    if let Ok(actual) = receiver.rcvbuf_bytes() {
+        if actual / 2 < requested_rcvbuf {
+            eprintln!(
+                "netreplay-bench: warning: receive buffer is {} bytes, not the requested \
+                 {requested_rcvbuf} (SO_RCVBUFFORCE needs CAP_NET_ADMIN; see net.core.rmem_max)",
+                actual / 2
+            );
+        }
+    }
+    emit(&format!("{{\"port\":{}}}", receiver.port()))?;
+
+    let reception = receiver.receive().map_err(|e| e.to_string())?;
+    out.write_all(&encode_records(&reception.arrivals))
+        .map_err(|e| format!("cannot write --out {out_name:?}: {e}"))?;
+    emit(&reception.summary.to_json())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn run_rx(_rx: netreplay_bench::args::RxArgs) -> Result<(), String> {
+    Err("rx needs Linux (SO_TIMESTAMPNS, SO_RCVBUFFORCE)".into())
+}
