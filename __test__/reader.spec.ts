@@ -40,7 +40,7 @@ test('payload bytes are exactly the logged hex', (t) => {
     .filter((l) => l.trim() && !l.startsWith('#'));
   const all = readAll(reader);
   t.is(all.length, 10);
-  all.forEach((m, i) => t.is(Buffer.from(m.payloadBytes!).toString('hex'), lines[i]!.trim().split(/\s+/)[2]));
+  all.forEach((m, i) => t.is(Buffer.from(m.payloadBytes!).toString('hex'), lines[i]!.trim().split(/\s+/)[2]!));
 });
 
 test('raw streams are read on request', (t) => {
