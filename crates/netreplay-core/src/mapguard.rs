@@ -455,6 +455,11 @@ impl GuardedMap {
     pub fn truncated(&self) -> bool {
         self.slot.is_some_and(|i| REGISTRY.is_truncated(i))
     }
+
+    /// The mapping itself, for access advice (`madvise`) by its reader.
+    pub(crate) fn mmap(&self) -> &Mmap {
+        &self.map
+    }
 }
 
 impl Deref for GuardedMap {

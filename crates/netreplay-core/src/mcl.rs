@@ -8,7 +8,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use memmap2::Mmap;
+use memmap2::{Advice, Mmap, UncheckedAdvice};
 
 use crate::mapguard::GuardedMap;
 use crate::merge::{MergeReader, TimeWindow};
@@ -41,6 +41,13 @@ const SNIPPET_CHARS: usize = 80;
 /// which a shrinking file can still kill the process; guarded mappings (the
 /// normal case) rely on the SIGBUS guard instead.
 const SHRINK_CHECK_BYTES: usize = 1 << 20;
+/// How much of a file is read between two releases of the pages behind the
+/// read position (see [`MappedFile::release_consumed`]). A power of two of
+/// at least a page on every system, so multiples of it are page-aligned
+/// offsets (the mapping itself starts on a page).
+const RELEASE_BYTES: usize = 8 << 20;
+/// How many distinct topics [`TopicCache`] keeps.
+const TOPIC_CACHE_SIZE: usize = 8;
 
 /// Parse the `#` block at the top of a file. Returns the header (if the file
 /// starts with one), the byte offset of the first line after it and the
@@ -140,6 +147,56 @@ pub fn parse_time_ns(text: &[u8]) -> Option<i64> {
     Some((value * 1e9).round() as i64)
 }
 
+/// `10^(9 - k)`: the scale of a fraction with `k` decimals, in nanoseconds.
+const FRAC_SCALE: [i64; 10] = [
+    1_000_000_000,
+    100_000_000,
+    10_000_000,
+    1_000_000,
+    100_000,
+    10_000,
+    1_000,
+    100,
+    10,
+    1,
+];
+
+/// [`parse_time_ns`] for the form MCL writes, `<digits>.<digits>` (at most
+/// nine of each) followed by whitespace or the end, with the length it
+/// spans; `None` for any other form, which the caller parses the general
+/// way. It spares the separate scan for the end of the column and the
+/// general parser's per-digit checks.
+fn parse_plain_time(line: &[u8]) -> Option<(i64, usize)> {
+    let mut whole: i64 = 0;
+    let mut i = 0;
+    while i < 9 {
+        match line.get(i) {
+            Some(&b @ b'0'..=b'9') => whole = whole * 10 + i64::from(b - b'0'),
+            _ => break,
+        }
+        i += 1;
+    }
+    if i == 0 || line.get(i) != Some(&b'.') {
+        return None;
+    }
+    i += 1;
+    let frac_start = i;
+    let mut frac: i64 = 0;
+    while i - frac_start < 9 {
+        match line.get(i) {
+            Some(&b @ b'0'..=b'9') => frac = frac * 10 + i64::from(b - b'0'),
+            _ => break,
+        }
+        i += 1;
+    }
+    let frac_digits = i - frac_start;
+    // A tenth decimal (rounding) or anything but whitespace: the general way.
+    if frac_digits == 0 || line.get(i).is_some_and(|b| !b.is_ascii_whitespace()) {
+        return None;
+    }
+    Some((whole * 1_000_000_000 + frac * FRAC_SCALE[frac_digits], i))
+}
+
 const HEX_INVALID: u8 = 0xff;
 const HEX_VALUES: [u8; 256] = {
     let mut table = [HEX_INVALID; 256];
@@ -159,6 +216,110 @@ const HEX_VALUES: [u8; 256] = {
 
 /// Decode hex text into `out` (appended). Errors give the offending offset.
 pub fn decode_hex(hex: &[u8], out: &mut Vec<u8>) -> std::result::Result<(), String> {
+    // The fast path only succeeds on valid input; anything else is decoded
+    // again by the scalar loop, which finds and names the first bad digit.
+    if decode_hex_fast(hex, out) {
+        return Ok(());
+    }
+    decode_hex_scalar(hex, out)
+}
+
+/// Sixteen digits at a time with SSE2 (baseline on x86_64, so no runtime
+/// detection). `false`, with `out` unchanged, when the input is shorter
+/// than 16 digits, of odd length or not all hex.
+#[cfg(target_arch = "x86_64")]
+fn decode_hex_fast(hex: &[u8], out: &mut Vec<u8>) -> bool {
+    use std::arch::x86_64::*;
+
+    let n = hex.len();
+    if n < 16 || n % 2 != 0 {
+        return false;
+    }
+    out.reserve(n / 2);
+    let base = out.len();
+    let src = hex.as_ptr();
+    // SAFETY: every load reads 16 bytes at `src + at` with `at + 16 <= n`
+    // (the loop conditions and `n >= 16` guarantee it): inside `hex`. Every
+    // store writes 16 bytes at `dst + at / 2` with `at + 32 <= n`, or 8 with
+    // `at + 16 <= n`: inside the `n / 2` bytes reserved past `base`, which
+    // no other pointer or reference uses meanwhile (`hex` is a different
+    // allocation: `out` is borrowed exclusively). Unaligned loads and stores.
+    let complete = unsafe {
+        let dst = out.as_mut_ptr().add(base);
+        let zero_char = _mm_set1_epi8(b'0' as i8);
+        let a_char = _mm_set1_epi8(b'a' as i8);
+        let lower_case = _mm_set1_epi8(0x20);
+        let nine = _mm_set1_epi8(9);
+        let five = _mm_set1_epi8(5);
+        let ten = _mm_set1_epi8(10);
+        let low_byte = _mm_set1_epi16(0x00ff);
+        // 16 digits at `at` -> 8 byte values in the 16-bit lanes, and a
+        // mask with a bit set for each digit that is valid hex.
+        let decode16 = |at: usize| {
+            let v = _mm_loadu_si128(src.add(at).cast::<__m128i>());
+            // Unsigned `x <= k` is `min(x, k) == x`; SSE2 has no unsigned compare.
+            let digit = _mm_sub_epi8(v, zero_char);
+            let is_digit = _mm_cmpeq_epi8(_mm_min_epu8(digit, nine), digit);
+            // `| 0x20` folds 'A'-'F' onto 'a'-'f' and nothing else onto them.
+            let letter = _mm_sub_epi8(_mm_or_si128(v, lower_case), a_char);
+            let is_letter = _mm_cmpeq_epi8(_mm_min_epu8(letter, five), letter);
+            let nibbles = _mm_or_si128(
+                _mm_and_si128(is_digit, digit),
+                _mm_and_si128(is_letter, _mm_add_epi8(letter, ten)),
+            );
+            let valid = _mm_movemask_epi8(_mm_or_si128(is_digit, is_letter));
+            // Lane = high nibble | low nibble << 8 (little endian).
+            let bytes = _mm_or_si128(
+                _mm_slli_epi16(_mm_and_si128(nibbles, low_byte), 4),
+                _mm_srli_epi16(nibbles, 8),
+            );
+            (bytes, valid)
+        };
+        let mut at = 0;
+        let mut complete = true;
+        while at + 32 <= n {
+            let (lo, lo_valid) = decode16(at);
+            let (hi, hi_valid) = decode16(at + 16);
+            if lo_valid & hi_valid != 0xffff {
+                complete = false;
+                break;
+            }
+            _mm_storeu_si128(dst.add(at / 2).cast(), _mm_packus_epi16(lo, hi));
+            at += 32;
+        }
+        // 0 to 30 digits left: up to two blocks of 16, the last one ending at
+        // `n` (it may overlap digits already done; they decode the same).
+        let tail = |at: usize| {
+            let (bytes, valid) = decode16(at);
+            _mm_storel_epi64(dst.add(at / 2).cast(), _mm_packus_epi16(bytes, bytes));
+            valid == 0xffff
+        };
+        if complete && n - at > 16 {
+            complete = tail(at);
+            at += 16;
+        }
+        if complete && at < n {
+            complete = tail(n - 16);
+        }
+        complete
+    };
+    if complete {
+        // SAFETY: the stores above initialised all `n / 2` bytes past `base`
+        // (the 32-digit blocks cover digits [0, at), the tail blocks
+        // [at, n)), within the capacity reserved above.
+        unsafe { out.set_len(base + n / 2) };
+    }
+    complete
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn decode_hex_fast(_hex: &[u8], _out: &mut Vec<u8>) -> bool {
+    false
+}
+
+/// The reference decoder, one digit pair at a time; also the one that
+/// names the first bad digit.
+fn decode_hex_scalar(hex: &[u8], out: &mut Vec<u8>) -> std::result::Result<(), String> {
     if hex.len() % 2 != 0 {
         return Err(format!(
             "payload hex has an odd length ({} digits)",
@@ -254,6 +415,10 @@ fn snippet(line: &[u8]) -> String {
 /// zeros instead of raising SIGBUS, and the guard's `truncated` flag is
 /// checked after every line: the file then gives an [`Error::Io`] and no
 /// record from the damaged stretch.
+///
+/// The pages already read are dropped from the mapping as reading advances
+/// ([`MappedFile::release_consumed`]), so the resident size stays bounded
+/// however large the file.
 struct MappedFile {
     path: PathBuf,
     file: File,
@@ -264,6 +429,9 @@ struct MappedFile {
     pos: usize,
     line: u64,
     next_shrink_check: usize,
+    /// Pages before this offset (a multiple of [`RELEASE_BYTES`], or the
+    /// mapping's length) have been dropped from this process's mapping.
+    released: usize,
 }
 
 impl MappedFile {
@@ -286,6 +454,9 @@ impl MappedFile {
             // that `check_truncated` turns into an error before anything read
             // from them is used.
             let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, &e))?;
+            // Read front to back: more read-ahead, and the kernel need not
+            // keep the pages as recently used. Only advice; failure is harmless.
+            let _ = map.advise(Advice::Sequential);
             Some(GuardedMap::new(map))
         };
         let bytes = map.as_deref().unwrap_or(&[]);
@@ -300,6 +471,7 @@ impl MappedFile {
             pos: body_start,
             line: header_lines,
             next_shrink_check: body_start,
+            released: 0,
         };
         // The file may have shrunk while its header was being read.
         opened.check_truncated()?;
@@ -346,6 +518,46 @@ impl MappedFile {
         self.pos = self.body_start;
         self.line = self.header_lines;
         self.next_shrink_check = self.body_start;
+        // Released pages fault back in from the file when read again.
+        self.released = 0;
+    }
+
+    /// Drop the pages before the read position from this process's mapping
+    /// once another [`RELEASE_BYTES`] have been read, and all of them at the
+    /// end of the file. Otherwise every page read stays resident (counted in
+    /// our RSS) until the file is closed: a 2 GB log would cost 2 GB.
+    /// Everything before `pos` has been consumed: records copy their bytes.
+    fn release_consumed(&mut self) {
+        let Some(map) = self.map.as_ref() else {
+            return;
+        };
+        let end = if self.pos >= map.len() {
+            map.len()
+        } else {
+            self.pos / RELEASE_BYTES * RELEASE_BYTES
+        };
+        if end <= self.released {
+            return;
+        }
+        // SAFETY: the mapping is a read-only, shared mapping of a file:
+        // MADV_DONTNEED only unmaps the pages of [released, end), and the next
+        // access (after a rewind) faults them in again from the file with the
+        // same contents, so no byte that Rust code may see changes. Should the
+        // file have shrunk meanwhile, that access meets the SIGBUS guard as a
+        // first access would; pages the guard replaced with anonymous zeros
+        // read as zeros again. So even a slice into the range would keep
+        // reading the same bytes; and none is alive anyway: `&mut self`, the
+        // lines handed out are byte ranges (the last one, before `pos`, has
+        // been decoded by now) and records own copies of their bytes. The
+        // range lies inside the mapping and starts on a page boundary.
+        let _ = unsafe {
+            map.mmap().unchecked_advise_range(
+                UncheckedAdvice::DontNeed,
+                self.released,
+                end - self.released,
+            )
+        };
+        self.released = end;
     }
 
     /// Compare the file's length with the mapping (one `fstat`). Used for
@@ -370,6 +582,9 @@ impl MappedFile {
     fn next_line(&mut self) -> Result<Option<(u64, usize, std::ops::Range<usize>)>> {
         loop {
             let len = self.map.as_ref().map_or(0, |m| m.len());
+            if self.pos >= self.released.saturating_add(RELEASE_BYTES) || self.pos >= len {
+                self.release_consumed();
+            }
             if self.pos >= len {
                 return Ok(None);
             }
@@ -401,13 +616,67 @@ impl MappedFile {
     }
 }
 
+/// The topics seen last. Streams have few topics, often interleaved: a
+/// repeated topic then costs a compare and a reference count instead of a
+/// parse and an allocation.
+#[derive(Default)]
+struct TopicCache {
+    /// Each topic, and whether it has no quote and no backslash: only such a
+    /// topic can be written plainly (see `find`).
+    topics: Vec<(Arc<str>, bool)>,
+    /// The entry to replace next once the cache is full.
+    next: usize,
+}
+
+impl TopicCache {
+    /// The topic quoted at the start of `text` and the bytes its quoted form
+    /// spans, when that form is plain (`'…'` or `"…"`, no escape, no prefix)
+    /// and the topic is cached. A plain form means just its inner bytes, as
+    /// [`parse_topic`] would return them.
+    fn find(&self, text: &[u8]) -> Option<(Arc<str>, usize)> {
+        let quote = *text.first()?;
+        if quote != b'\'' && quote != b'"' {
+            return None;
+        }
+        let body = &text[1..];
+        // A topic without quotes or backslashes, then the quote, is exactly
+        // a plain form of it: no scan for the closing quote is needed.
+        self.topics
+            .iter()
+            .find(|(topic, plain)| {
+                let topic = topic.as_bytes();
+                *plain
+                    && body.len() > topic.len()
+                    && body[topic.len()] == quote
+                    && &body[..topic.len()] == topic
+            })
+            .map(|(topic, _)| (topic.clone(), topic.len() + 2))
+    }
+
+    /// The shared copy of `topic`, added to the cache if new.
+    fn intern(&mut self, topic: String) -> Arc<str> {
+        if let Some((cached, _)) = self.topics.iter().find(|(t, _)| **t == *topic) {
+            return cached.clone();
+        }
+        let plain = !topic.contains(['\'', '"', '\\']);
+        let topic = Arc::<str>::from(topic);
+        if self.topics.len() < TOPIC_CACHE_SIZE {
+            self.topics.push((topic.clone(), plain));
+        } else {
+            self.topics[self.next] = (topic.clone(), plain);
+            self.next = (self.next + 1) % TOPIC_CACHE_SIZE;
+        }
+        topic
+    }
+}
+
 /// One MCL stream: a single file or a split set read as one.
 pub struct MclStream {
     info: [StreamInfo; 1],
     header: Option<Header>,
     files: Vec<MappedFile>,
     current: usize,
-    last_topic: Arc<str>,
+    topics: TopicCache,
     on_error: OnError,
     skipped: u64,
     done: bool,
@@ -431,7 +700,7 @@ impl MclStream {
             header,
             files,
             current: 0,
-            last_topic: Arc::from(""),
+            topics: TopicCache::default(),
             on_error,
             skipped: 0,
             done: false,
@@ -445,27 +714,28 @@ impl MclStream {
     fn decode(&mut self, range: std::ops::Range<usize>) -> std::result::Result<Record, String> {
         let file = &self.files[self.current];
         let line = &file.map.as_ref().expect("mapped")[range];
-        let time_end = line
-            .iter()
-            .position(|b| b.is_ascii_whitespace())
-            .unwrap_or(line.len());
-        let time_ns = parse_time_ns(&line[..time_end])
-            .ok_or_else(|| "elapsed time is not a number".to_string())?;
+        let (time_ns, time_end) = match parse_plain_time(line) {
+            Some(parsed) => parsed,
+            None => {
+                let time_end = line
+                    .iter()
+                    .position(|b| b.is_ascii_whitespace())
+                    .unwrap_or(line.len());
+                let time_ns = parse_time_ns(&line[..time_end])
+                    .ok_or_else(|| "elapsed time is not a number".to_string())?;
+                (time_ns, time_end)
+            }
+        };
         let rest = trim_start(&line[time_end..]);
         if rest.is_empty() {
             return Err("missing topic and payload columns".into());
         }
-        // Topics repeat from line to line: reuse the last one when the quoted
-        // text is the plain `'<topic>'` form and matches.
-        let plain = rest.len() >= self.last_topic.len() + 2
-            && rest[0] == b'\''
-            && rest[self.last_topic.len() + 1] == b'\''
-            && &rest[1..=self.last_topic.len()] == self.last_topic.as_bytes();
-        let (topic, used) = if plain {
-            (self.last_topic.clone(), self.last_topic.len() + 2)
-        } else {
-            let (text, used) = parse_topic(rest)?;
-            (Arc::<str>::from(text), used)
+        let (topic, used) = match self.topics.find(rest) {
+            Some(cached) => cached,
+            None => {
+                let (text, used) = parse_topic(rest)?;
+                (self.topics.intern(text), used)
+            }
         };
         let after = &rest[used..];
         if !after.is_empty() && !after[0].is_ascii_whitespace() {
@@ -475,15 +745,18 @@ impl MclStream {
         if hex.is_empty() {
             return Err("missing payload column".into());
         }
-        if let Some(extra) = hex.iter().position(|b| b.is_ascii_whitespace()) {
-            return Err(format!(
-                "unexpected text after the payload at column {}",
-                extra + 1
-            ));
+        let mut payload = Vec::with_capacity(hex.len() / 2);
+        if let Err(reason) = decode_hex(hex, &mut payload) {
+            // Whitespace is not hex, so valid hex has none: look for it (a
+            // further column, the more telling error) only on failure.
+            if let Some(extra) = hex.iter().position(|b| b.is_ascii_whitespace()) {
+                return Err(format!(
+                    "unexpected text after the payload at column {}",
+                    extra + 1
+                ));
+            }
+            return Err(reason);
         }
-        let mut payload = Vec::new();
-        decode_hex(hex, &mut payload)?;
-        self.last_topic = topic.clone();
         Ok(Record {
             time_ns,
             stream: 0,
@@ -758,6 +1031,195 @@ mod tests {
             .contains("odd length"));
         let err = decode_hex(b"00zz", &mut Vec::new()).unwrap_err();
         assert!(err.contains("'z'") && err.contains("column 3"), "{err}");
+    }
+
+    #[test]
+    fn fast_hex_path_matches_the_scalar_decoder() {
+        // Every length around the 16- and 32-digit blocks, mixed case.
+        let bytes: Vec<u8> = (0..80u32).map(|i| (i * 37 + 11) as u8).collect();
+        for n in 0..=bytes.len() {
+            let lower: String = bytes[..n].iter().map(|b| format!("{b:02x}")).collect();
+            let mixed: String = lower
+                .chars()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i % 3 == 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            for hex in [lower, mixed] {
+                let mut out = vec![0xee]; // appends after what is there
+                decode_hex(hex.as_bytes(), &mut out).unwrap();
+                assert_eq!(out[0], 0xee);
+                assert_eq!(&out[1..], &bytes[..n], "{hex}");
+            }
+        }
+        // Every byte value at every position of inputs that take the fast
+        // path: rejected exactly when not hex, with the scalar's message.
+        for n in [16usize, 18, 32, 46, 64, 66] {
+            let good: Vec<u8> = (0..n).map(|i| b"0123456789abcdefABCDEF"[i % 22]).collect();
+            for at in 0..n {
+                for b in 0..=255u8 {
+                    let mut hex = good.clone();
+                    hex[at] = b;
+                    let mut fast = Vec::new();
+                    let got = decode_hex(&hex, &mut fast);
+                    let mut slow = Vec::new();
+                    let want = decode_hex_scalar(&hex, &mut slow);
+                    assert_eq!(got, want, "n {n} at {at} byte {b:#x}");
+                    if got.is_ok() {
+                        assert_eq!(fast, slow, "n {n} at {at} byte {b:#x}");
+                    } else {
+                        assert!(
+                            want.unwrap_err().contains(&format!("column {}", at + 1)),
+                            "n {n} at {at} byte {b:#x}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn plain_time_path_matches_the_general_parser() {
+        // (text, whether it takes the plain path)
+        let cases: &[(&str, bool)] = &[
+            ("0.00000", true),
+            ("0.01000", true),
+            ("12.5", true),
+            ("007.250", true),
+            ("1.000000001", true),
+            ("123456789.123456789", true),
+            ("5.", false),
+            (".5", false),
+            ("1234567890.5", false),
+            ("1.0000000015", false),
+            ("0.1e3", false),
+            ("-0.5", false),
+            ("+1.5", false),
+            ("1.2.3", false),
+            ("1.2x", false),
+            ("0x1.0", false),
+            ("abc", false),
+            ("", false),
+        ];
+        for &(text, plain) in cases {
+            for sep in ["", " ", "\t", "    ''  80"] {
+                let line = format!("{text}{sep}");
+                let end = line
+                    .find(|c: char| c.is_ascii_whitespace())
+                    .unwrap_or(line.len());
+                let general = parse_time_ns(&line.as_bytes()[..end]);
+                match parse_plain_time(line.as_bytes()) {
+                    Some((ns, used)) => {
+                        assert!(plain, "{line:?} is not plain");
+                        assert_eq!(Some(ns), general, "{line:?}");
+                        assert_eq!(used, end, "{line:?}");
+                    }
+                    None => assert!(!plain, "{line:?} should take the plain path"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn topic_cache_only_matches_plain_forms() {
+        let mut cache = TopicCache::default();
+        assert!(cache.find(b"'' 80").is_none(), "empty cache");
+        let empty = cache.intern(String::new());
+        let cam = cache.intern("cam".into());
+        cache.intern("it's".into());
+        assert!(
+            Arc::ptr_eq(&cache.intern("cam".into()), &cam),
+            "no duplicates"
+        );
+        let (t, used) = cache.find(b"'' 80").unwrap();
+        assert!(Arc::ptr_eq(&t, &empty) && used == 2);
+        let (t, used) = cache.find(b"'cam'   80").unwrap();
+        assert!(Arc::ptr_eq(&t, &cam) && used == 5);
+        let (t, used) = cache.find(b"\"cam\" 80").unwrap();
+        assert!(Arc::ptr_eq(&t, &cam) && used == 5);
+        // Not plain, or another topic: left to parse_topic.
+        assert!(cache.find(b"'camera' 80").is_none());
+        assert!(cache.find(b"'ca\\m' 80").is_none());
+        assert!(cache.find(b"u'cam' 80").is_none());
+        assert!(cache.find(b"cam 80").is_none());
+        assert!(cache.find(b"'cam").is_none());
+        // `'it's'` is the topic `it` followed by junk, never `it's`.
+        assert!(cache.find(b"'it's' 80").is_none());
+        assert!(cache.find(b"\"it's\" 80").is_none(), "has a quote: parsed");
+        // Full: the oldest entries make room.
+        for i in 0..TOPIC_CACHE_SIZE {
+            cache.intern(format!("t{i}"));
+        }
+        assert_eq!(cache.topics.len(), TOPIC_CACHE_SIZE);
+        assert!(cache.find(b"'t0' 80").is_some());
+        assert!(cache.find(b"'t7' 80").is_some());
+    }
+
+    /// A log of `lines` records of `payload` bytes each (the first four
+    /// bytes count the records).
+    fn write_log(name: &str, lines: u32, payload: usize) -> PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("netreplay-mcl-{}-{name}.log", std::process::id()));
+        let mut text = String::from("#---\n# MCL_LOG\n#      >>> T\n");
+        let pad = "ab".repeat(payload - 4);
+        for k in 0..lines {
+            text.push_str(&format!(
+                "{:>12.5}    ''    {k:08x}{pad}\n",
+                f64::from(k) / 1e3
+            ));
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn consumed_pages_are_released_and_rewind_reads_them_again() {
+        // ~20 MiB: two periodic releases, then the rest at the end.
+        let path = write_log("release", 20_000, 512);
+        let mut stream = MclStream::open(std::slice::from_ref(&path), OnError::Fail).unwrap();
+        let mut n = 0u32;
+        while let Some(r) = stream.next_record().unwrap() {
+            assert_eq!(r.payload[..4], n.to_be_bytes());
+            n += 1;
+            let file = &stream.files[0];
+            assert_eq!(file.released % RELEASE_BYTES, 0);
+            assert!(file.released <= file.pos);
+            assert!(file.pos - file.released < RELEASE_BYTES + 2048);
+        }
+        assert_eq!(n, 20_000);
+        let len = stream.files[0].map.as_ref().unwrap().len();
+        assert_eq!(stream.files[0].released, len, "all released at the end");
+        stream.reset().unwrap();
+        assert_eq!(stream.files[0].released, 0);
+        let mut again = 0u32;
+        while let Some(r) = stream.next_record().unwrap() {
+            assert_eq!(r.payload[..4], again.to_be_bytes());
+            again += 1;
+        }
+        assert_eq!(again, n);
+
+        // Released pages of a file that then shrank: an error on rewind,
+        // not a crash and not stale data.
+        stream.reset().unwrap();
+        assert!(stream.next_record().unwrap().is_some());
+        while stream.next_record().unwrap().is_some() {}
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        stream.reset().unwrap();
+        match stream.next_record() {
+            Err(Error::Io { message, .. }) => assert!(message.contains("shrank"), "{message}"),
+            other => panic!("expected the shrink error, got {other:?}"),
+        }
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
