@@ -121,6 +121,10 @@ impl Worker {
             wall_ns: now_ns(),
             log_ns,
         });
+        let publish = |anchor: Option<Anchor>, speed: Speed| {
+            stats.set_anchor(anchor.filter(|_| !speed.is_max()));
+        };
+        publish(anchor, speed);
         let mut last_delivered = self.position;
         let logical_now = |anchor: &Anchor, speed: Speed, last: Option<i64>| {
             if speed.is_max() {
@@ -142,6 +146,7 @@ impl Worker {
                     });
                 }
                 speed = new_speed;
+                publish(anchor, speed);
             }
             let record = match self.held.take() {
                 Some(record) => record,
@@ -159,10 +164,18 @@ impl Worker {
             };
             let mut now = now_ns();
             // A fresh run starts on its first record: due now, not late.
-            let a = *anchor.get_or_insert(Anchor {
-                wall_ns: now,
-                log_ns: record.time_ns,
-            });
+            let a = match anchor {
+                Some(a) => a,
+                None => {
+                    let a = Anchor {
+                        wall_ns: now,
+                        log_ns: record.time_ns,
+                    };
+                    anchor = Some(a);
+                    publish(anchor, speed);
+                    a
+                }
+            };
             let deadline = a.deadline(record.time_ns, speed);
             if now < deadline {
                 self.flush(control);

@@ -5,6 +5,9 @@
 //! plain loads and stores, never a read-modify-write or a lock.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use crate::clock::Anchor;
 
 const SUB_BITS: u32 = 5;
 const SUB: usize = 1 << SUB_BITS;
@@ -151,6 +154,11 @@ pub struct ReplayStats {
     pub late: Counter,
     /// Handover lateness: actual − scheduled time, per record.
     pub lateness: Histogram,
+    /// The anchor in force, so that callers can compute any record's
+    /// deadline themselves (timing tests, the bench harness). Written only
+    /// when the scheduler (re)anchors — a run's first record, a resume, a
+    /// speed change — so a lock costs nothing on the per-record path.
+    anchor: Mutex<Option<Anchor>>,
 }
 
 impl ReplayStats {
@@ -158,6 +166,17 @@ impl ReplayStats {
         self.delivered.clear();
         self.late.clear();
         self.lateness.clear();
+        self.set_anchor(None);
+    }
+
+    pub fn set_anchor(&self, anchor: Option<Anchor>) {
+        *self.anchor.lock().unwrap_or_else(|e| e.into_inner()) = anchor;
+    }
+
+    /// The log time `log_ns` plays at `wall_ns` (CLOCK_MONOTONIC); None
+    /// before the first record of a replay, or at infinite speed.
+    pub fn anchor(&self) -> Option<Anchor> {
+        *self.anchor.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

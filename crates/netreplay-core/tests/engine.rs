@@ -122,6 +122,15 @@ fn fixture_at_speed_1_plays_in_one_second() {
         60 * MS,
     );
     check_deadlines(&seen, 1.0);
+    // The published anchor gives every record's deadline: the first record's
+    // time played when it was taken.
+    let anchor = s.stats().anchor().expect("anchored on the first record");
+    assert_eq!(anchor.log_ns, 0);
+    assert_eq!(anchor.wall_ns, seen[0].delivery.deadline_ns);
+    let one = Speed::new(1.0).unwrap();
+    for x in &seen {
+        assert_eq!(anchor.deadline(x.time_ns, one), x.delivery.deadline_ns);
+    }
     // Each record near its own time, not only the last.
     for x in &seen {
         assert_near(
@@ -347,6 +356,14 @@ fn speed_change_mid_run() {
         80 * MS,
     );
     assert_near("about 0.55 s", seen[19].wall_ns - t0, 550 * MS, 100 * MS);
+    // The published anchor is the one after the change: it gives the
+    // deadlines of the records played at speed 4, to the nanosecond.
+    let anchor = s.stats().anchor().expect("an anchor while a replay is on");
+    assert!(anchor.wall_ns >= t_change && anchor.log_ns > 300 * MS);
+    let four = Speed::new(4.0).unwrap();
+    for x in seen.iter().filter(|x| x.time_ns >= anchor.log_ns) {
+        assert_eq!(anchor.deadline(x.time_ns, four), x.delivery.deadline_ns);
+    }
     // No jump at the change: the record at 0.5 s comes 0.1/4 s after it.
     let half = seen.iter().find(|x| x.time_ns == 500 * MS).unwrap();
     assert_near(
@@ -378,6 +395,7 @@ fn speed_change_to_infinity_flushes_the_rest_at_once() {
         secs_f(seen[19].wall_ns - t_change)
     );
     assert_eq!(s.last_outcome().unwrap(), Some(&Outcome::End));
+    assert_eq!(s.stats().anchor(), None, "no deadlines at infinite speed");
 }
 
 #[test]

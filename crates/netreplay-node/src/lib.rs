@@ -1,6 +1,7 @@
 //! N-API binding of netreplay-core: thin `#[napi]` classes, error mapping and
 //! batched thread-safe delivery to JS. No engine logic lives here.
 
+mod bench;
 mod delivery;
 mod errors;
 mod net;
@@ -447,12 +448,23 @@ pub struct LatenessSummary {
     pub max: f64,
 }
 
+/// Ties log time to CLOCK_MONOTONIC: log time `log_ns` (ns from the log's
+/// origin) plays at `wall_ns`; a record logged at t is due at
+/// `wall_ns + (t − log_ns) / speed`.
+#[napi(object)]
+pub struct AnchorJs {
+    pub wall_ns: f64,
+    pub log_ns: f64,
+}
+
 #[napi(object)]
 pub struct SchedulerStats {
     pub delivered: f64,
     pub late: f64,
     /// Handover lateness, in seconds.
     pub lateness: LatenessSummary,
+    /// The anchor in force; null before the first record and at infinite speed.
+    pub anchor: Option<AnchorJs>,
 }
 
 fn parse_speed(speed: f64) -> Result<Speed, Code> {
@@ -598,6 +610,10 @@ impl NativeScheduler {
             delivered: stats.delivered.get() as f64,
             late: stats.late.get() as f64,
             lateness: lateness_js(stats.lateness.summary()),
+            anchor: stats.anchor().map(|a| AnchorJs {
+                wall_ns: a.wall_ns as f64,
+                log_ns: a.log_ns as f64,
+            }),
         })
     }
 
