@@ -267,3 +267,37 @@ test.serial('an error thrown by a JS reader reaches the replay as that error', a
   t.deepEqual(messages.map((m) => m.payload), [0, 1]);
   replay.close();
 });
+
+test.serial('stats().anchor gives every deadline: wallNs + (elapsed − logNs) / speed', async (t) => {
+  const replay = new Replay(dataset, { speed: 2 });
+  t.is(replay.stats().anchor, undefined, 'no anchor before the first record');
+  const { messages } = collect(replay);
+  replay.start();
+  await replay.done;
+  const anchor = replay.stats().anchor!;
+  t.truthy(anchor);
+  for (const m of messages) {
+    const due = anchor.wallNs + (Math.round(m.elapsedTime * 1e9) - anchor.logNs) / 2;
+    t.true(Math.abs(due - m.deadline) < 2, `deadline ${m.deadline}, anchor gives ${due}`);
+  }
+  replay.close();
+  const fast = new Replay(dataset, { speed: Infinity });
+  fast.start();
+  await fast.done;
+  t.is(fast.stats().anchor, undefined, 'no deadlines at infinite speed');
+  fast.close();
+});
+
+test.serial('busyWait: 0 sleeps before every wait and still plays on time; bad values are refused', async (t) => {
+  t.throws(() => new Replay(dataset, { busyWait: -0.001 }), { instanceOf: RangeError, message: /'busyWait'.*-0.001/ });
+  t.throws(() => new Replay(dataset, { busyWait: Infinity }), { instanceOf: RangeError, message: /'busyWait'/ });
+  t.throws(() => new Replay(dataset, { busyWait: '1' as unknown as number }), { instanceOf: TypeError, message: /'busyWait'/ });
+  const replay = new Replay(dataset, { busyWait: 0 });
+  const { messages, times } = collect(replay);
+  replay.start();
+  await replay.done;
+  t.is(messages.length, 20);
+  const span = times.at(-1)! - times[0]!;
+  t.true(Math.abs(span - 1000) < 60, `first to last took ${span.toFixed(1)} ms`);
+  replay.close();
+});

@@ -11,6 +11,17 @@ export function checkSpeed(speed: unknown, name = 'speed'): number {
   return speed;
 }
 
+/** Seconds, finite and ≥ 0. */
+export function checkBusyWait(value: unknown, name = 'busyWait'): number {
+  if (typeof value !== 'number') {
+    throw new TypeError(`'${name}' must be a number of seconds >= 0, got ${describe(value)}`);
+  }
+  if (!Number.isFinite(value) || value < 0) {
+    throw new RangeError(`'${name}' must be a finite number of seconds >= 0, got ${value}`);
+  }
+  return value;
+}
+
 export function checkPositiveInteger(value: unknown, name: string, max = 2 ** 32 - 1): number {
   if (typeof value !== 'number') {
     throw new TypeError(`'${name}' must be an integer > 0, got ${describe(value)}`);

@@ -75,9 +75,26 @@ impl Anchor {
     }
 }
 
-/// How close to a deadline the scheduler stops sleeping and spins. Sleeps on
-/// Linux overshoot by tens of microseconds (more on a loaded VM).
-pub const SPIN_NS: i64 = 250_000;
+/// Waits up to this long are spun through, never slept. A sleep of any
+/// length wakes late by tens of µs, and about one in a thousand by 0.5–4 ms
+/// on a VM whose idle vCPU the host must reschedule (measured: README,
+/// "Performance"); no spin shorter than the wait hides that. So high rates
+/// keep the scheduler's core busy; low rates do not.
+pub const BUSY_WAIT_NS: i64 = 1_500_000;
+/// Bounds of the spin that ends a longer wait: at least the usual sleep
+/// overshoot, and at most 4% of the wait, so long gaps cost little CPU.
+const MIN_SPIN_NS: i64 = 250_000;
+const MAX_SPIN_NS: i64 = 2_000_000;
+
+/// How long before the deadline a wait of `wait_ns` stops sleeping and spins;
+/// the whole wait when it is at most `busy_wait_ns`.
+pub fn spin_window(wait_ns: i64, busy_wait_ns: i64) -> i64 {
+    if wait_ns <= busy_wait_ns {
+        wait_ns
+    } else {
+        (wait_ns / 25).clamp(MIN_SPIN_NS, MAX_SPIN_NS)
+    }
+}
 
 /// Lower this thread's timer slack to 1 ns: the default 50 µs slack makes
 /// every sleep late by up to that much.
@@ -137,6 +154,19 @@ mod tests {
         // After the change, log time advances twice as fast.
         assert_eq!(b.logical_at(150, two), 200);
         assert_eq!(b.deadline(300, two), 200);
+    }
+
+    #[test]
+    fn spin_window_spins_short_waits_and_little_of_long_ones() {
+        let busy = BUSY_WAIT_NS;
+        assert_eq!(spin_window(1_000_000, busy), 1_000_000);
+        assert_eq!(spin_window(busy, busy), busy);
+        assert_eq!(spin_window(busy + 1, busy), MIN_SPIN_NS);
+        // A 10 ms gap spins 0.4 ms of it (4%); a long gap at most 2 ms.
+        assert_eq!(spin_window(10_000_000, busy), 400_000);
+        assert_eq!(spin_window(10_000_000_000, busy), MAX_SPIN_NS);
+        // Busy waiting off: every wait sleeps first.
+        assert_eq!(spin_window(1_000_000, 0), MIN_SPIN_NS);
     }
 
     #[test]

@@ -1,13 +1,13 @@
 //! `ScheduleBroadcasts`: the consumer thread that hands each record to the
 //! sinks at its absolute deadline (DESIGN.md, "Timing semantics").
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
 use crate::buffer::{Queue, QueueClaim};
-use crate::clock::{now_ns, set_precise_timer_slack, Anchor, Speed, SPIN_NS};
+use crate::clock::{now_ns, set_precise_timer_slack, spin_window, Anchor, Speed, BUSY_WAIT_NS};
 use crate::ring::Slot;
 use crate::sink::{Delivery, Outcome, Sink};
 use crate::stats::ReplayStats;
@@ -24,6 +24,8 @@ pub struct Control {
     stop: AtomicBool,
     speed_bits: AtomicU64,
     speed_changed: AtomicBool,
+    /// Waits up to this long are spun through (see [`spin_window`]).
+    busy_wait_ns: AtomicI64,
     thread: Mutex<Option<Thread>>,
 }
 
@@ -33,6 +35,7 @@ impl Control {
             stop: AtomicBool::new(false),
             speed_bits: AtomicU64::new(speed.get().to_bits()),
             speed_changed: AtomicBool::new(false),
+            busy_wait_ns: AtomicI64::new(BUSY_WAIT_NS),
             thread: Mutex::new(None),
         }
     }
@@ -70,6 +73,10 @@ impl Control {
     /// Wait for `deadline`: sleep coarsely, then spin the last stretch.
     /// False if interrupted by stop or a speed change first.
     pub fn wait_until(&self, deadline: i64) -> bool {
+        let spin = spin_window(
+            deadline - now_ns(),
+            self.busy_wait_ns.load(Ordering::Relaxed),
+        );
         loop {
             if self.interrupted() {
                 return false;
@@ -78,8 +85,8 @@ impl Control {
             if remaining <= 0 {
                 return true;
             }
-            if remaining > SPIN_NS {
-                let sleep = Duration::from_nanos((remaining - SPIN_NS) as u64);
+            if remaining > spin {
+                let sleep = Duration::from_nanos((remaining - spin) as u64);
                 std::thread::park_timeout(sleep.min(MAX_PARK));
             } else {
                 std::hint::spin_loop();
@@ -162,7 +169,13 @@ impl Worker {
                     }
                 },
             };
-            let mut now = now_ns();
+            // Once anchored, infinite speed needs no clock: a read per record
+            // was a tenth of the loop.
+            let mut now = if speed.is_max() && anchor.is_some() {
+                0
+            } else {
+                now_ns()
+            };
             // A fresh run starts on its first record: due now, not late.
             let a = match anchor {
                 Some(a) => a,
@@ -265,6 +278,12 @@ impl Scheduler {
 
     pub fn speed(&self) -> Speed {
         self.control.speed()
+    }
+
+    /// Spin through waits up to `ns` instead of sleeping (default
+    /// [`BUSY_WAIT_NS`]; 0 sleeps before every wait). Takes effect at the next wait.
+    pub fn set_busy_wait(&self, ns: i64) {
+        self.control.busy_wait_ns.store(ns.max(0), Ordering::Relaxed);
     }
 
     /// Change speed; a running replay re-anchors at the current logical time.

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::*;
@@ -14,9 +14,9 @@ use netreplay_core::buffer::{BufferData, BufferOptions, Queue};
 use netreplay_core::clock::{now_ns, Speed};
 use netreplay_core::mcl::{open_directory, open_file, ReadOptions};
 use netreplay_core::ring::{RingProducer, Slot};
-use netreplay_core::scheduler::{Scheduler, SchedulerOptions};
-use netreplay_core::sink::{NullSink, Outcome, Sink};
-use netreplay_core::Error;
+use netreplay_core::scheduler::{Control, Scheduler, SchedulerOptions};
+use netreplay_core::sink::{Delivery, NullSink, Outcome, Sink};
+use netreplay_core::{Error, Record};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -672,4 +672,65 @@ fn process_cpu_ns() -> i64 {
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0);
     ts.tv_sec * SEC + ts.tv_nsec
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0);
+    ts.tv_sec * SEC + ts.tv_nsec
+}
+
+/// Records the scheduler thread's own CPU time at each delivery.
+struct ThreadCpu(Arc<Mutex<Vec<(i64, i64)>>>);
+
+impl Sink for ThreadCpu {
+    fn deliver(&mut self, _: &Record, _: Delivery, _: &Control) {
+        self.0.lock().unwrap().push((now_ns(), thread_cpu_ns()));
+    }
+}
+
+/// Share of one core the scheduler thread used between its first and last
+/// delivery, playing `n` records `step_ns` apart.
+fn scheduler_cpu_share(n: u32, step_ns: i64, busy_wait_ns: Option<i64>) -> f64 {
+    let (queue, mut producer) = Queue::new(n as usize + 1, 1 << 20).unwrap();
+    for r in numbered(n, step_ns) {
+        producer.push(Slot::Record(r)).unwrap();
+    }
+    producer.push(Slot::End).unwrap();
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let sink: Box<dyn Sink> = Box::new(ThreadCpu(samples.clone()));
+    let mut s = Scheduler::new(&queue, vec![sink], speed(1.0)).unwrap();
+    if let Some(ns) = busy_wait_ns {
+        s.set_busy_wait(ns);
+    }
+    s.start().unwrap();
+    wait_end(&s);
+    let samples = samples.lock().unwrap();
+    assert_eq!(samples.len(), n as usize);
+    let (wall0, cpu0) = samples[0];
+    let (wall1, cpu1) = samples[samples.len() - 1];
+    (cpu1 - cpu0) as f64 / (wall1 - wall0) as f64
+}
+
+#[test]
+fn short_waits_are_spun_long_ones_slept() {
+    let _serial = serial();
+    // 1 ms apart (below BUSY_WAIT_NS): the thread never sleeps.
+    let spun = scheduler_cpu_share(300, MS, None);
+    assert!(spun > 0.5, "1 ms waits: the scheduler used {spun:.2} of a core");
+    // 20 ms apart: it sleeps all but the last 4% of each wait.
+    let slept = scheduler_cpu_share(26, 20 * MS, None);
+    assert!(slept < 0.15, "20 ms waits: the scheduler used {slept:.2} of a core");
+    // Busy waiting off: 1 ms waits sleep until the last 250 µs.
+    let sleeping = scheduler_cpu_share(300, MS, Some(0));
+    assert!(
+        sleeping < 0.5,
+        "1 ms waits without busy waiting: the scheduler used {sleeping:.2} of a core"
+    );
 }

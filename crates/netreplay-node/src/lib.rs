@@ -13,7 +13,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use netreplay_core::buffer::{BufferData, BufferOptions, Queue, DEFAULT_MAX_BYTES};
-use netreplay_core::clock::Speed;
+use netreplay_core::clock::{Speed, BUSY_WAIT_NS};
 use netreplay_core::mcl::{self, MclReader, ReadOptions};
 use netreplay_core::merge::TimeWindow;
 use netreplay_core::ring::{RingProducer, Slot};
@@ -435,6 +435,8 @@ pub struct SchedulerOptionsJs {
     pub js: Option<bool>,
     /// Message type of each stream, for routing records of JS-filled buffers.
     pub stream_types: Option<Vec<Option<String>>>,
+    /// Waits up to this many seconds are spun through (validated in TS).
+    pub busy_wait: Option<f64>,
 }
 
 #[napi(object)]
@@ -503,6 +505,7 @@ impl NativeScheduler {
             udp: None,
             js: None,
             stream_types: None,
+            busy_wait: None,
         });
         let speed = parse_speed(options.speed.unwrap_or(1.0))?;
         let delivery = Arc::new(DeliveryState::default());
@@ -537,6 +540,15 @@ impl NativeScheduler {
         }
         let scheduler =
             Scheduler::new(buffer.queue(), sinks, SchedulerOptions { speed }).map_err(to_napi)?;
+        // A thread spinning on one core makes the JS thread it wakes queue
+        // behind it (the kernel places a wakee next to its waker) for up to
+        // a time slice, milliseconds: with JS delivery, sleep by default.
+        let busy_wait = match options.busy_wait {
+            Some(seconds) => seconds_to_ns("busyWait", seconds)?,
+            None if options.js.unwrap_or(true) => 0,
+            None => BUSY_WAIT_NS,
+        };
+        scheduler.set_busy_wait(busy_wait);
         Ok(NativeScheduler {
             scheduler: Some(scheduler),
             delivery,
