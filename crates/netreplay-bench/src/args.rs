@@ -12,6 +12,11 @@ use crate::RxOptions;
 pub const USAGE: &str = "\
 usage: netreplay-bench rx [--bind ADDR] [--port PORT] --out FILE [--expect N]
                           [--idle-ms MS] [--first-timeout-ms MS] [--rcvbuf BYTES]
+       netreplay-bench wake [--seconds S]
+
+wake: measure this machine for S seconds (default 10): how late sleeps of
+100 µs, 750 µs and 9.75 ms wake up, and how long a spinning thread is kept
+off its core (gaps > 50 µs); one JSON line of µs summaries.
 
 rx: receive UDP datagrams, recording each one's kernel receive time
 (SO_TIMESTAMPNS) as CLOCK_MONOTONIC nanoseconds.
@@ -39,6 +44,10 @@ exit status: 0 on success, 2 on any error (message on stderr)
 pub enum Command {
     Help,
     Rx(RxArgs),
+    /// Measure sleep overshoot and spin stalls for this many seconds.
+    Wake {
+        seconds: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,11 +84,35 @@ where
     match subcommand.to_str() {
         Some("--help" | "-h" | "help") => Ok(Command::Help),
         Some("rx") => parse_rx(args),
+        Some("wake") => parse_wake(args),
         _ => err(format!(
             "unknown subcommand {:?} (try --help)",
             subcommand.to_string_lossy()
         )),
     }
+}
+
+fn parse_wake(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgError> {
+    let mut seconds = 10;
+    while let Some(arg) = args.next() {
+        match arg.to_str() {
+            Some("--help" | "-h") => return Ok(Command::Help),
+            Some("--seconds") => match args.next() {
+                Some(value) => seconds = parse_num("--seconds", &value, "a number of seconds")?,
+                None => return err("--seconds needs a value".into()),
+            },
+            _ => {
+                return err(format!(
+                    "unknown option {:?} for wake (try --help)",
+                    arg.to_string_lossy()
+                ))
+            }
+        }
+    }
+    if seconds == 0 {
+        return err("--seconds: must be at least 1".into());
+    }
+    Ok(Command::Wake { seconds })
 }
 
 fn parse_rx(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgError> {
@@ -205,6 +238,21 @@ mod tests {
             Err(ArgError(message)) => message,
             other => panic!("{args:?} gave {other:?}"),
         }
+    }
+
+    #[test]
+    fn wake_takes_a_number_of_seconds() {
+        assert_eq!(parse(&["wake"]), Ok(Command::Wake { seconds: 10 }));
+        assert_eq!(
+            parse(&["wake", "--seconds", "3"]),
+            Ok(Command::Wake { seconds: 3 })
+        );
+        let zero = parse(&["wake", "--seconds", "0"]).unwrap_err().0;
+        assert!(zero.contains("--seconds"), "{zero}");
+        let bad = parse(&["wake", "--seconds", "x"]).unwrap_err().0;
+        assert!(bad.contains("\"x\""), "{bad}");
+        let unknown = parse(&["wake", "--fast"]).unwrap_err().0;
+        assert!(unknown.contains("--fast"), "{unknown}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod args;
 pub mod clock;
 #[cfg(target_os = "linux")]
 mod rx;
+pub mod wake;
 
 #[cfg(target_os = "linux")]
 pub use rx::{Receiver, RxError};

@@ -21,11 +21,36 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => fail(&message),
         },
+        Ok(Command::Wake { seconds }) => run_wake(seconds),
         Err(e) if no_args => {
             eprint!("{USAGE}");
             fail(&e.to_string())
         }
         Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// Half the time on sleeps (split over three lengths), half spinning.
+fn run_wake(seconds: u32) -> ExitCode {
+    use netreplay_bench::wake::{sleep_overshoots, spin_stalls, summary_json};
+    use std::time::Duration;
+
+    let budget = Duration::from_secs(u64::from(seconds)) / 2;
+    let mut fields = Vec::new();
+    for (name, sleep) in [
+        ("sleep100us", Duration::from_micros(100)),
+        ("sleep750us", Duration::from_micros(750)),
+        ("sleep9750us", Duration::from_micros(9_750)),
+    ] {
+        let count = ((budget / 3).as_nanos() / (sleep.as_nanos() + 60_000)).max(1) as usize;
+        let summary = summary_json(sleep_overshoots(sleep, count));
+        fields.push(format!("\"{name}\":{summary}"));
+    }
+    let stalls = spin_stalls(budget, Duration::from_micros(50));
+    fields.push(format!("\"spinStallsOver50us\":{}", summary_json(stalls)));
+    match emit(&format!("{{{}}}", fields.join(","))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&message),
     }
 }
 

@@ -1,0 +1,246 @@
+// One measured run, in a process of its own so that its CPU time and RSS are
+// its own: `node --import tsx bench/contender.ts '<task JSON>'` prints one
+// JSON line, the result. Spawned by bench/run.ts.
+import { createSocket, type Socket } from 'node:dgram';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Replay } from '../src/index.js';
+import { replayWithSetTimeout } from './baseline-settimeout.js';
+import { datagramOf } from './lib/schedule.js';
+
+/** CPU time measured over [fromNs, toNs] after the origin. */
+export type CpuWindow = [fromNs: number, toNs: number];
+
+export type Task =
+  | { kind: 'native-udp'; log: string; port: number; busyWait?: number; cpuWindows?: CpuWindow[] }
+  | { kind: 'js'; log: string; count: number; arrivals: string; cpuWindows?: CpuWindow[] }
+  | { kind: 'settimeout'; schedule: string; port: number; cpuWindows?: CpuWindow[] }
+  | { kind: 'pause'; log: string; port: number; pauseAtMs: number; pauseForMs: number }
+  | { kind: 'throughput'; log: string; sink: 'null' | 'udp' | 'js-raw' | 'js-decoded'; port?: number }
+  | { kind: 'memory'; log: string; sink: 'null' | 'js'; startups: number };
+
+export interface CpuSample {
+  cpuUs: number;
+  wallNs: number;
+}
+
+export interface Result {
+  /** CLOCK_MONOTONIC ns at which schedule time 0 was due. */
+  originNs?: number;
+  wallNs: number;
+  /** CPU time (user + system) of this process from start to the end of the replay. */
+  cpuUs: number;
+  windows?: CpuSample[];
+  [extra: string]: unknown;
+}
+
+const now = () => Number(process.hrtime.bigint());
+const cpuNow = () => {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+};
+const sleepMs = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function sleepUntil(ns: number): Promise<void> {
+  const left = (ns - now()) / 1e6;
+  if (left > 0) await sleepMs(left);
+}
+
+/** CPU time of this process in each window, windows in ns after `originNs`. */
+async function measureWindows(originNs: number, windows: CpuWindow[] = []): Promise<CpuSample[]> {
+  const samples: CpuSample[] = [];
+  for (const [from, to] of windows) {
+    await sleepUntil(originNs + from);
+    const c0 = cpuNow();
+    const t0 = now();
+    await sleepUntil(originNs + to);
+    samples.push({ cpuUs: cpuNow() - c0, wallNs: now() - t0 });
+  }
+  return samples;
+}
+
+/** The engine's origin: when log time 0 was due, from the anchor it publishes. */
+async function engineOrigin(replay: Replay): Promise<number> {
+  for (;;) {
+    const anchor = replay.stats().anchor;
+    if (anchor) return anchor.wallNs - anchor.logNs;
+    await sleepMs(1);
+  }
+}
+
+async function timed<T extends object>(run: () => Promise<T>): Promise<Result & T> {
+  const c0 = cpuNow();
+  const t0 = now();
+  const extra = await run();
+  return { wallNs: now() - t0, cpuUs: cpuNow() - c0, ...extra };
+}
+
+async function nativeUdp(task: Extract<Task, { kind: 'native-udp' }>): Promise<Result> {
+  const replay = new Replay(task.log, {
+    js: false,
+    udp: { destination: `udp://127.0.0.1:${task.port}` },
+    ...(task.busyWait !== undefined && { busyWait: task.busyWait }),
+  });
+  const result = await timed(async () => {
+    replay.start();
+    const originNs = await engineOrigin(replay);
+    const windows = await measureWindows(originNs, task.cpuWindows);
+    await replay.done;
+    return { originNs, windows };
+  });
+  const udp = replay.udpStats()!;
+  replay.close();
+  return { ...result, sent: udp.datagrams, sendFailures: udp.sendFailures };
+}
+
+async function jsListener(task: Extract<Task, { kind: 'js' }>): Promise<Result> {
+  // Arrival = the listener's own clock reading: lateness against the schedule
+  // as the application sees it, the thread-safe-function hop included.
+  const arrivals = new Float64Array(task.count).fill(NaN);
+  const replay = new Replay(task.log);
+  replay.on('message', (m) => {
+    const t = now();
+    arrivals[(m.payload as { i: number }).i] = t;
+  });
+  const result = await timed(async () => {
+    replay.start();
+    const originNs = await engineOrigin(replay);
+    const windows = await measureWindows(originNs, task.cpuWindows);
+    await replay.done;
+    return { originNs, windows };
+  });
+  replay.close();
+  writeFileSync(task.arrivals, arrivals);
+  return result;
+}
+
+async function setTimeoutBaseline(task: Extract<Task, { kind: 'settimeout' }>): Promise<Result> {
+  const bytes = readFileSync(task.schedule);
+  const timesNs = new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8);
+  // Prepared in advance, as a careful user would: nothing but sends in the loop.
+  const datagrams = Array.from(timesNs, (_, i) => datagramOf(i));
+  const socket = await udpSocket();
+  try {
+    return await timed(async () => {
+      const origin = now();
+      const windowsDone = measureWindows(origin, task.cpuWindows);
+      await replayWithSetTimeout(timesNs, datagrams, socket, task.port, origin);
+      return { originNs: origin, windows: await windowsDone };
+    });
+  } finally {
+    socket.close();
+  }
+}
+
+/** CPU while paused: play, pause for a while, resume to the end. */
+async function pauseCpu(task: Extract<Task, { kind: 'pause' }>): Promise<Result> {
+  const replay = new Replay(task.log, { js: false, udp: { destination: `udp://127.0.0.1:${task.port}` } });
+  const result = await timed(async () => {
+    replay.start();
+    await sleepMs(task.pauseAtMs);
+    replay.pause();
+    // Skip the first 100 ms: the threads park after their last record.
+    await sleepMs(100);
+    const c0 = cpuNow();
+    const t0 = now();
+    await sleepMs(task.pauseForMs - 100);
+    const paused = { cpuUs: cpuNow() - c0, wallNs: now() - t0 };
+    replay.start();
+    await replay.done;
+    return { paused };
+  });
+  replay.close();
+  return result;
+}
+
+async function throughput(task: Extract<Task, { kind: 'throughput' }>): Promise<Result> {
+  const js = task.sink === 'js-raw' || task.sink === 'js-decoded';
+  const replay = new Replay(task.log, {
+    speed: Infinity,
+    js,
+    decode: task.sink === 'js-decoded',
+    ...(task.sink === 'udp' && { udp: { destination: `udp://127.0.0.1:${task.port}` } }),
+  });
+  let received = 0;
+  if (js) replay.on('message', () => void received++);
+  const result = await timed(async () => {
+    replay.start();
+    await replay.done;
+    return {};
+  });
+  const delivered = replay.stats().delivered;
+  const udp = replay.udpStats();
+  replay.close();
+  return { ...result, delivered, jsReceived: received, sent: udp?.datagrams, sendFailures: udp?.sendFailures };
+}
+
+function statusKb(field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+/** Time from start() to the first record, then peak RSS over a whole replay at speed Infinity. */
+async function memory(task: Extract<Task, { kind: 'memory' }>): Promise<Result> {
+  const firstJsNs: number[] = [];
+  const firstEngineNs: number[] = [];
+  for (let k = 0; k < task.startups; k++) {
+    const replay = new Replay(task.log);
+    const first = new Promise<number>((resolve) => replay.once('message', () => resolve(now())));
+    const t0 = now();
+    replay.start();
+    firstJsNs.push((await first) - t0);
+    firstEngineNs.push(replay.stats().anchor!.wallNs - t0);
+    replay.close();
+  }
+  const rssBeforeKb = statusKb('VmRSS');
+  const replay = new Replay(task.log, { speed: Infinity, js: task.sink === 'js', decode: false });
+  let received = 0;
+  if (task.sink === 'js') replay.on('message', () => void received++);
+  const result = await timed(async () => {
+    replay.start();
+    await replay.done;
+    return {};
+  });
+  const delivered = replay.stats().delivered;
+  replay.close();
+  return {
+    ...result,
+    delivered,
+    jsReceived: received,
+    firstJsNs,
+    firstEngineNs,
+    rssBeforeKb,
+    peakRssKb: statusKb('VmHWM'),
+    rssFileKb: statusKb('RssFile'),
+  };
+}
+
+async function udpSocket(): Promise<Socket> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  return socket;
+}
+
+async function run(task: Task): Promise<Result> {
+  switch (task.kind) {
+    case 'native-udp':
+      return nativeUdp(task);
+    case 'js':
+      return jsListener(task);
+    case 'settimeout':
+      return setTimeoutBaseline(task);
+    case 'pause':
+      return pauseCpu(task);
+    case 'throughput':
+      return throughput(task);
+    case 'memory':
+      return memory(task);
+  }
+}
+
+const arg = process.argv[2];
+if (arg === undefined) {
+  console.error('usage: contender.ts <task JSON>');
+  process.exit(2);
+}
+const result = await run(JSON.parse(arg) as Task);
+process.stdout.write(JSON.stringify(result) + '\n');

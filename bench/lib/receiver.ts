@@ -1,0 +1,74 @@
+// The kernel-timestamping UDP receiver (crates/netreplay-bench, `rx`), run as
+// a process of its own so that the replaying process is measured alone.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export interface Arrivals {
+  /** Arrival time (CLOCK_MONOTONIC ns, kernel receive timestamp) by record index; NaN if it never came. */
+  arrivalNs: Float64Array;
+  received: number;
+  /** Datagrams whose index was out of range or seen twice. */
+  unexpected: number;
+  summary: { received: number; noTimestamp: number; offsetDriftNs: number; bracketNs: number };
+}
+
+export interface Receiver {
+  port: number;
+  /** Resolves when the receiver has `expect` datagrams or saw none for `idleMs`. */
+  arrivals: Promise<Arrivals>;
+  kill(): void;
+}
+
+/** Build the receiver (cargo, offline: no new crates) and return its path. */
+export function buildReceiver(root: string): string {
+  const build = spawnSync('cargo', ['build', '--release', '--quiet', '-p', 'netreplay-bench'], {
+    cwd: root,
+    stdio: 'inherit',
+  });
+  if (build.status !== 0) throw new Error(`cargo build -p netreplay-bench failed (status ${build.status})`);
+  const bin = join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'release', 'netreplay-bench');
+  if (!existsSync(bin)) throw new Error(`receiver not found at ${bin} after the build`);
+  return bin;
+}
+
+const RECORD_BYTES = 16;
+
+export async function startReceiver(
+  bin: string,
+  opts: { out: string; count: number; expect?: number; idleMs?: number },
+): Promise<Receiver> {
+  const args = ['rx', '--port', '0', '--out', opts.out, '--idle-ms', String(opts.idleMs ?? 2000)];
+  if (opts.expect !== undefined) args.push('--expect', String(opts.expect));
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout });
+  const iterator = lines[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  if (first.done) throw new Error('the receiver exited before it reported its port');
+  const { port } = JSON.parse(first.value) as { port: number };
+  const arrivals = (async (): Promise<Arrivals> => {
+    let last = '';
+    for (let line = await iterator.next(); !line.done; line = await iterator.next()) last = line.value;
+    const code: number | null = child.exitCode ?? (await new Promise((r) => child.once('exit', r)));
+    if (code !== 0) throw new Error(`the receiver exited with ${code}`);
+    const summary = JSON.parse(last) as Arrivals['summary'];
+    const bytes = readFileSync(opts.out);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const arrivalNs = new Float64Array(opts.count).fill(NaN);
+    let received = 0;
+    let unexpected = 0;
+    for (let at = 0; at + RECORD_BYTES <= bytes.byteLength; at += RECORD_BYTES) {
+      const seq = view.getUint32(at, true);
+      const rx = Number(view.getBigInt64(at + 8, true));
+      if (seq >= opts.count || !Number.isNaN(arrivalNs[seq]!)) {
+        unexpected++;
+        continue;
+      }
+      arrivalNs[seq] = rx;
+      received++;
+    }
+    return { arrivalNs, received, unexpected, summary };
+  })();
+  return { port, arrivals, kill: () => child.kill() };
+}

@@ -1,0 +1,554 @@
+// The measurement suite: `npm run bench` (about 10 minutes on 2 cores) or
+// `npm run bench:quick` (under 2 minutes, smaller everything).
+//
+//  1. micro-benchmarks (tinybench): MCL decode, the ring, delivery to JS;
+//  2. timing fidelity: generated schedules replayed by each contender to a
+//     loopback UDP receiver that takes kernel receive timestamps
+//     (SO_TIMESTAMPNS), or, for the JS listener, timed in the callback;
+//  3. throughput at speed Infinity;
+//  4. peak RSS on a ≥ 2 GB log against a 200 MB one, and start() → first record.
+//
+// Results: bench/results/ (results.json, results.md, SVG plots); the quick
+// run writes to bench/results/quick/ instead. Uses the built addon: run
+// `npm run build` first.
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, release, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import type { CpuSample, Result, Task } from './contender.js';
+import { runMicro, type MicroResult } from './micro.js';
+import { blobPayload, generatedLog, sensorPayload, type GeneratedLog } from './lib/logs.js';
+import { writePcap } from './lib/pcap.js';
+import { buildReceiver, startReceiver, type Arrivals } from './lib/receiver.js';
+import { barSvg, cdfSvg, markdownTable } from './lib/report.js';
+import { bursty, datagramOf, longGap, longestGap, steady, writeScheduleLog, type Schedule } from './lib/schedule.js';
+import { latenessUs, timingStats, type TimingStats } from './lib/stats.js';
+import { runTcpreplay, tcpreplayVersion, withLoopbackSysctls } from './lib/tcpreplay.js';
+
+const quick = process.argv.includes('--quick');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const outDir = join(root, 'bench', 'results', ...(quick ? ['quick'] : []));
+const work = mkdtempSync(join(tmpdir(), 'netreplay-bench-'));
+const started = Date.now();
+
+/** Sizes of everything; quick mode divides them so the suite runs in under 2 minutes. */
+const size = quick
+  ? { wakeSeconds: 4, steady1k: 2_000, runs1k: 3, drift: 10_000, steady10k: 10_000, bursts: 200, gapMs: 1_500, throughput: 1_000_000, tcpreplayTopspeed: 200_000, bigLogMB: 400, smallLogMB: 40, micro: 3 }
+  : { wakeSeconds: 10, steady1k: 10_000, runs1k: 3, drift: 100_000, steady10k: 50_000, bursts: 500, gapMs: 3_000, throughput: 5_000_000, tcpreplayTopspeed: 1_000_000, bigLogMB: 2_100, smallLogMB: 200, micro: 5 };
+
+const log = (...a: unknown[]) => console.log(...a);
+const us = (x: number) => (Number.isFinite(x) ? (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(1)) : '–');
+
+/** Run one task in a contender process; its one JSON line. */
+function contender(task: Task): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'contender.ts'), JSON.stringify(task)], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`contender ${task.kind} exited with ${code}`));
+      const last = out.trim().split('\n').at(-1) ?? '';
+      resolve(JSON.parse(last) as Result);
+    });
+  });
+}
+
+// ---------------------------------------------------------------- timing
+
+interface TimingRun {
+  schedule: string;
+  contender: string;
+  run: number;
+  stats: TimingStats;
+  /** CPU of the replaying process per second of replay, % of one core. */
+  cpuPct: number;
+  /** % of a core inside the longest gap (long-gap schedule). */
+  gapCpuPct?: number;
+  originNote?: string;
+  sortedUs: Float64Array;
+}
+
+interface WakeSummary {
+  count: number;
+  p50: number;
+  p99: number;
+  p999: number;
+  max: number;
+  over250us: number;
+}
+/** netreplay-bench wake: what the machine does to any timing thread. */
+let wake: Record<string, WakeSummary> = {};
+
+const tcpreplay = tcpreplayVersion();
+const rxBin = buildReceiver(root);
+const timing: TimingRun[] = [];
+const skipped: string[] = [];
+if (!tcpreplay) skipped.push('tcpreplay: not installed (Debian package `tcpreplay`); its rows are missing');
+
+function cpuPercent(cpuUs: number, wallNs: number): number {
+  return (100 * cpuUs * 1e3) / wallNs;
+}
+
+function gapWindow(s: Schedule): [number, number] | undefined {
+  const [a, b] = longestGap(s);
+  // Inside the gap, clear of the records on either side.
+  return b - a > 100e6 ? [a + 20e6, b - 20e6] : undefined;
+}
+
+function windowPct(windows: CpuSample[] | undefined): number | undefined {
+  const w = windows?.[0];
+  return w ? cpuPercent(w.cpuUs, w.wallNs) : undefined;
+}
+
+async function udpContender(
+  s: Schedule,
+  name: string,
+  run: number,
+  play: (port: number) => Promise<{ originNs?: number; cpuPct: number; gapCpuPct?: number }>,
+): Promise<void> {
+  const rx = await startReceiver(rxBin, { out: join(work, 'rx.bin'), count: s.timesNs.length, expect: s.timesNs.length });
+  let played;
+  try {
+    played = await play(rx.port);
+  } catch (err) {
+    rx.kill();
+    throw err;
+  }
+  const arrivals: Arrivals = await rx.arrivals;
+  if (arrivals.summary.noTimestamp > 0) log(`  (${arrivals.summary.noTimestamp} datagrams without a kernel timestamp)`);
+  // Without an origin of its own (tcpreplay), the first record defines it.
+  const originNs = played.originNs ?? arrivals.arrivalNs[0]! - s.timesNs[0]!;
+  const input = { scheduleNs: s.timesNs, arrivalNs: arrivals.arrivalNs, originNs };
+  timing.push({
+    schedule: s.name,
+    contender: name,
+    run,
+    stats: timingStats(input),
+    cpuPct: played.cpuPct,
+    ...(played.gapCpuPct !== undefined && { gapCpuPct: played.gapCpuPct }),
+    ...(played.originNs === undefined && { originNote: 'origin = first arrival' }),
+    sortedUs: latenessUs(input),
+  });
+  report(timing.at(-1)!);
+}
+
+function report(r: TimingRun): void {
+  const l = r.stats.latenessUs;
+  log(
+    `  ${r.contender.padEnd(24)} p50 ${us(l.p50).padStart(6)}  p99 ${us(l.p99).padStart(6)}  p99.9 ${us(l.p999).padStart(6)}` +
+      `  max ${us(l.max).padStart(7)} µs  drift ${us(r.stats.driftUs)} µs  lost ${r.stats.lost}  cpu ${r.cpuPct.toFixed(1)}%` +
+      (r.gapCpuPct !== undefined ? `  gap cpu ${r.gapCpuPct.toFixed(2)}%` : ''),
+  );
+}
+
+async function timeSchedule(s: Schedule, runs: number, contenders: 'all' | 'native'): Promise<void> {
+  log(`\n# ${s.name}: ${s.description}`);
+  const logPath = writeScheduleLog(join(work, s.name), s);
+  const scheduleFile = join(work, `${s.name}.times`);
+  writeFileSync(scheduleFile, s.timesNs);
+  const window = gapWindow(s);
+  const cpuWindows = window ? [window] : [];
+  for (let run = 1; run <= runs; run++) {
+    await udpContender(s, 'netreplay native UDP', run, async (port) => {
+      const r = await contender({ kind: 'native-udp', log: logPath, port, cpuWindows });
+      return { originNs: r.originNs!, cpuPct: cpuPercent(r.cpuUs, r.wallNs), gapCpuPct: windowPct(r.windows) };
+    });
+    if (contenders === 'native') continue;
+
+    // The default with JS delivery: every wait sleeps until its last 250 µs.
+    await udpContender(s, 'netreplay native UDP, busyWait 0', run, async (port) => {
+      const r = await contender({ kind: 'native-udp', log: logPath, port, busyWait: 0, cpuWindows });
+      return { originNs: r.originNs!, cpuPct: cpuPercent(r.cpuUs, r.wallNs), gapCpuPct: windowPct(r.windows) };
+    });
+
+    const arrivalsFile = join(work, 'js-arrivals.bin');
+    const r = await contender({ kind: 'js', log: logPath, count: s.timesNs.length, arrivals: arrivalsFile, cpuWindows });
+    const bytes = readFileSync(arrivalsFile);
+    const arrivalNs = new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8);
+    const input = { scheduleNs: s.timesNs, arrivalNs, originNs: r.originNs! };
+    timing.push({
+      schedule: s.name,
+      contender: 'netreplay JS listener',
+      run,
+      stats: timingStats(input),
+      cpuPct: cpuPercent(r.cpuUs, r.wallNs),
+      ...(window && { gapCpuPct: windowPct(r.windows) }),
+      sortedUs: latenessUs(input),
+    });
+    report(timing.at(-1)!);
+
+    await udpContender(s, 'setTimeout + dgram', run, async (port) => {
+      const r = await contender({ kind: 'settimeout', schedule: scheduleFile, port, cpuWindows });
+      return { originNs: r.originNs!, cpuPct: cpuPercent(r.cpuUs, r.wallNs), gapCpuPct: windowPct(r.windows) };
+    });
+
+    if (tcpreplay) {
+      await udpContender(s, 'tcpreplay', run, async (port) => {
+        const pcap = join(work, `${s.name}.pcap`);
+        writePcap(pcap, Array.from(s.timesNs, (timeNs, i) => ({ timeNs, payload: datagramOf(i) })), { dstPort: port });
+        const t = await withLoopbackSysctls(() => runTcpreplay(pcap));
+        return { cpuPct: cpuPercent((t.cpuUserS + t.cpuSysS) * 1e6, t.wallNs) };
+      });
+    }
+  }
+}
+
+// ---------------------------------------------------------------- throughput
+
+interface ThroughputRow {
+  name: string;
+  records: number;
+  perSec: number;
+  unit: string;
+  note?: string;
+}
+
+async function throughputSuite(big: GeneratedLog): Promise<ThroughputRow[]> {
+  log(`\n# Throughput at speed Infinity: ${big.records.toLocaleString('en')} records of ~100-byte msgpack maps (${(big.bytes / 1e9).toFixed(2)} GB)`);
+  const rows: ThroughputRow[] = [];
+  const add = (row: ThroughputRow) => {
+    rows.push(row);
+    log(`  ${row.name.padEnd(32)} ${(row.perSec / 1e6).toFixed(2)} M ${row.unit}${row.note ? `  (${row.note})` : ''}`);
+  };
+  for (const sink of ['null', 'js-raw', 'js-decoded'] as const) {
+    const r = await contender({ kind: 'throughput', log: big.path, sink });
+    const n = sink === 'null' ? (r.delivered as number) : (r.jsReceived as number);
+    if (n !== big.records) throw new Error(`${sink}: ${n} of ${big.records} records`);
+    const name = { null: 'native, null sink', 'js-raw': 'JS listener, raw bytes', 'js-decoded': 'JS listener, msgpackr-decoded' }[sink];
+    add({ name, records: n, perSec: n / (r.wallNs / 1e9), unit: 'records/s' });
+  }
+  const rx = await startReceiver(rxBin, { out: join(work, 'rx.bin'), count: big.records, expect: big.records });
+  const r = await contender({ kind: 'throughput', log: big.path, sink: 'udp', port: rx.port });
+  const got = await rx.arrivals;
+  add({
+    name: 'native, UDP sink',
+    records: r.sent as number,
+    perSec: (r.sent as number) / (r.wallNs / 1e9),
+    unit: 'datagrams/s',
+    // These payloads do not end in a record index: count datagrams, not records.
+    note: `${got.summary.received.toLocaleString('en')} received, ${r.sendFailures} send failures`,
+  });
+  if (tcpreplay) {
+    const n = size.tcpreplayTopspeed;
+    const rx = await startReceiver(rxBin, { out: join(work, 'rx.bin'), count: n, expect: n });
+    const pcap = join(work, 'topspeed.pcap');
+    writePcap(pcap, (function* () {
+      for (let i = 0; i < n; i++) yield { timeNs: i * 1000, payload: datagramOf(i) };
+    })(), { dstPort: rx.port });
+    const t = await withLoopbackSysctls(() => runTcpreplay(pcap, { topspeed: true }));
+    const got = await rx.arrivals;
+    const seconds = t.sendSeconds ?? t.wallNs / 1e9;
+    add({
+      name: 'tcpreplay --topspeed',
+      records: t.sent ?? n,
+      perSec: (t.sent ?? n) / seconds,
+      unit: 'packets/s',
+      note: `${n.toLocaleString('en')} packets (its own send time), ${got.received.toLocaleString('en')} received`,
+    });
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------- memory
+
+interface MemoryRow {
+  log: string;
+  bytes: number;
+  sink: string;
+  peakRssMB: number;
+  rssFileMB: number;
+  firstRecordJsMs: number[];
+  firstRecordEngineMs: number[];
+}
+
+async function memorySuite(): Promise<MemoryRow[]> {
+  const rows: MemoryRow[] = [];
+  const payload = blobPayload(1000);
+  const recordBytes = 2070; // one line of a ~1000-byte payload, hex
+  const logs = [
+    generatedLog(`blob-${size.smallLogMB}MB`, Math.ceil((size.smallLogMB * 1e6) / recordBytes), 1_000_000, payload),
+    generatedLog(`blob-${size.bigLogMB}MB`, Math.ceil((size.bigLogMB * 1e6) / recordBytes), 1_000_000, payload),
+  ];
+  log(`\n# Memory and start-up (peak RSS replaying at speed Infinity; start() → first record, 5 times)`);
+  for (const l of logs) {
+    for (const sink of ['null', 'js'] as const) {
+      const r = await contender({ kind: 'memory', log: l.path, sink, startups: 5 });
+      const row: MemoryRow = {
+        log: `${(l.bytes / 1e6).toFixed(0)} MB`,
+        bytes: l.bytes,
+        sink: sink === 'null' ? 'native, null sink' : 'JS listener, raw',
+        peakRssMB: (r.peakRssKb as number) / 1024,
+        rssFileMB: (r.rssFileKb as number) / 1024,
+        firstRecordJsMs: (r.firstJsNs as number[]).map((x) => x / 1e6),
+        firstRecordEngineMs: (r.firstEngineNs as number[]).map((x) => x / 1e6),
+      };
+      rows.push(row);
+      log(
+        `  ${row.log.padStart(8)} ${row.sink.padEnd(20)} peak RSS ${row.peakRssMB.toFixed(1)} MB` +
+          `  first record: engine ${Math.max(...row.firstRecordEngineMs).toFixed(2)} ms, JS ${Math.max(...row.firstRecordJsMs).toFixed(2)} ms (max of 5)`,
+      );
+    }
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------- report
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)]! : NaN;
+};
+
+interface Target {
+  what: string;
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+function medianOf(schedule: string, name: string, pick: (r: TimingRun) => number): number {
+  return median(timing.filter((r) => r.schedule === schedule && r.contender === name).map(pick));
+}
+
+function evaluate(micro: MicroResult[], throughput: ThroughputRow[], memory: MemoryRow[], pausedPct: number): Target[] {
+  const t: Target[] = [];
+  const check = (what: string, target: string, value: number, met: boolean, unit = 'µs') =>
+    t.push({ what, target, measured: Number.isFinite(value) ? `${us(value)} ${unit}` : 'not measured', met: Number.isFinite(value) && met });
+  const s1k = 'steady-1kHz';
+  const native = (p: (r: TimingRun) => number) => medianOf(s1k, 'netreplay native UDP', p);
+  const p50 = native((r) => r.stats.latenessUs.p50);
+  const p99 = native((r) => r.stats.latenessUs.p99);
+  const p999 = native((r) => r.stats.latenessUs.p999);
+  check('native UDP 1 kHz lateness p50', '≤ 5 µs', p50, p50 <= 5);
+  check('native UDP 1 kHz lateness p99', '≤ 25 µs', p99, p99 <= 25);
+  check('native UDP 1 kHz lateness p99.9', '≤ 200 µs', p999, p999 <= 200);
+  const drift = medianOf('drift-1kHz', 'netreplay native UDP', (r) => Math.abs(r.stats.driftUs));
+  check(`native drift after ${size.drift.toLocaleString('en')} records (|mean offset end − start|)`, '≤ 10 µs', drift, drift <= 10);
+  const js50 = medianOf(s1k, 'netreplay JS listener', (r) => r.stats.latenessUs.p50);
+  const js99 = medianOf(s1k, 'netreplay JS listener', (r) => r.stats.latenessUs.p99);
+  check('JS listener 1 kHz p50', '≤ 50 µs', js50, js50 <= 50);
+  check('JS listener 1 kHz p99', '≤ 250 µs', js99, js99 <= 250);
+  const base99 = medianOf(s1k, 'setTimeout + dgram', (r) => r.stats.latenessUs.p99);
+  check('setTimeout baseline p99 ÷ native p99', '≥ 20×', base99 / p99, base99 / p99 >= 20, '×');
+  if (tcpreplay) {
+    const tr99 = medianOf(s1k, 'tcpreplay', (r) => r.stats.latenessUs.p99);
+    const trDrift = medianOf(s1k, 'tcpreplay', (r) => r.stats.driftUs);
+    check('tcpreplay p99 (native must be lower)', `> ${us(p99)} µs`, tr99, tr99 > p99);
+    const nativeDrift = native((r) => Math.abs(r.stats.driftUs));
+    check('native |drift| vs tcpreplay drift (1 kHz)', `≤ 10 µs (tcpreplay ${us(trDrift)} µs)`, nativeDrift, nativeDrift <= 10);
+  }
+  const gap = medianOf('long-gap', 'netreplay native UDP', (r) => r.gapCpuPct ?? NaN);
+  check('CPU during a long gap (native)', '≤ 5% of a core', gap, gap <= 5, '%');
+  check('CPU while paused (native)', '≤ 5% of a core', pausedPct, pausedPct <= 5, '%');
+  const rate = (name: string) => throughput.find((r) => r.name === name)?.perSec ?? NaN;
+  const m = (x: number) => x / 1e6;
+  check('native null sink', '≥ 5 M records/s', m(rate('native, null sink')), rate('native, null sink') >= 5e6, 'M/s');
+  check('JS listener raw', '≥ 2 M records/s', m(rate('JS listener, raw bytes')), rate('JS listener, raw bytes') >= 2e6, 'M/s');
+  check('JS listener decoded', '≥ 0.5 M records/s', m(rate('JS listener, msgpackr-decoded')), rate('JS listener, msgpackr-decoded') >= 0.5e6, 'M/s');
+  check('UDP sink', '≥ 0.3 M datagrams/s', m(rate('native, UDP sink')), rate('native, UDP sink') >= 0.3e6, 'M/s');
+  const decode = (micro[0]?.bytesPerSec ?? NaN) / 1e9;
+  check('MCL text decode, one core', '≥ 1 GB/s', decode, decode >= 1, 'GB/s');
+  for (const sink of ['native, null sink', 'JS listener, raw']) {
+    const [small, big] = memory.filter((r) => r.sink === sink);
+    if (small && big) {
+      const growth = big.peakRssMB - small.peakRssMB;
+      check(`peak RSS, ${big.log} log − ${small.log} log (${sink})`, '≤ 8 MB', growth, growth <= 8, 'MB');
+    }
+  }
+  const first = Math.max(...memory.filter((r) => r.bytes === Math.max(...memory.map((x) => x.bytes))).flatMap((r) => r.firstRecordJsMs));
+  check('start() → first record in JS, biggest log (max of runs)', '≤ 5 ms', first, first <= 5, 'ms');
+  return t;
+}
+
+function machine() {
+  const rustc = (() => {
+    try {
+      return execFileSync('rustc', ['--version'], { encoding: 'utf8' }).trim();
+    } catch {
+      return 'unknown';
+    }
+  })();
+  return {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    kernel: release(),
+    node: process.version,
+    rustc,
+    tcpreplay: tcpreplay ?? 'not installed',
+  };
+}
+
+function writeResults(micro: MicroResult[], throughput: ThroughputRow[], memory: MemoryRow[], pausedPct: number): void {
+  mkdirSync(outDir, { recursive: true });
+  const targets = evaluate(micro, throughput, memory, pausedPct);
+  const info = machine();
+  const date = new Date().toISOString();
+  const results = {
+    date,
+    quick,
+    machine: info,
+    minutes: (Date.now() - started) / 60_000,
+    skipped,
+    wake,
+    micro,
+    timing: timing.map(({ sortedUs: _, ...rest }) => rest),
+    throughput,
+    memory,
+    pausedCpuPct: pausedPct,
+    targets,
+  };
+  writeFileSync(join(outDir, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+
+  const schedules = [...new Set(timing.map((r) => r.schedule))];
+  for (const s of schedules) {
+    // One series per contender: its median run by p99.
+    const series = [...new Set(timing.filter((r) => r.schedule === s).map((r) => r.contender))].map((name) => {
+      const runs = timing.filter((r) => r.schedule === s && r.contender === name).sort((a, b) => a.stats.latenessUs.p99 - b.stats.latenessUs.p99);
+      return { name, sortedUs: runs[Math.floor((runs.length - 1) / 2)]!.sortedUs };
+    });
+    writeFileSync(join(outDir, `lateness-${s}.svg`), cdfSvg({ title: `Lateness against the schedule: ${s}`, series, yScale: 'tail' }));
+  }
+  writeFileSync(
+    join(outDir, 'throughput.svg'),
+    barSvg({
+      title: 'Throughput at speed Infinity (millions per second)',
+      unit: 'M/s',
+      bars: throughput.map((r) => ({
+        name: r.name,
+        value: r.perSec / 1e6,
+        ...({ 'native, null sink': { target: 5 }, 'JS listener, raw bytes': { target: 2 }, 'JS listener, msgpackr-decoded': { target: 0.5 }, 'native, UDP sink': { target: 0.3 } } as Record<string, { target: number }>)[r.name],
+      })),
+    }),
+  );
+
+  const md: string[] = [];
+  md.push(`# netreplay measurements${quick ? ' (quick run)' : ''}`, '');
+  md.push(`${date} · ${info.cpu}, ${info.cores} cores · Linux ${info.kernel} · Node ${info.node} · ${info.rustc} · tcpreplay ${info.tcpreplay}`, '');
+  md.push(`Produced by \`npm run bench${quick ? ':quick' : ''}\` in ${results.minutes.toFixed(1)} minutes.`, '');
+  if (skipped.length) md.push(...skipped.map((s) => `- skipped: ${s}`), '');
+  md.push('## The machine', '');
+  md.push(
+    'What this machine does to any timing thread, measured by `netreplay-bench wake` before the suite: how late ' +
+      'sleeps wake up (timer slack 1 ns), and how long a thread that never sleeps is kept off its core. µs.',
+    '',
+  );
+  md.push(
+    markdownTable(
+      ['measure', 'count', 'p50', 'p99', 'p99.9', 'max', '> 250 µs'],
+      Object.entries(wake).map(([name, w]) => [name, w.count, us(w.p50), us(w.p99), us(w.p999), us(w.max), w.over250us]),
+    ),
+    '',
+  );
+  md.push('## Targets', '');
+  md.push(markdownTable(['what', 'target', 'measured', 'met'], targets.map((t) => [t.what, t.target, t.measured, t.met ? 'yes' : '**no**'])), '');
+  md.push('## Timing fidelity', '');
+  md.push(
+    'Lateness = arrival − (origin + scheduled time), µs. Arrival: the kernel receive timestamp of the datagram on loopback ' +
+      '(SO_TIMESTAMPNS); for the JS listener, the listener\'s own clock reading. Origin: when the contender put time 0 ' +
+      'on its clock (netreplay: the engine\'s published anchor; the baseline: its start); tcpreplay reports none, so its ' +
+      'first arrival is its origin. Drift = mean lateness of the last 1000 records − of the first 1000. ' +
+      'Inter-arrival error = |Δarrival − Δschedule|. CPU = CPU time of the replaying process ÷ wall time.',
+    '',
+  );
+  md.push(
+    markdownTable(
+      ['schedule', 'contender', 'run', 'p50', 'p90', 'p99', 'p99.9', 'max', 'drift', 'inter-arrival p99', 'lost', 'CPU %', 'gap CPU %'],
+      timing.map((r) => [
+        r.schedule,
+        r.contender + (r.originNote ? ` (${r.originNote})` : ''),
+        r.run,
+        us(r.stats.latenessUs.p50),
+        us(r.stats.latenessUs.p90),
+        us(r.stats.latenessUs.p99),
+        us(r.stats.latenessUs.p999),
+        us(r.stats.latenessUs.max),
+        us(r.stats.driftUs),
+        us(r.stats.interArrivalErrorUs.p99),
+        r.stats.lost,
+        r.cpuPct.toFixed(1),
+        r.gapCpuPct === undefined ? '' : r.gapCpuPct.toFixed(2),
+      ]),
+    ),
+    '',
+  );
+  md.push(`CPU while paused (native, 2 s pause mid-replay): ${pausedPct.toFixed(2)}% of a core.`, '');
+  for (const s of schedules) md.push(`![lateness ${s}](lateness-${s}.svg)`, '');
+  md.push('## Throughput at speed Infinity', '');
+  md.push(markdownTable(['contender', 'records', 'rate', 'note'], throughput.map((r) => [r.name, r.records.toLocaleString('en'), `${(r.perSec / 1e6).toFixed(2)} M ${r.unit}`, r.note ?? ''])), '');
+  md.push('![throughput](throughput.svg)', '');
+  md.push('## Micro-benchmarks (tinybench, median of iterations)', '');
+  md.push(
+    markdownTable(
+      ['stage', 'median ms', 'records/s', 'MB/s'],
+      micro.map((m) => [m.name, m.medianMs.toFixed(2), `${(m.recordsPerSec / 1e6).toFixed(2)} M`, m.bytesPerSec ? (m.bytesPerSec / 1e6).toFixed(0) : '']),
+    ),
+    '',
+  );
+  md.push('## Memory and start-up', '');
+  md.push(
+    markdownTable(
+      ['log', 'delivery', 'peak RSS MB', 'file-backed RSS at end MB', 'start() → first record, engine ms (median / max)', 'in JS ms (median / max)'],
+      memory.map((r) => [
+        r.log,
+        r.sink,
+        r.peakRssMB.toFixed(1),
+        r.rssFileMB.toFixed(1),
+        `${median(r.firstRecordEngineMs).toFixed(3)} / ${Math.max(...r.firstRecordEngineMs).toFixed(3)}`,
+        `${median(r.firstRecordJsMs).toFixed(3)} / ${Math.max(...r.firstRecordJsMs).toFixed(3)}`,
+      ]),
+    ),
+    '',
+  );
+  writeFileSync(join(outDir, 'results.md'), md.join('\n'));
+  log(`\n# Targets`);
+  for (const t of targets) log(`  ${t.met ? 'met   ' : 'MISSED'} ${t.what}: ${t.measured} (target ${t.target})`);
+  log(`\nResults in ${outDir} (${results.minutes.toFixed(1)} minutes)`);
+}
+
+// ---------------------------------------------------------------- main
+
+try {
+  log(`netreplay bench${quick ? ' (quick)' : ''}: ${cpus().length} × ${cpus()[0]?.model}, Node ${process.version}`);
+  const big = generatedLog(`sensor-${size.throughput}`, size.throughput, 1_000, sensorPayload);
+  const decodeRecords = Math.min(size.throughput, quick ? 200_000 : 500_000);
+  const decodeLog = generatedLog(`sensor-${decodeRecords}`, decodeRecords, 1_000, sensorPayload);
+
+  log(`\n# The machine: sleep wake-up overshoot and spinning-thread stalls (${size.wakeSeconds} s)`);
+  wake = JSON.parse(execFileSync(rxBin, ['wake', '--seconds', String(size.wakeSeconds)], { encoding: 'utf8' })) as Record<string, WakeSummary>;
+  for (const [name, w] of Object.entries(wake)) {
+    log(`  ${name.padEnd(20)} n ${String(w.count).padStart(6)}  p50 ${us(w.p50)}  p99 ${us(w.p99)}  p99.9 ${us(w.p999)}  max ${us(w.max)} µs  (> 250 µs: ${w.over250us})`);
+  }
+
+  log('\n# Micro-benchmarks (tinybench)');
+  const micro = await runMicro({ decodeLog, deliveryLog: decodeLog, ringRecords: 1_000_000, iterations: size.micro });
+  for (const m of micro) {
+    log(`  ${m.name.padEnd(44)} ${m.medianMs.toFixed(2).padStart(8)} ms  ${(m.recordsPerSec / 1e6).toFixed(2)} M records/s` + (m.bytesPerSec ? `  ${(m.bytesPerSec / 1e6).toFixed(0)} MB/s` : ''));
+  }
+
+  await timeSchedule(steady(1000, size.steady1k), size.runs1k, 'all');
+  await timeSchedule(steady(10_000, size.steady10k), 1, 'all');
+  await timeSchedule(bursty(10, 10, size.bursts), 1, 'all');
+  await timeSchedule(longGap(500, size.gapMs, 500), 1, 'all');
+  await timeSchedule({ ...steady(1000, size.drift), name: 'drift-1kHz' }, 1, 'native');
+
+  log('\n# CPU while paused');
+  const pauseLog = writeScheduleLog(join(work, 'pause'), steady(1000, 4000));
+  const rxPause = await startReceiver(rxBin, { out: join(work, 'rx.bin'), count: 4000, expect: 4000 });
+  const paused = await contender({ kind: 'pause', log: pauseLog, port: rxPause.port, pauseAtMs: 1000, pauseForMs: 2000 });
+  await rxPause.arrivals;
+  const p = paused.paused as CpuSample;
+  const pausedPct = cpuPercent(p.cpuUs, p.wallNs);
+  log(`  native, paused: ${pausedPct.toFixed(2)}% of a core`);
+
+  const throughput = await throughputSuite(big);
+  const memory = await memorySuite();
+  writeResults(micro, throughput, memory, pausedPct);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
