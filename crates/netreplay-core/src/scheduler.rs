@@ -115,6 +115,12 @@ impl Worker {
         }
     }
 
+    /// An error a sink raised to stop the replay (`failOnError`); batching
+    /// sinks find theirs when they flush, not only when a record is delivered.
+    fn sink_error(&mut self) -> Option<Error> {
+        self.sinks.iter_mut().find_map(|s| s.take_error())
+    }
+
     fn run(&mut self, claim: &QueueClaim, control: &Control, stats: &ReplayStats) -> Outcome {
         set_precise_timer_slack();
         if self.ended {
@@ -164,6 +170,9 @@ impl Worker {
                     None => {
                         // Starved, not ended: hand over what is batched and wait.
                         self.flush(control);
+                        if let Some(err) = self.sink_error() {
+                            break Outcome::Error(err);
+                        }
                         control.park(STARVED_PARK);
                         continue;
                     }
@@ -192,6 +201,9 @@ impl Worker {
             let deadline = a.deadline(record.time_ns, speed);
             if now < deadline {
                 self.flush(control);
+                if let Some(err) = self.sink_error() {
+                    break Outcome::Error(err);
+                }
                 if !control.wait_until(deadline) {
                     self.held = Some(record);
                     continue;
@@ -212,7 +224,7 @@ impl Worker {
             stats.delivered.add(1);
             stats.lateness.record(lateness_ns);
             last_delivered = Some(record.time_ns);
-            if let Some(err) = self.sinks.iter_mut().find_map(|s| s.take_error()) {
+            if let Some(err) = self.sink_error() {
                 break Outcome::Error(err);
             }
         };
@@ -283,7 +295,9 @@ impl Scheduler {
     /// Spin through waits up to `ns` instead of sleeping (default
     /// [`BUSY_WAIT_NS`]; 0 sleeps before every wait). Takes effect at the next wait.
     pub fn set_busy_wait(&self, ns: i64) {
-        self.control.busy_wait_ns.store(ns.max(0), Ordering::Relaxed);
+        self.control
+            .busy_wait_ns
+            .store(ns.max(0), Ordering::Relaxed);
     }
 
     /// Change speed; a running replay re-anchors at the current logical time.
@@ -319,8 +333,14 @@ impl Scheduler {
             .spawn(move || {
                 *control.thread.lock().unwrap_or_else(|p| p.into_inner()) =
                     Some(std::thread::current());
-                let outcome = worker.run(&claim, &control, &stats);
+                let mut outcome = worker.run(&claim, &control, &stats);
                 worker.flush(&control);
+                // The final flush may fail what the run delivered last.
+                if outcome == Outcome::End {
+                    if let Some(err) = worker.sink_error() {
+                        outcome = Outcome::Error(err);
+                    }
+                }
                 for sink in &mut worker.sinks {
                     sink.finish(&outcome);
                 }

@@ -723,10 +723,16 @@ fn short_waits_are_spun_long_ones_slept() {
     let _serial = serial();
     // 1 ms apart (below BUSY_WAIT_NS): the thread never sleeps.
     let spun = scheduler_cpu_share(300, MS, None);
-    assert!(spun > 0.5, "1 ms waits: the scheduler used {spun:.2} of a core");
+    assert!(
+        spun > 0.5,
+        "1 ms waits: the scheduler used {spun:.2} of a core"
+    );
     // 20 ms apart: it sleeps all but the last 4% of each wait.
     let slept = scheduler_cpu_share(26, 20 * MS, None);
-    assert!(slept < 0.15, "20 ms waits: the scheduler used {slept:.2} of a core");
+    assert!(
+        slept < 0.15,
+        "20 ms waits: the scheduler used {slept:.2} of a core"
+    );
     // Busy waiting off: 1 ms waits sleep until the last 250 µs.
     let sleeping = scheduler_cpu_share(300, MS, Some(0));
     assert!(

@@ -12,7 +12,8 @@ use netreplay_core::listener::{Listener, ListenerOptions, ReceivedMessage};
 use netreplay_core::ring::Slot;
 use netreplay_core::scheduler::{Scheduler, SchedulerOptions};
 use netreplay_core::sink::{Delivery, Outcome};
-use netreplay_core::udp::{FailureKind, Route, UdpSink, UdpSinkOptions};
+use netreplay_core::udp::{FailureKind, Route, UdpSink, UdpSinkOptions, UdpSinkSnapshot};
+use netreplay_core::wire::{Encoder, WireOptions};
 use netreplay_core::{Error, Record};
 
 const BIG_RCVBUF: Option<usize> = Some(4 << 20);
@@ -334,4 +335,472 @@ fn ipv4_multicast_on_loopback() {
     assert_eq!(got[0].payload, payload);
     assert_eq!(got[0].topic, "mc");
     listener.stop().unwrap();
+}
+
+/// Collects raw datagrams on a thread, to compare bytes with the encoder's.
+struct RawReceiver {
+    addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<Vec<u8>>>,
+}
+
+impl RawReceiver {
+    fn bind(addr: &str) -> RawReceiver {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let addr: std::net::SocketAddr = addr.parse().unwrap();
+        let socket =
+            Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        socket.bind(&addr.into()).unwrap();
+        set_big_recv_buffer(&socket, 16 << 20);
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap().as_socket().unwrap();
+        let socket: std::net::UdpSocket = socket.into();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 65536];
+            loop {
+                match socket.recv(&mut buf) {
+                    Ok(n) => got.push(buf[..n].to_vec()),
+                    // Quiet after the sender finished: everything is in.
+                    Err(_) if stopped.load(std::sync::atomic::Ordering::Acquire) => break got,
+                    Err(_) => {}
+                }
+            }
+        });
+        RawReceiver { addr, stop, thread }
+    }
+
+    fn url(&self) -> String {
+        format!("udp://{}", self.addr)
+    }
+
+    /// Every datagram received, once the sender has finished.
+    fn finish(self) -> Vec<Vec<u8>> {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.thread.join().unwrap()
+    }
+}
+
+/// SO_RCVBUFFORCE where allowed (root), else as much as `rmem_max` allows:
+/// the receivers here must not drop a burst.
+fn set_big_recv_buffer(socket: &socket2::Socket, bytes: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        let size = bytes as libc::c_int;
+        // SAFETY: a valid socket fd, and a pointer to a c_int with its size.
+        let forced = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(socket),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        } == 0;
+        if forced {
+            return;
+        }
+    }
+    socket.set_recv_buffer_size(bytes).unwrap();
+}
+
+/// Play `records` to a UDP sink through a scheduler at `speed`.
+fn replay_udp(
+    records: &[Record],
+    streams: &[netreplay_core::StreamInfo],
+    options: UdpSinkOptions,
+    speed: f64,
+) -> (Outcome, UdpSinkSnapshot) {
+    let sink = UdpSink::new(options, streams).unwrap();
+    let stats = sink.stats().clone();
+    let (queue, mut producer) = Queue::new(records.len() + 1, 1 << 30).unwrap();
+    for r in records {
+        assert!(producer.push(Slot::Record(r.clone())).is_ok());
+    }
+    assert!(producer.push(Slot::End).is_ok());
+    let mut scheduler = Scheduler::new(
+        &queue,
+        vec![Box::new(sink)],
+        SchedulerOptions {
+            speed: Speed::new(speed).unwrap(),
+        },
+    )
+    .unwrap();
+    scheduler.start().unwrap();
+    assert!(wait_for(Duration::from_secs(20), || !scheduler.is_alive()));
+    let outcome = scheduler.last_outcome().unwrap().unwrap().clone();
+    (outcome, stats.snapshot())
+}
+
+/// What the per-datagram path sends for `records`: the encoder's datagrams.
+fn wire_datagrams<'a>(records: impl IntoIterator<Item = &'a Record>) -> Vec<Vec<u8>> {
+    let mut encoder = Encoder::new(WireOptions::default()).unwrap();
+    let mut out = Vec::new();
+    for r in records {
+        encoder
+            .encode(&r.topic, &r.payload, |d| {
+                out.push(d.to_vec());
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+    }
+    out
+}
+
+/// 1000 + 7 records (not a multiple of the batch) on four topics, of
+/// varying sizes, with a fragmented payload that is batched (200 kB) and one
+/// that is sent on its own (300 kB) in the middle.
+fn mixed_records() -> Vec<Record> {
+    let topics = ["imu", "odom", "scan", "gps"];
+    (0..1007u32)
+        .map(|i| {
+            let payload = match i {
+                500 => big_payload(200_000, 5),
+                800 => big_payload(300_000, 9),
+                _ => {
+                    let mut p = vec![0xc4, (20 + i % 50) as u8];
+                    p.extend_from_slice(&i.to_be_bytes());
+                    p.resize(2 + (20 + i % 50) as usize, i as u8);
+                    p
+                }
+            };
+            record(0, i as i64 * 1000, topics[i as usize % 4], payload)
+        })
+        .collect()
+}
+
+fn same_counts(a: &UdpSinkSnapshot, b: &UdpSinkSnapshot) {
+    let counts = |s: &UdpSinkSnapshot| {
+        (
+            s.records,
+            s.records_sent,
+            s.datagrams,
+            s.bytes,
+            s.fragmented,
+            s.unrouted,
+            s.send_failures,
+            s.other,
+            s.unreachable,
+        )
+    };
+    assert_eq!(counts(a), counts(b));
+}
+
+fn batched_like_single_sends(bind: &str) {
+    let records = mixed_records();
+    let expected = wire_datagrams(&records);
+    assert_eq!(expected.len(), 1007 - 2 + 4 + 6);
+    let mut runs = Vec::new();
+    // Infinite speed batches; speed 1 sends each record at its deadline.
+    for speed in [f64::INFINITY, 1.0] {
+        let rx = RawReceiver::bind(bind);
+        let options = UdpSinkOptions {
+            destination: Some(rx.url()),
+            ..UdpSinkOptions::default()
+        };
+        let (outcome, stats) = replay_udp(&records, &[], options, speed);
+        assert_eq!(outcome, Outcome::End);
+        let got = rx.finish();
+        assert_eq!(got.len(), expected.len(), "speed {speed}");
+        assert!(got == expected, "speed {speed}: datagrams differ");
+        runs.push(stats);
+    }
+    let (batched, single) = (&runs[0], &runs[1]);
+    same_counts(batched, single);
+    assert_eq!(
+        (
+            batched.records_sent,
+            batched.fragmented,
+            batched.send_failures
+        ),
+        (1007, 2, 0)
+    );
+    assert_eq!(batched.datagrams as usize, expected.len());
+    assert_eq!(
+        batched.bytes as usize,
+        expected.iter().map(Vec::len).sum::<usize>()
+    );
+    // No deadline, no lateness at infinite speed.
+    assert_eq!((batched.lateness.count, single.lateness.count), (0, 1007));
+}
+
+#[test]
+fn infinite_speed_batches_send_what_single_sends_send_ipv4() {
+    batched_like_single_sends("127.0.0.1:0");
+}
+
+#[test]
+fn infinite_speed_batches_send_what_single_sends_ipv6() {
+    batched_like_single_sends("[::1]:0");
+}
+
+#[test]
+fn failures_inside_a_batch_are_counted_and_fail_on_error_stops() {
+    // Broadcast without SO_BROADCAST: every send to it fails (EACCES; or
+    // unreachable without a route), while the other records go through.
+    let bad = "udp://255.255.255.255:9";
+    let mut records = mixed_records();
+    records.retain(|r| r.payload.len() < 1000);
+    for (i, r) in records.iter_mut().enumerate() {
+        if i % 100 == 50 {
+            r.topic = "bad".into();
+        }
+    }
+    let good: Vec<&Record> = records.iter().filter(|r| &*r.topic != "bad").collect();
+    let options = |rx: &RawReceiver, fail_on_error: bool| UdpSinkOptions {
+        destination: Some(rx.url()),
+        routes: vec![Route {
+            message_type: None,
+            topic: Some("bad".into()),
+            destination: bad.into(),
+        }],
+        fail_on_error,
+        ..UdpSinkOptions::default()
+    };
+
+    let mut runs = Vec::new();
+    for speed in [f64::INFINITY, 1.0] {
+        let rx = RawReceiver::bind("127.0.0.1:0");
+        let (outcome, stats) = replay_udp(&records, &[], options(&rx, false), speed);
+        assert_eq!(outcome, Outcome::End);
+        assert!(rx.finish() == wire_datagrams(good.iter().copied()));
+        assert_eq!(stats.send_failures, 10, "{stats:?}");
+        assert_eq!(stats.records_sent as usize, good.len());
+        assert!(stats.last_error.as_deref().unwrap().contains(bad));
+        runs.push(stats);
+    }
+    same_counts(&runs[0], &runs[1]);
+
+    // fail_on_error: nothing after the first failure goes out, and the
+    // replay ends with it.
+    for speed in [f64::INFINITY, 1.0] {
+        let rx = RawReceiver::bind("127.0.0.1:0");
+        let (outcome, stats) = replay_udp(&records, &[], options(&rx, true), speed);
+        match &outcome {
+            Outcome::Error(Error::Io { path, message }) => {
+                assert_eq!(path.to_str(), Some(bad));
+                assert!(
+                    message.contains("record at 0.000050 s on topic 'bad'"),
+                    "{message}"
+                );
+            }
+            other => panic!("speed {speed}: {other:?}"),
+        }
+        assert!(
+            rx.finish() == wire_datagrams(&records[..50]),
+            "speed {speed}"
+        );
+        assert!(stats.failed);
+        assert_eq!((stats.records_sent, stats.send_failures), (50, 1));
+        // Batched, records delivered after the failing one and before the
+        // flush that met it count as suppressed.
+        assert_eq!(stats.suppressed, stats.records - 51);
+    }
+}
+
+/// A failure met by the flush after the last record (batched at infinite
+/// speed) must still end the replay with the error, though no delivery
+/// follows it.
+#[test]
+fn a_failure_in_the_last_batch_ends_the_replay_with_the_error() {
+    let rx = RawReceiver::bind("127.0.0.1:0");
+    let mut records: Vec<Record> = mixed_records().into_iter().take(10).collect();
+    records[5].topic = "bad".into();
+    let options = UdpSinkOptions {
+        destination: Some(rx.url()),
+        routes: vec![Route {
+            message_type: None,
+            topic: Some("bad".into()),
+            destination: "udp://255.255.255.255:9".into(),
+        }],
+        fail_on_error: true,
+        ..UdpSinkOptions::default()
+    };
+    let (outcome, stats) = replay_udp(&records, &[], options, f64::INFINITY);
+    assert!(stats.failed);
+    assert_eq!(rx.finish().len(), 5);
+    assert!(matches!(outcome, Outcome::Error(_)), "{outcome:?}");
+}
+
+/// Generates `n` records of `payload_len`-byte msgpack bin payloads, 1 µs apart.
+struct Synthetic {
+    n: u64,
+    next: u64,
+    topic: std::sync::Arc<str>,
+    payload_len: usize,
+    streams: Vec<netreplay_core::StreamInfo>,
+}
+
+impl netreplay_core::source::RecordSource for Synthetic {
+    fn next_record(&mut self) -> netreplay_core::Result<Option<Record>> {
+        if self.next == self.n {
+            return Ok(None);
+        }
+        let i = self.next;
+        self.next += 1;
+        let body = self.payload_len - 2;
+        let mut payload = Vec::with_capacity(self.payload_len);
+        payload.extend_from_slice(&[0xc4, body as u8]);
+        payload.extend_from_slice(&i.to_be_bytes());
+        payload.resize(self.payload_len, i as u8);
+        Ok(Some(Record {
+            time_ns: i as i64 * 1000,
+            stream: 0,
+            topic: self.topic.clone(),
+            payload,
+        }))
+    }
+    fn reset(&mut self) -> netreplay_core::Result<()> {
+        self.next = 0;
+        Ok(())
+    }
+    fn is_data_pending(&self) -> bool {
+        self.next < self.n
+    }
+    fn streams(&self) -> &[netreplay_core::StreamInfo] {
+        &self.streams
+    }
+}
+
+/// Throughput of BufferData → Scheduler → UdpSink at speed Infinity to a
+/// loopback receiver thread. Run with
+/// `cargo test --release -p netreplay-core --test net_udp -- --ignored --nocapture udp_throughput`.
+/// `THROUGHPUT_RING=1000001` reads every record before the replay (no reader
+/// thread competing for a core); `THROUGHPUT_THREAD_CPU=1` prints each
+/// thread's CPU time.
+#[test]
+#[ignore = "measurement"]
+fn udp_throughput_at_infinity() {
+    use netreplay_core::buffer::{BufferData, BufferOptions};
+    use socket2::{Domain, Protocol, Socket, Type};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    const N: u64 = 1_000_000;
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    set_big_recv_buffer(&socket, 64 << 20);
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    let receiver: std::net::UdpSocket = socket.into();
+    let done = Arc::new(AtomicBool::new(false));
+    let rx_thread = {
+        let done = done.clone();
+        std::thread::Builder::new()
+            .name("udp-receiver".into())
+            .spawn(move || {
+                let mut buf = [0u8; 2048];
+                let mut n = 0u64;
+                loop {
+                    match receiver.recv(&mut buf) {
+                        Ok(_) => n += 1,
+                        Err(_) if done.load(Ordering::Acquire) => break,
+                        Err(_) => {}
+                    }
+                }
+                // How often the receiver slept: each sleep costs the sender a wakeup.
+                let sleeps = std::fs::read_to_string("/proc/thread-self/status")
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                    });
+                (n, sleeps)
+            })
+            .unwrap()
+    };
+
+    let streams = vec![netreplay_core::StreamInfo {
+        message_type: Some("Bench".into()),
+        files: vec![],
+    }];
+    let source = Synthetic {
+        n: N,
+        next: 0,
+        topic: "bench/throughput".into(),
+        payload_len: 100,
+        streams: streams.clone(),
+    };
+    let length: usize = std::env::var("THROUGHPUT_RING")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
+    let mut buffer = BufferData::new(
+        Box::new(source),
+        BufferOptions {
+            length,
+            ..BufferOptions::default()
+        },
+    )
+    .unwrap();
+    let sink = UdpSink::new(
+        UdpSinkOptions {
+            destination: Some(format!("udp://{addr}")),
+            ..UdpSinkOptions::default()
+        },
+        &streams,
+    )
+    .unwrap();
+    let stats = sink.stats().clone();
+    let mut scheduler = Scheduler::new(
+        buffer.queue(),
+        vec![Box::new(sink)],
+        SchedulerOptions {
+            speed: Speed::new(f64::INFINITY).unwrap(),
+        },
+    )
+    .unwrap();
+    buffer.start().unwrap();
+    assert!(wait_for(Duration::from_secs(10), || buffer.is_ready()));
+    let start = Instant::now();
+    scheduler.start().unwrap();
+    // CPU time per thread, sampled while they live.
+    let mut cpu = std::collections::BTreeMap::new();
+    let mut polls = 0u32;
+    while scheduler.is_alive() {
+        std::thread::sleep(Duration::from_micros(200));
+        polls += 1;
+        if polls % 100 == 0 && std::env::var_os("THROUGHPUT_THREAD_CPU").is_some() {
+            for entry in std::fs::read_dir("/proc/self/task").unwrap() {
+                let Ok(stat) = std::fs::read_to_string(entry.unwrap().path().join("stat")) else {
+                    continue;
+                };
+                let (name, rest) = stat.split_once(") ").unwrap();
+                let f: Vec<&str> = rest.split(' ').collect();
+                let name = name.split_once('(').unwrap().1.to_string();
+                cpu.insert(name, (f[11].to_string(), f[12].to_string()));
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    for (name, (user, sys)) in &cpu {
+        println!("{name:>16}: user {user} sys {sys} ticks");
+    }
+    assert_eq!(scheduler.last_outcome().unwrap(), Some(&Outcome::End));
+    done.store(true, Ordering::Release);
+    let (got, sleeps) = rx_thread.join().unwrap();
+    let s = stats.snapshot();
+    assert_eq!((s.records, s.datagrams, s.send_failures), (N, N, 0));
+    println!(
+        "udp_throughput_at_infinity: {N} datagrams of {} bytes in {elapsed:.3} s: sent {:.0}/s, received {got} ({:.1} %), {:.0}/s, receiver slept {sleeps:?} times",
+        s.bytes / N,
+        N as f64 / elapsed,
+        got as f64 * 100.0 / N as f64,
+        got as f64 / elapsed,
+    );
 }
