@@ -323,13 +323,13 @@ fn zero_fill(addr: usize) -> bool {
     }
     // Everything from the faulting page to the end of the mapping: the file
     // ends before this page, so every later page would fault as well.
-    //
-    // SAFETY: [fault_page, end) lies inside a live mapping registered by a
+    // [fault_page, end) lies inside a live mapping registered by a
     // `GuardedMap` (registrations are removed before the memory is unmapped,
-    // and the owner, whose read faulted, still holds it). MAP_FIXED replaces
-    // those pages of *our* mapping only: nothing else can live there. The
-    // new pages are read-only zeros, which is what the reader expects past
-    // the end of a file, and `munmap` on drop removes them with the rest.
+    // and the owner, whose read faulted, still holds it). The new pages are
+    // read-only zeros, which is what the reader expects past the end of a
+    // file, and `munmap` on drop removes them with the rest.
+    // SAFETY: MAP_FIXED replaces pages of *our* live, registered mapping
+    // only (see above): nothing else can live there.
     let rc = unsafe {
         libc::mmap(
             fault_page as *mut c_void,
@@ -350,10 +350,10 @@ fn zero_fill(addr: usize) -> bool {
 /// Restore the default action and raise SIGBUS again: the process ends as it
 /// would have without our handler.
 fn die(sig: c_int) {
+    // With SA_NODEFER the raised signal is delivered at once; were it not,
+    // returning re-runs the faulting access, which then meets the default action.
     // SAFETY: zeroed sigaction = SIG_DFL, empty mask, no flags; sigaction and
-    // raise are async-signal-safe. With SA_NODEFER the raised signal is
-    // delivered at once; were it not, returning re-runs the faulting access,
-    // which then meets the default action.
+    // raise are async-signal-safe.
     unsafe {
         let mut dfl: libc::sigaction = std::mem::zeroed();
         dfl.sa_sigaction = libc::SIG_DFL;
@@ -386,11 +386,10 @@ unsafe fn chain(sig: c_int, info: *mut siginfo_t, ctx: *mut c_void, is_fault: bo
             die(sig);
         }
     } else if prev.sa_flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: with SA_SIGINFO the previous owner registered a
-        // three-argument handler at this address; we pass it the kernel's
-        // own arguments, as the kernel would have.
-        let f: extern "C" fn(c_int, *mut siginfo_t, *mut c_void) =
-            unsafe { std::mem::transmute(handler) };
+        type SigInfoHandler = extern "C" fn(c_int, *mut siginfo_t, *mut c_void);
+        // SAFETY: with SA_SIGINFO the previous owner registered a three-argument
+        // handler at this address; we pass it the kernel's own arguments.
+        let f: SigInfoHandler = unsafe { std::mem::transmute(handler) };
         f(sig, info, ctx);
     } else {
         // SAFETY: without SA_SIGINFO the previous handler is a one-argument

@@ -238,12 +238,12 @@ fn decode_hex_fast(hex: &[u8], out: &mut Vec<u8>) -> bool {
     out.reserve(n / 2);
     let base = out.len();
     let src = hex.as_ptr();
-    // SAFETY: every load reads 16 bytes at `src + at` with `at + 16 <= n`
-    // (the loop conditions and `n >= 16` guarantee it): inside `hex`. Every
-    // store writes 16 bytes at `dst + at / 2` with `at + 32 <= n`, or 8 with
-    // `at + 16 <= n`: inside the `n / 2` bytes reserved past `base`, which
-    // no other pointer or reference uses meanwhile (`hex` is a different
-    // allocation: `out` is borrowed exclusively). Unaligned loads and stores.
+    // Every load reads 16 bytes at `src + at` with `at + 16 <= n` (the loop
+    // conditions and `n >= 16` guarantee it). Every store writes 16 bytes at
+    // `dst + at / 2` with `at + 32 <= n`, or 8 with `at + 16 <= n`.
+    // SAFETY: so loads stay inside `hex` and stores inside the `n / 2` bytes
+    // reserved past `base`, which nothing else uses (`out` is borrowed
+    // exclusively, `hex` is another allocation); all unaligned accesses.
     let complete = unsafe {
         let dst = out.as_mut_ptr().add(base);
         let zero_char = _mm_set1_epi8(b'0' as i8);
@@ -447,12 +447,12 @@ impl MappedFile {
         let map = if meta.len() == 0 {
             None // mapping an empty file fails; it simply has no records
         } else {
+            // Another process may truncate the file: `GuardedMap` registers the
+            // mapping with the SIGBUS guard so that vanished pages read as
+            // zeros and set a flag that `check_truncated` turns into an error
+            // before anything read from them is used.
             // SAFETY: the map is read-only and never handed out beyond this
-            // reader (records copy what they need). Another process may still
-            // truncate the file: `GuardedMap` registers the mapping with the
-            // SIGBUS guard so that vanished pages read as zeros and set a flag
-            // that `check_truncated` turns into an error before anything read
-            // from them is used.
+            // reader (records copy what they need); truncation is guarded.
             let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, &e))?;
             // Read front to back: more read-ahead, and the kernel need not
             // keep the pages as recently used. Only advice; failure is harmless.
@@ -539,17 +539,17 @@ impl MappedFile {
         if end <= self.released {
             return;
         }
-        // SAFETY: the mapping is a read-only, shared mapping of a file:
-        // MADV_DONTNEED only unmaps the pages of [released, end), and the next
-        // access (after a rewind) faults them in again from the file with the
-        // same contents, so no byte that Rust code may see changes. Should the
-        // file have shrunk meanwhile, that access meets the SIGBUS guard as a
-        // first access would; pages the guard replaced with anonymous zeros
-        // read as zeros again. So even a slice into the range would keep
-        // reading the same bytes; and none is alive anyway: `&mut self`, the
-        // lines handed out are byte ranges (the last one, before `pos`, has
-        // been decoded by now) and records own copies of their bytes. The
-        // range lies inside the mapping and starts on a page boundary.
+        // The mapping is a read-only, shared mapping of a file: MADV_DONTNEED
+        // only unmaps the pages of [released, end), and the next access (after
+        // a rewind) faults them in again from the file with the same contents.
+        // Should the file have shrunk meanwhile, that access meets the SIGBUS
+        // guard as a first access would; pages the guard replaced with
+        // anonymous zeros read as zeros again. No slice into the range is
+        // alive anyway: `&mut self`, the lines handed out are byte ranges (the
+        // last one, before `pos`, has been decoded by now) and records own
+        // copies of their bytes.
+        // SAFETY: no byte Rust code may see changes (above); the range lies
+        // inside the mapping and starts on a page boundary.
         let _ = unsafe {
             map.mmap().unchecked_advise_range(
                 UncheckedAdvice::DontNeed,

@@ -992,10 +992,10 @@ fn send_many(
             hdr.msg_namelen = dest.target.len();
         }
     }
-    // SAFETY: `headers[..n]` are initialized; each points to one iovec in
-    // `iovecs` over a live slice of `bytes`, and to `dest.target` when
-    // unconnected; all outlive the call, and the kernel writes only each
-    // header's `msg_len`. The fd is the open socket `dest` owns.
+    // `headers[..n]` are initialized; each points to one iovec in `iovecs`
+    // over a live slice of `bytes`, and to `dest.target` when unconnected.
+    // SAFETY: all of these outlive the call, the kernel writes only each
+    // header's `msg_len`, and the fd is the open socket `dest` owns.
     let sent = unsafe {
         libc::sendmmsg(
             dest.socket.as_raw_fd(),
