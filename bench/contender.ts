@@ -74,19 +74,24 @@ async function timed<T extends object>(run: () => Promise<T>): Promise<Result & 
   return { wallNs: now() - t0, cpuUs: cpuNow() - c0, ...extra };
 }
 
+/** Play to the end: time, CPU, the engine's origin and the CPU windows after it. */
+function playTimed(replay: Replay, cpuWindows?: CpuWindow[]) {
+  return timed(async () => {
+    replay.start();
+    const originNs = await engineOrigin(replay);
+    const windows = await measureWindows(originNs, cpuWindows);
+    await replay.done;
+    return { originNs, windows };
+  });
+}
+
 async function nativeUdp(task: Extract<Task, { kind: 'native-udp' }>): Promise<Result> {
   const replay = new Replay(task.log, {
     js: false,
     udp: { destination: `udp://127.0.0.1:${task.port}` },
     ...(task.busyWait !== undefined && { busyWait: task.busyWait }),
   });
-  const result = await timed(async () => {
-    replay.start();
-    const originNs = await engineOrigin(replay);
-    const windows = await measureWindows(originNs, task.cpuWindows);
-    await replay.done;
-    return { originNs, windows };
-  });
+  const result = await playTimed(replay, task.cpuWindows);
   const udp = replay.udpStats()!;
   replay.close();
   return { ...result, sent: udp.datagrams, sendFailures: udp.sendFailures };
@@ -101,13 +106,7 @@ async function jsListener(task: Extract<Task, { kind: 'js' }>): Promise<Result> 
     const t = now();
     arrivals[(m.payload as { i: number }).i] = t;
   });
-  const result = await timed(async () => {
-    replay.start();
-    const originNs = await engineOrigin(replay);
-    const windows = await measureWindows(originNs, task.cpuWindows);
-    await replay.done;
-    return { originNs, windows };
-  });
+  const result = await playTimed(replay, task.cpuWindows);
   replay.close();
   writeFileSync(task.arrivals, arrivals);
   return result;

@@ -663,27 +663,25 @@ fn low_rate_replay_does_not_burn_a_core() {
     );
 }
 
-fn process_cpu_ns() -> i64 {
+/// A CPU-time clock's reading, ns.
+fn cpu_clock_ns(clock: libc::clockid_t) -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid, writable timespec.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
     assert_eq!(rc, 0);
     ts.tv_sec * SEC + ts.tv_nsec
 }
 
+fn process_cpu_ns() -> i64 {
+    cpu_clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
 /// CPU time of the calling thread.
 fn thread_cpu_ns() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0);
-    ts.tv_sec * SEC + ts.tv_nsec
+    cpu_clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 /// Records the scheduler thread's own CPU time at each delivery.
