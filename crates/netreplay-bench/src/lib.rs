@@ -4,7 +4,7 @@
 //! receive timestamp converted to CLOCK_MONOTONIC nanoseconds, so a benchmark
 //! can compare it with the monotonic send deadlines the engine scheduled.
 //! Kernel timestamps exclude the receiver's own scheduling latency, which a
-//! user-space clock reading after `recvmsg` would add.
+//! user-space clock reading after the receive call would add.
 
 pub mod args;
 pub mod clock;

@@ -1,10 +1,11 @@
-//! The UDP receiver: SO_TIMESTAMPNS via `recvmsg` (Linux only).
+//! The UDP receiver: SO_TIMESTAMPNS via batched `recvmmsg` (Linux only).
 
 use std::fmt;
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
+use std::ptr;
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -15,6 +16,10 @@ use crate::{seq_of, Arrival, Reception, RxOptions, RxSummary};
 /// Larger than any UDP payload (65,507 bytes over IPv4, 65,527 over IPv6
 /// without jumbograms), so no datagram is truncated.
 const DATA_BUF_LEN: usize = 64 * 1024;
+
+/// Datagrams per `recvmmsg` call: 64 slots of [`DATA_BUF_LEN`] are 4 MiB of
+/// address space, allocated once per `receive`.
+const BATCH_LEN: usize = 64;
 
 /// Preallocated arrivals when `expect` is not given: 1 Mi × 24 bytes of
 /// address space, touched only as datagrams arrive.
@@ -151,6 +156,14 @@ impl Receiver {
 
     /// Receive until `expect` datagrams arrived, or `idle` passed without one
     /// after the first, or `first_timeout` passed without any.
+    ///
+    /// Datagrams are taken in batches of up to [`BATCH_LEN`] per `recvmmsg`,
+    /// which waits (under SO_RCVTIMEO) only for the first datagram of a batch
+    /// and then takes whatever else is already queued. With `expect`, a batch
+    /// never asks for more than the datagrams still missing, so the receiver
+    /// takes exactly `expect` datagrams off the socket and anything sent
+    /// beyond them stays unread in the socket queue, as with one `recvmsg`
+    /// per datagram.
     pub fn receive(&mut self) -> Result<Reception, RxError> {
         let start = clock::measure_offset();
         let expect = self.opts.expect;
@@ -162,8 +175,7 @@ impl Receiver {
                 io::Error::from(io::ErrorKind::OutOfMemory),
             )
         })?;
-        let mut data = vec![0u8; DATA_BUF_LEN];
-        let mut control: ControlBuf = [0; 16];
+        let mut batch = Batch::new();
         let fd = self.socket.as_raw_fd();
 
         // The timeout that applies now, and whether SO_RCVTIMEO currently
@@ -175,25 +187,34 @@ impl Receiver {
 
         let mut no_timestamp = 0u64;
         while expect == 0 || (raw.len() as u64) < expect {
-            match recv_stamped(fd, &mut data, &mut control) {
-                Ok((len, kernel_real_ns)) => {
+            let missing = if expect == 0 {
+                BATCH_LEN
+            } else {
+                // Less than BATCH_LEN fits in usize whatever `expect` is.
+                (expect - raw.len() as u64).min(BATCH_LEN as u64) as usize
+            };
+            match batch.receive(fd, missing) {
+                Ok(count) => {
                     let after = clock::mono_ns();
-                    let datagram = &data[..len];
-                    let (ns, kernel_stamp) = match kernel_real_ns {
-                        Some(real) => (real, true),
-                        None => {
-                            no_timestamp += 1;
-                            (after, false)
-                        }
-                    };
-                    raw.push(RawArrival {
-                        seq: seq_of(datagram),
-                        len: len as u32,
-                        ns,
-                        kernel_stamp,
-                    });
+                    let first = raw.is_empty();
+                    for i in 0..count {
+                        let (datagram, kernel_real_ns) = batch.datagram(i);
+                        let (ns, kernel_stamp) = match kernel_real_ns {
+                            Some(real) => (real, true),
+                            None => {
+                                no_timestamp += 1;
+                                (after, false)
+                            }
+                        };
+                        raw.push(RawArrival {
+                            seq: seq_of(datagram),
+                            len: datagram.len() as u32,
+                            ns,
+                            kernel_stamp,
+                        });
+                    }
                     wait_from = after;
-                    if raw.len() == 1 || shortened {
+                    if first || shortened {
                         wait = self.opts.idle;
                         shortened = false;
                         self.set_timeout(wait)?;
@@ -275,40 +296,113 @@ fn set_int_option(fd: RawFd, name: libc::c_int, value: libc::c_int) -> io::Resul
     }
 }
 
-/// One `recvmsg`: the datagram's length and, if the kernel attached one, its
-/// SCM_TIMESTAMPNS receive time in CLOCK_REALTIME ns.
-fn recv_stamped(
-    fd: RawFd,
-    data: &mut [u8],
-    control: &mut ControlBuf,
-) -> io::Result<(usize, Option<i64>)> {
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
-    // SAFETY: msghdr is plain old data for which all-zero is a valid value
-    // (null pointers, zero lengths); zeroing also covers the private padding
-    // fields some libcs have, which a struct literal cannot name.
-    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = mem::size_of::<ControlBuf>() as _;
+/// The buffers of `recvmmsg` calls, allocated once per `receive`: a data and
+/// a control buffer per datagram, and the headers pointing at them.
+struct Batch {
+    /// [`BATCH_LEN`] slots of [`DATA_BUF_LEN`] bytes. Zeroed by the
+    /// allocator, so only the pages datagrams are written to become resident.
+    data: Vec<u8>,
+    control: Vec<ControlBuf>,
+    iov: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+    /// How many headers the last successful call filled.
+    filled: usize,
+}
 
-    // SAFETY: `msg` points at one iovec describing `data` and at `control`,
-    // both exclusively borrowed and live for the call, with their true lengths.
-    let received = unsafe { libc::recvmsg(fd, &mut msg, 0) };
-    if received < 0 {
-        return Err(io::Error::last_os_error());
+impl Batch {
+    fn new() -> Batch {
+        let no_iov = libc::iovec {
+            iov_base: ptr::null_mut(),
+            iov_len: 0,
+        };
+        // SAFETY: mmsghdr is plain old data for which all-zero is a valid
+        // value (null pointers, zero lengths); zeroing also covers the private
+        // padding fields some libcs have, which a struct literal cannot name.
+        let no_header: libc::mmsghdr = unsafe { mem::zeroed() };
+        Batch {
+            data: vec![0; BATCH_LEN * DATA_BUF_LEN],
+            control: vec![ControlBuf::default(); BATCH_LEN],
+            iov: vec![no_iov; BATCH_LEN],
+            headers: vec![no_header; BATCH_LEN],
+            filled: 0,
+        }
     }
 
+    /// One `recvmmsg` of at most `max` (1..=[`BATCH_LEN`]) datagrams: waits
+    /// for the first under the socket's SO_RCVTIMEO, then takes only what is
+    /// already queued (MSG_WAITFORONE). Returns how many it took, at least 1.
+    /// recvmmsg's own timeout argument stays null: the kernel checks it only
+    /// after each datagram, so it could not bound the wait for the first.
+    ///
+    /// An error after the first datagram ends the batch early, and the kernel
+    /// reports that error on the next call.
+    fn receive(&mut self, fd: RawFd, max: usize) -> io::Result<usize> {
+        let max = max.clamp(1, BATCH_LEN);
+        self.filled = 0;
+        // The kernel overwrites msg_controllen, msg_flags and msg_len, so every
+        // header is set up afresh before each call.
+        let slots = self
+            .data
+            .chunks_exact_mut(DATA_BUF_LEN)
+            .zip(&mut self.control)
+            .zip(&mut self.iov)
+            .zip(&mut self.headers);
+        for (((data, control), iov), header) in slots.take(max) {
+            *iov = libc::iovec {
+                iov_base: data.as_mut_ptr().cast(),
+                iov_len: data.len(),
+            };
+            let msg = &mut header.msg_hdr;
+            msg.msg_name = ptr::null_mut();
+            msg.msg_namelen = 0;
+            msg.msg_iov = iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = mem::size_of::<ControlBuf>() as _;
+            msg.msg_flags = 0;
+            header.msg_len = 0;
+        }
+        // SAFETY: the first `max` headers each point at one iovec describing
+        // their own DATA_BUF_LEN slot of `data` and at their own control
+        // buffer, with the true lengths; all are owned by `self`, which is
+        // exclusively borrowed, so they stay live and unaliased for the call.
+        let received = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.headers.as_mut_ptr(),
+                max as libc::c_uint,
+                libc::MSG_WAITFORONE as _,
+                ptr::null_mut(),
+            )
+        };
+        if received < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        self.filled = received as usize;
+        Ok(self.filled)
+    }
+
+    /// Datagram `i` of the last call and, if the kernel attached one, its
+    /// SCM_TIMESTAMPNS receive time in CLOCK_REALTIME ns.
+    fn datagram(&self, i: usize) -> (&[u8], Option<i64>) {
+        let header = &self.headers[..self.filled][i];
+        // msg_len is what was copied, which the slot bounds anyway.
+        let len = (header.msg_len as usize).min(DATA_BUF_LEN);
+        let data = &self.data[i * DATA_BUF_LEN..][..len];
+        (data, kernel_stamp(&header.msg_hdr))
+    }
+}
+
+/// The SCM_TIMESTAMPNS time in `msg`, which a successful `recvmmsg` filled.
+fn kernel_stamp(msg: &libc::msghdr) -> Option<i64> {
     let mut real_ns = None;
-    // SAFETY: `msg` was filled by a successful recvmsg, so its control
-    // pointer and the kernel-set msg_controllen describe `control`.
-    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    // SAFETY: `msg` was filled by a successful recvmmsg, so its control
+    // pointer and the kernel-set msg_controllen describe its slot's control
+    // buffer, which is live and not mutably borrowed while `msg` is.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(msg) };
     while !cmsg.is_null() {
         // SAFETY: CMSG_FIRSTHDR/CMSG_NXTHDR return either null or a pointer
-        // to a whole, aligned cmsghdr inside `control`.
+        // to a whole, aligned cmsghdr inside the control buffer.
         let header = unsafe { &*cmsg };
         // cmsg_len is usize on glibc but u32 on musl.
         #[allow(clippy::unnecessary_cast)]
@@ -319,12 +413,11 @@ fn recv_stamped(
         {
             // SAFETY: cmsg_len says the data holds a whole timespec; it may be
             // unaligned for timespec, hence read_unaligned.
-            let ts: libc::timespec =
-                unsafe { std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
+            let ts: libc::timespec = unsafe { ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast()) };
             real_ns = Some(clock::timespec_ns(&ts));
         }
         // SAFETY: `cmsg` is a valid header within `msg`'s control buffer.
-        cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
+        cmsg = unsafe { libc::CMSG_NXTHDR(msg, cmsg) };
     }
-    Ok((received as usize, real_ns))
+    real_ns
 }

@@ -128,6 +128,80 @@ fn stops_after_first_timeout_with_nothing() {
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
 }
 
+/// Whether the receiver's buffer holds `count` small datagrams, whose
+/// loopback skbs take about 1 KiB each; without CAP_NET_ADMIN
+/// net.core.rmem_max may cap it far below the requested 64 MiB.
+fn holds_burst(receiver: &Receiver, count: usize) -> bool {
+    let usable = receiver.rcvbuf_bytes().unwrap() / 2;
+    if usable < count * 2048 {
+        eprintln!("receive buffer {usable} bytes is too small for a burst of {count}; skipped");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn burst_arrives_whole_and_expect_stops_exactly() {
+    const EXPECT: u32 = 5_000;
+    const SENT: u32 = EXPECT + 50;
+    let mut receiver = Receiver::bind(options(u64::from(EXPECT))).unwrap();
+    if !holds_burst(&receiver, SENT as usize) {
+        return;
+    }
+    let addr = receiver.local_addr();
+    let handle = thread::spawn(move || receiver.receive().expect("receive"));
+    let sender = thread::spawn(move || {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.connect(addr).unwrap();
+        let start = mono_ns();
+        for seq in 0..SENT {
+            socket.send(&datagram(seq, 120)).unwrap();
+        }
+        (start, mono_ns())
+    });
+    let (start, end) = sender.join().unwrap();
+    let reception = handle.join().unwrap();
+
+    assert_eq!(reception.summary.received, u64::from(EXPECT));
+    assert_eq!(reception.arrivals.len(), EXPECT as usize);
+    assert_eq!(reception.summary.no_timestamp, 0);
+    let mut last_ns = i64::MIN;
+    for (i, arrival) in reception.arrivals.iter().enumerate() {
+        assert_eq!(arrival.seq, i as u32, "all distinct and in order");
+        assert_eq!(arrival.len, 120);
+        assert!(
+            arrival.rx_ns >= last_ns,
+            "seq {i}: rx {} before the previous {last_ns}",
+            arrival.rx_ns
+        );
+        assert!(
+            arrival.rx_ns >= start - TOLERANCE_NS && arrival.rx_ns <= end + TOLERANCE_NS,
+            "seq {i}: rx {} outside the burst [{start}, {end}] ± {TOLERANCE_NS}",
+            arrival.rx_ns
+        );
+        last_ns = arrival.rx_ns;
+    }
+}
+
+#[test]
+fn expect_takes_exactly_n_of_a_longer_queue() {
+    // Everything is queued before receiving, so every batch could take more
+    // than the datagrams still missing.
+    const EXPECT: u32 = 100;
+    let mut receiver = Receiver::bind(options(u64::from(EXPECT))).unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for seq in 0..EXPECT + 50 {
+        sender
+            .send_to(&datagram(seq, 16), receiver.local_addr())
+            .unwrap();
+    }
+    let reception = receiver.receive().unwrap();
+    let seqs: Vec<u32> = reception.arrivals.iter().map(|a| a.seq).collect();
+    assert_eq!(seqs, (0..EXPECT).collect::<Vec<_>>());
+    assert_eq!(reception.summary.received, u64::from(EXPECT));
+    assert_eq!(reception.summary.no_timestamp, 0);
+}
+
 #[test]
 fn short_datagrams_have_no_seq() {
     let (addr, handle) = spawn_receiver(options(3));
