@@ -116,7 +116,10 @@ async function udpContender(
   run: number,
   play: (port: number) => Promise<{ originNs?: number; cpuPct: number; gapCpuPct?: number }>,
 ): Promise<void> {
-  const rx = await startReceiver(rxBin, { out: join(work, 'rx.bin'), count: s.timesNs.length, expect: s.timesNs.length });
+  // The receiver must outwait the schedule's longest silence.
+  const [gapStart, gapEnd] = longestGap(s);
+  const idleMs = 2000 + Math.ceil((gapEnd - gapStart) / 1e6);
+  const rx = await startReceiver(rxBin, { out: join(work, 'rx.bin'), count: s.timesNs.length, expect: s.timesNs.length, idleMs });
   let played;
   try {
     played = await play(rx.port);
@@ -325,6 +328,8 @@ function evaluate(micro: MicroResult[], throughput: ThroughputRow[], memory: Mem
   const t: Target[] = [];
   const check = (what: string, target: string, value: number, met: boolean, unit = 'µs') =>
     t.push({ what, target, measured: Number.isFinite(value) ? `${us(value)} ${unit}` : 'not measured', met: Number.isFinite(value) && met });
+  const lost = timing.reduce((n, r) => n + r.stats.lost, 0);
+  check('records lost, all timing runs', '0', lost, lost === 0, 'records');
   const s1k = 'steady-1kHz';
   const native = (p: (r: TimingRun) => number) => medianOf(s1k, 'netreplay native UDP', p);
   const p50 = native((r) => r.stats.latenessUs.p50);

@@ -193,44 +193,60 @@ struct Producer {
     ended: bool,
 }
 
+/// What one step of the producer did.
+enum Step {
+    Pushed,
+    Full,
+    Done,
+}
+
 impl Producer {
     fn run(mut self, flags: &BufferFlags) -> Producer {
         let mut backoff = Backoff::new();
         while !flags.stop.load(Ordering::Acquire) {
-            let slot = match self.pending.take() {
-                Some(slot) => slot,
-                None if self.ended => break,
-                None => match self.source.next_record() {
-                    Ok(Some(record)) => Slot::Record(record),
-                    Ok(None) => {
-                        self.ended = true;
-                        Slot::End
-                    }
-                    Err(err) => {
-                        // Records before the error were pushed; nothing after it is.
-                        self.ended = true;
-                        Slot::Error(err)
-                    }
-                },
-            };
-            match self.ring.push(slot) {
-                Ok(()) => {
-                    backoff.reset();
-                    if self.ended {
-                        flags.data_pending.store(false, Ordering::Release);
-                        flags.ready.store(true, Ordering::Release);
-                    } else if self.ring.is_full() {
-                        flags.ready.store(true, Ordering::Release);
-                    }
-                }
-                Err(slot) => {
-                    self.pending = Some(slot);
-                    flags.ready.store(true, Ordering::Release);
-                    backoff.wait();
-                }
+            match self.step(flags) {
+                Step::Pushed => backoff.reset(),
+                Step::Full => backoff.wait(),
+                Step::Done => break,
             }
         }
         self
+    }
+
+    /// Read one slot (or take the pending one) and push it.
+    fn step(&mut self, flags: &BufferFlags) -> Step {
+        let slot = match self.pending.take() {
+            Some(slot) => slot,
+            None if self.ended => return Step::Done,
+            None => match self.source.next_record() {
+                Ok(Some(record)) => Slot::Record(record),
+                Ok(None) => {
+                    self.ended = true;
+                    Slot::End
+                }
+                Err(err) => {
+                    // Records before the error were pushed; nothing after it is.
+                    self.ended = true;
+                    Slot::Error(err)
+                }
+            },
+        };
+        match self.ring.push(slot) {
+            Ok(()) => {
+                if self.ended {
+                    flags.data_pending.store(false, Ordering::Release);
+                    flags.ready.store(true, Ordering::Release);
+                } else if self.ring.is_full() {
+                    flags.ready.store(true, Ordering::Release);
+                }
+                Step::Pushed
+            }
+            Err(slot) => {
+                self.pending = Some(slot);
+                flags.ready.store(true, Ordering::Release);
+                Step::Full
+            }
+        }
     }
 }
 
@@ -286,13 +302,19 @@ impl BufferData {
             return Ok(false);
         }
         self.join()?;
-        let producer = self.idle.take().ok_or_else(Self::lost)?;
+        let mut producer = self.idle.take().ok_or_else(Self::lost)?;
         let flags = self.flags.clone();
         flags.stop.store(false, Ordering::Release);
         flags.data_pending.store(
             !producer.ended || producer.pending.is_some(),
             Ordering::Release,
         );
+        // Read the first record here, on the caller's thread: a scheduler
+        // started next finds it at once, however late the new thread first
+        // runs (a new thread on an idle vCPU can wait milliseconds).
+        if producer.ring.shared().is_empty() {
+            producer.step(&flags);
+        }
         let spawned = std::thread::Builder::new()
             .name("netreplay-buffer".into())
             .spawn(move || producer.run(&flags));

@@ -16,6 +16,8 @@ use crate::{Error, Record, Result};
 /// The longest a waiting scheduler sleeps without looking at its control
 /// flags; control changes also wake it at once (unpark).
 const MAX_PARK: Duration = Duration::from_millis(20);
+/// How long a fresh run waits awake for its first record before sleeping.
+const START_SPIN_NS: i64 = 5_000_000;
 /// Sleep while the ring is starved: short, so a late producer costs little.
 const STARVED_PARK: Duration = Duration::from_micros(200);
 
@@ -126,6 +128,7 @@ impl Worker {
         if self.ended {
             return Outcome::End;
         }
+        let run_start = now_ns();
         let mut consumer = claim.consumer();
         let mut speed = control.speed();
         control.speed_changed.store(false, Ordering::Release);
@@ -167,6 +170,12 @@ impl Worker {
                     Some(Slot::Record(record)) => record,
                     Some(Slot::End) => break Outcome::End,
                     Some(Slot::Error(err)) => break Outcome::Error(err),
+                    None if anchor.is_none() && now_ns() - run_start < START_SPIN_NS => {
+                        // The first record is on its way: wait awake, since a
+                        // sleep can wake milliseconds late.
+                        std::hint::spin_loop();
+                        continue;
+                    }
                     None => {
                         // Starved, not ended: hand over what is batched and wait.
                         self.flush(control);

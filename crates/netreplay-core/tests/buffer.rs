@@ -9,7 +9,7 @@ use common::*;
 use netreplay_core::buffer::{BufferData, BufferOptions, Queue};
 use netreplay_core::mcl::{open_directory, open_file, ReadOptions};
 use netreplay_core::ring::Slot;
-use netreplay_core::source::OnError;
+use netreplay_core::source::{OnError, RecordSource};
 use netreplay_core::{Error, Record};
 
 const T: Duration = Duration::from_secs(10);
@@ -408,4 +408,47 @@ fn dropping_a_running_buffer_joins_its_thread() {
     // The queue outlives the buffer and still holds what was buffered.
     assert_eq!(queue.size(), 16);
     assert_eq!(number_of(&record(queue.pop().unwrap().unwrap())), 0);
+}
+
+/// Notes which thread read the first record.
+struct FirstReader {
+    inner: VecSource,
+    thread: std::sync::Arc<std::sync::Mutex<Option<std::thread::ThreadId>>>,
+}
+
+impl RecordSource for FirstReader {
+    fn next_record(&mut self) -> netreplay_core::Result<Option<Record>> {
+        self.thread
+            .lock()
+            .unwrap()
+            .get_or_insert(std::thread::current().id());
+        self.inner.next_record()
+    }
+    fn reset(&mut self) -> netreplay_core::Result<()> {
+        self.inner.reset()
+    }
+    fn is_data_pending(&self) -> bool {
+        self.inner.is_data_pending()
+    }
+    fn streams(&self) -> &[netreplay_core::StreamInfo] {
+        self.inner.streams()
+    }
+}
+
+#[test]
+fn start_reads_the_first_record_on_the_callers_thread() {
+    let thread = std::sync::Arc::default();
+    let source = FirstReader {
+        inner: VecSource::new(numbered(100, MS)),
+        thread: std::sync::Arc::clone(&thread),
+    };
+    let mut buf = BufferData::new(Box::new(source), BufferOptions::default()).unwrap();
+    assert!(buf.start().unwrap());
+    // Whenever the new thread first runs, the first record is already there.
+    assert_eq!(*thread.lock().unwrap(), Some(std::thread::current().id()));
+    match buf.queue().pop().unwrap() {
+        Some(Slot::Record(r)) => assert_eq!(number_of(&r), 0),
+        other => panic!("expected record 0 at once, got {other:?}"),
+    }
+    assert_eq!(pop_to_end(buf.queue()), (1..100).collect::<Vec<_>>());
 }
