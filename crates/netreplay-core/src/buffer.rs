@@ -193,6 +193,12 @@ struct Producer {
     ended: bool,
 }
 
+/// Records pushed between two yields of the producer's core: filling the
+/// ring is the one long burst of work in a timed replay, and it must not
+/// hold a core for a whole time slice (milliseconds) when the scheduler or
+/// the JS thread is woken onto it.
+const YIELD_EVERY: u32 = 64;
+
 /// What one step of the producer did.
 enum Step {
     Pushed,
@@ -203,9 +209,17 @@ enum Step {
 impl Producer {
     fn run(mut self, flags: &BufferFlags) -> Producer {
         let mut backoff = Backoff::new();
+        let mut since_yield = 0u32;
         while !flags.stop.load(Ordering::Acquire) {
             match self.step(flags) {
-                Step::Pushed => backoff.reset(),
+                Step::Pushed => {
+                    backoff.reset();
+                    since_yield += 1;
+                    if since_yield == YIELD_EVERY {
+                        since_yield = 0;
+                        std::thread::yield_now();
+                    }
+                }
                 Step::Full => backoff.wait(),
                 Step::Done => break,
             }
