@@ -13,10 +13,15 @@ pub const USAGE: &str = "\
 usage: netreplay-bench rx [--bind ADDR] [--port PORT] --out FILE [--expect N]
                           [--idle-ms MS] [--first-timeout-ms MS] [--rcvbuf BYTES]
        netreplay-bench wake [--seconds S]
+       netreplay-bench blast --to ADDR:PORT [--count N] [--size BYTES]
 
 wake: measure this machine for S seconds (default 10): how late sleeps of
 100 µs, 750 µs and 9.75 ms wake up, and how long a spinning thread is kept
 off its core (gaps > 50 µs); one JSON line of µs summaries.
+
+blast: send N datagrams (default 1000000) of BYTES bytes (default 120),
+one send() each, as fast as the kernel takes them: the machine's ceiling
+for UDP sends. stdout: {\"sent\":N,\"seconds\":S,\"perSec\":R}
 
 rx: receive UDP datagrams, recording each one's kernel receive time
 (SO_TIMESTAMPNS) as CLOCK_MONOTONIC nanoseconds.
@@ -47,6 +52,12 @@ pub enum Command {
     /// Measure sleep overshoot and spin stalls for this many seconds.
     Wake {
         seconds: u32,
+    },
+    /// Send datagrams as fast as possible: the kernel's ceiling.
+    Blast {
+        to: SocketAddr,
+        count: u32,
+        size: usize,
     },
 }
 
@@ -85,6 +96,7 @@ where
         Some("--help" | "-h" | "help") => Ok(Command::Help),
         Some("rx") => parse_rx(args),
         Some("wake") => parse_wake(args),
+        Some("blast") => parse_blast(args),
         _ => err(format!(
             "unknown subcommand {:?} (try --help)",
             subcommand.to_string_lossy()
@@ -113,6 +125,38 @@ fn parse_wake(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgEr
         return err("--seconds: must be at least 1".into());
     }
     Ok(Command::Wake { seconds })
+}
+
+fn parse_blast(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgError> {
+    let (mut to, mut count, mut size) = (None, 1_000_000, 120);
+    while let Some(arg) = args.next() {
+        let flag = arg.to_string_lossy().into_owned();
+        if matches!(flag.as_str(), "--help" | "-h") {
+            return Ok(Command::Help);
+        }
+        let Some(value) = args.next() else {
+            return err(format!("{flag} needs a value"));
+        };
+        match flag.as_str() {
+            "--to" => {
+                let text = utf8(&flag, &value)?;
+                to = Some(
+                    text.parse::<SocketAddr>()
+                        .map_err(|_| ArgError(format!("--to: {text:?} is not an address:port")))?,
+                );
+            }
+            "--count" => count = parse_num(&flag, &value, "a count")?,
+            "--size" => size = parse_num(&flag, &value, "a size in bytes")?,
+            _ => return err(format!("unknown option {flag:?} for blast (try --help)")),
+        }
+    }
+    if !(4..=65_507).contains(&size) {
+        return err(format!("--size: {size} is not between 4 and 65507"));
+    }
+    let Some(to) = to else {
+        return err("blast needs --to ADDR:PORT".into());
+    };
+    Ok(Command::Blast { to, count, size })
 }
 
 fn parse_rx(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgError> {
@@ -238,6 +282,26 @@ mod tests {
             Err(ArgError(message)) => message,
             other => panic!("{args:?} gave {other:?}"),
         }
+    }
+
+    #[test]
+    fn blast_needs_an_address_and_sane_sizes() {
+        assert_eq!(
+            parse(&["blast", "--to", "127.0.0.1:9", "--count", "5"]),
+            Ok(Command::Blast {
+                to: "127.0.0.1:9".parse().unwrap(),
+                count: 5,
+                size: 120
+            })
+        );
+        let missing = parse(&["blast"]).unwrap_err().0;
+        assert!(missing.contains("--to"), "{missing}");
+        let bad = parse(&["blast", "--to", "nowhere"]).unwrap_err().0;
+        assert!(bad.contains("\"nowhere\""), "{bad}");
+        let small = parse(&["blast", "--to", "127.0.0.1:9", "--size", "2"])
+            .unwrap_err()
+            .0;
+        assert!(small.contains("--size: 2"), "{small}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! user-space clock reading after the receive call would add.
 
 pub mod args;
+pub mod blast;
 pub mod clock;
 #[cfg(target_os = "linux")]
 mod rx;

@@ -22,6 +22,18 @@ fn main() -> ExitCode {
             Err(message) => fail(&message),
         },
         Ok(Command::Wake { seconds }) => run_wake(seconds),
+        Ok(Command::Blast { to, count, size }) => {
+            match netreplay_bench::blast::blast(to, count, size) {
+                Ok(seconds) => match emit(&format!(
+                    "{{\"sent\":{count},\"seconds\":{seconds:.6},\"perSec\":{:.0}}}",
+                    f64::from(count) / seconds
+                )) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(message) => fail(&message),
+                },
+                Err(e) => fail(&format!("blast to {to}: {e}")),
+            }
+        }
         Err(e) if no_args => {
             eprint!("{USAGE}");
             fail(&e.to_string())
