@@ -346,8 +346,15 @@ function medianOf(schedule: string, name: string, pick: (r: TimingRun) => number
 
 function evaluate(micro: MicroResult[], throughput: ThroughputRow[], memory: MemoryRow[], pausedPct: number): Target[] {
   const t: Target[] = [];
+  const format = (value: number, unit: string) =>
+    unit === 'µs' ? us(value) : unit === 'records' ? String(value) : value.toFixed(Math.abs(value) < 10 ? 2 : 1);
   const check = (what: string, target: string, value: number, met: boolean, unit = 'µs') =>
-    t.push({ what, target, measured: Number.isFinite(value) ? `${us(value)} ${unit}` : 'not measured', met: Number.isFinite(value) && met });
+    t.push({
+      what,
+      target,
+      measured: Number.isFinite(value) ? `${format(value, unit)} ${unit}` : 'not measured',
+      met: Number.isFinite(value) && met,
+    });
   const lost = timing.reduce((n, r) => n + r.stats.lost, 0);
   check('records lost, all timing runs', '0', lost, lost === 0, 'records');
   const s1k = 'steady-1kHz';
