@@ -362,10 +362,10 @@ impl Batch {
             msg.msg_flags = 0;
             header.msg_len = 0;
         }
-        // SAFETY: the first `max` headers each point at one iovec describing
-        // their own DATA_BUF_LEN slot of `data` and at their own control
-        // buffer, with the true lengths; all are owned by `self`, which is
-        // exclusively borrowed, so they stay live and unaliased for the call.
+        // The first `max` headers each point at one iovec describing their
+        // own DATA_BUF_LEN slot of `data` and at their own control buffer.
+        // SAFETY: with the true lengths, all owned by `self`, which is borrowed
+        // exclusively: they stay live and unaliased for the call.
         let received = unsafe {
             libc::recvmmsg(
                 fd,

@@ -48,6 +48,16 @@ fn fixture_times() -> Vec<i64> {
         .collect()
 }
 
+/// A queue holding `records` then the end, as a producer would leave it.
+fn queued(records: Vec<Record>) -> Queue {
+    let (queue, mut producer) = Queue::new(records.len() + 1, 1 << 20).unwrap();
+    for r in records {
+        producer.push(Slot::Record(r)).unwrap();
+    }
+    producer.push(Slot::End).unwrap();
+    queue
+}
+
 fn wait_end(s: &Scheduler) {
     wait_for("the scheduler to finish", T, || !s.is_alive());
 }
@@ -298,11 +308,7 @@ fn pause_then_resume_continues_where_it_was() {
 fn pause_while_waiting_keeps_the_held_record() {
     let _serial = serial();
     // Two records 400 ms apart: pause during the wait for the second.
-    let (queue, mut producer) = Queue::new(8, 1 << 20).unwrap();
-    for r in numbered(2, 400 * MS) {
-        producer.push(Slot::Record(r)).unwrap();
-    }
-    producer.push(Slot::End).unwrap();
+    let queue = queued(numbered(2, 400 * MS));
     let out = Collected::default();
     let mut s = Scheduler::new(&queue, vec![out.sink(true)], speed(1.0)).unwrap();
     let t0 = now_ns();
@@ -644,11 +650,7 @@ fn stop_of_an_idle_scheduler_is_a_no_op() {
 fn low_rate_replay_does_not_burn_a_core() {
     let _serial = serial();
     // Two records 600 ms apart: the scheduler should sleep, not spin.
-    let (queue, mut producer) = Queue::new(8, 1 << 20).unwrap();
-    for r in numbered(2, 600 * MS) {
-        producer.push(Slot::Record(r)).unwrap();
-    }
-    producer.push(Slot::End).unwrap();
+    let queue = queued(numbered(2, 600 * MS));
     let out = Collected::default();
     let mut s = Scheduler::new(&queue, vec![out.sink(false)], speed(1.0)).unwrap();
     let cpu0 = process_cpu_ns();
@@ -696,11 +698,7 @@ impl Sink for ThreadCpu {
 /// Share of one core the scheduler thread used between its first and last
 /// delivery, playing `n` records `step_ns` apart.
 fn scheduler_cpu_share(n: u32, step_ns: i64, busy_wait_ns: Option<i64>) -> f64 {
-    let (queue, mut producer) = Queue::new(n as usize + 1, 1 << 20).unwrap();
-    for r in numbered(n, step_ns) {
-        producer.push(Slot::Record(r)).unwrap();
-    }
-    producer.push(Slot::End).unwrap();
+    let queue = queued(numbered(n, step_ns));
     let samples = Arc::new(Mutex::new(Vec::new()));
     let sink: Box<dyn Sink> = Box::new(ThreadCpu(samples.clone()));
     let mut s = Scheduler::new(&queue, vec![sink], speed(1.0)).unwrap();
