@@ -1,22 +1,22 @@
-// The measurement suite: `npm run bench` (about 10 minutes on 2 cores) or
+// The measurement suite: `npm run bench` (about 7.5 minutes on 2 cores) or
 // `npm run bench:quick` (under 2 minutes, smaller everything).
 //
+//  0. the machine: how late sleeps wake, how long a spinning thread stalls;
 //  1. micro-benchmarks (tinybench): MCL decode, the ring, delivery to JS;
 //  2. timing fidelity: generated schedules replayed by each contender to a
 //     loopback UDP receiver that takes kernel receive timestamps
 //     (SO_TIMESTAMPNS), or, for the JS listener, timed in the callback;
-//  3. throughput at speed Infinity;
+//  3. throughput at speed Infinity, beside the machine's UDP send ceiling;
 //  4. peak RSS on a ≥ 2 GB log against a 200 MB one, and start() → first record.
 //
 // Results: bench/results/ (results.json, results.md, SVG plots); the quick
 // run writes to bench/results/quick/ instead. Uses the built addon: run
 // `npm run build` first.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execFileSync } from 'node:child_process';
 import type { CpuSample, Result, Task } from './contender.js';
 import { runMicro, type MicroResult } from './micro.js';
 import { blobPayload, generatedLog, sensorPayload, type GeneratedLog } from './lib/logs.js';
