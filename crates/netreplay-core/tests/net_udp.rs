@@ -141,43 +141,24 @@ fn routes_by_message_type_through_a_scheduler() {
     let (la, rx_a) = listen("udp://127.0.0.1:0");
     let (lb, rx_b) = listen("udp://[::1]:0");
     let (records, streams) = fixture_records(false);
-    let sink = UdpSink::new(
-        UdpSinkOptions {
-            routes: vec![
-                Route {
-                    message_type: Some("UnitTestMessageA".into()),
-                    topic: None,
-                    destination: format!("udp://{}", la.local_addrs()[0]),
-                },
-                Route {
-                    message_type: Some("UnitTestMessageB".into()),
-                    topic: None,
-                    destination: format!("udp://{}", lb.local_addrs()[0]),
-                },
-            ],
-            ..UdpSinkOptions::default()
-        },
-        &streams,
-    )
-    .unwrap();
-    let stats = sink.stats().clone();
-    let (queue, mut producer) = Queue::new(64, 1 << 20).unwrap();
-    for r in &records {
-        assert!(producer.push(Slot::Record(r.clone())).is_ok());
-    }
-    assert!(producer.push(Slot::End).is_ok());
+    let options = UdpSinkOptions {
+        routes: vec![
+            Route {
+                message_type: Some("UnitTestMessageA".into()),
+                topic: None,
+                destination: format!("udp://{}", la.local_addrs()[0]),
+            },
+            Route {
+                message_type: Some("UnitTestMessageB".into()),
+                topic: None,
+                destination: format!("udp://{}", lb.local_addrs()[0]),
+            },
+        ],
+        ..UdpSinkOptions::default()
+    };
     // 10x speed: the 1 s recording plays in about 100 ms.
-    let mut scheduler = Scheduler::new(
-        &queue,
-        vec![Box::new(sink)],
-        SchedulerOptions {
-            speed: Speed::new(10.0).unwrap(),
-        },
-    )
-    .unwrap();
-    scheduler.start().unwrap();
-    assert!(wait_for(Duration::from_secs(10), || !scheduler.is_alive()));
-    assert_eq!(scheduler.last_outcome().unwrap(), Some(&Outcome::End));
+    let (outcome, s) = replay_udp(&records, &streams, options, 10.0);
+    assert_eq!(outcome, Outcome::End);
     let a = receive(&rx_a, 10);
     let b = receive(&rx_b, 10);
     let of_type = |name: &str| -> Vec<&Record> {
@@ -201,11 +182,9 @@ fn routes_by_message_type_through_a_scheduler() {
         (5e6..20e6).contains(&spacing),
         "mean spacing {spacing} ns, expected ~10 ms"
     );
-    let s = stats.snapshot();
     assert_eq!((s.records_sent, s.unrouted, s.send_failures), (20, 0, 0));
     assert_eq!(s.lateness.count, 20);
     assert!(s.lateness.p50 < 50e6, "{:?}", s.lateness);
-    drop(scheduler);
     la.stop().unwrap();
     lb.stop().unwrap();
 }
