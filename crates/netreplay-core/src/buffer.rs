@@ -194,11 +194,11 @@ struct Producer {
 }
 
 /// Records pushed between two yields of the producer's core while it fills
-/// the ring after a start: that fill is the one long burst of work in a timed
-/// replay, and it must not hold a core for a whole time slice (milliseconds)
-/// when the scheduler or the JS thread is woken onto it. Later pushes top the
-/// ring up a few records at a time, or, at infinite speed, are the
-/// bottleneck that yielding would slow (by 10% with a UDP sink).
+/// the ring: after a start (the one long burst of work in a timed replay) and
+/// after each wait for room (a quarter of the ring). A burst must not hold a
+/// core for a whole time slice (milliseconds) when the scheduler or the JS
+/// thread is woken onto it. A producer that never waits, at infinite speed
+/// with a fast sink, is the bottleneck and does not yield.
 const YIELD_EVERY: usize = 64;
 
 /// What one step of the producer did.
@@ -211,22 +211,41 @@ enum Step {
 impl Producer {
     fn run(mut self, flags: &BufferFlags) -> Producer {
         let mut backoff = Backoff::new();
-        let fill = self.ring.shared().capacity();
+        let mut burst = self.ring.shared().capacity();
         let mut pushed = 0usize;
         while !flags.stop.load(Ordering::Acquire) {
             match self.step(flags) {
                 Step::Pushed => {
                     backoff.reset();
                     pushed += 1;
-                    if pushed < fill && pushed % YIELD_EVERY == 0 {
+                    if pushed < burst && pushed % YIELD_EVERY == 0 {
                         std::thread::yield_now();
                     }
                 }
-                Step::Full => backoff.wait(),
+                Step::Full => {
+                    self.wait_for_room(flags, &mut backoff);
+                    pushed = 0;
+                    burst = self.ring.shared().capacity() - self.ring.shared().len();
+                }
                 Step::Done => break,
             }
         }
         self
+    }
+
+    /// After a failed push, wait until a quarter of the ring is free, not
+    /// just one slot: the producer then wakes once per quarter instead of
+    /// once per record. At infinite speed to a UDP sink, waking per record
+    /// cost 4.1 µs of CPU per datagram against 3.5 µs (a fifth of a core in
+    /// `sched_yield`).
+    fn wait_for_room(&self, flags: &BufferFlags, backoff: &mut Backoff) {
+        let shared = self.ring.shared();
+        loop {
+            backoff.wait();
+            if shared.has_refill_room() || flags.stop.load(Ordering::Acquire) {
+                return;
+            }
+        }
     }
 
     /// Read one slot (or take the pending one) and push it.

@@ -51,6 +51,14 @@ impl RingShared {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Whether a producer that found the ring full should fill it again: the
+    /// consumer has taken a quarter of it, by count and by bytes, or all of it.
+    pub fn has_refill_room(&self) -> bool {
+        let len = self.len();
+        len == 0
+            || (len + (self.capacity / 4).max(1) <= self.capacity
+                && self.bytes() <= self.max_bytes - self.max_bytes / 4)
+    }
 }
 
 pub struct RingProducer {
@@ -193,6 +201,39 @@ mod tests {
         p.push(rec(2, 50)).unwrap();
         drop(back);
         assert_eq!(c.clear(), 1);
+    }
+
+    #[test]
+    fn refill_room_is_a_free_quarter_by_count_and_by_bytes() {
+        let (mut p, mut c) = ring(8, usize::MAX);
+        for t in 0..8 {
+            p.push(rec(t, 1)).unwrap();
+        }
+        assert!(!p.shared().has_refill_room());
+        c.pop().unwrap();
+        assert!(
+            !p.shared().has_refill_room(),
+            "one free slot is not a quarter"
+        );
+        c.pop().unwrap();
+        assert!(p.shared().has_refill_room(), "two of eight are");
+
+        let (mut p, mut c) = ring(100, 100);
+        for t in 0..4 {
+            p.push(rec(t, 25)).unwrap();
+        }
+        assert!(p.push(rec(4, 1)).is_err(), "full by bytes");
+        assert!(!p.shared().has_refill_room());
+        c.pop().unwrap();
+        assert!(p.shared().has_refill_room(), "a quarter of the bytes free");
+
+        // A ring too small to have a quarter refills at each free slot.
+        let (mut p, mut c) = ring(2, usize::MAX);
+        p.push(rec(0, 1)).unwrap();
+        p.push(rec(1, 1)).unwrap();
+        assert!(!p.shared().has_refill_room());
+        c.pop().unwrap();
+        assert!(p.shared().has_refill_room());
     }
 
     #[test]

@@ -111,6 +111,31 @@ fn ring_is_bounded_by_bytes() {
     assert_eq!(buf.queue().bytes(), 0);
 }
 
+/// The producer refills a full ring once a quarter of it is free, not at
+/// every free slot: it wakes once per quarter of the ring, not per record.
+#[test]
+fn a_full_ring_is_refilled_when_a_quarter_is_free() {
+    let mut buf = buffer(numbered(1_000, MS), 100);
+    buf.start().unwrap();
+    wait_for("ready", T, || buf.is_ready());
+    let mut got = Vec::new();
+    for _ in 0..24 {
+        got.push(number_of(&record(pop_wait(buf.queue()))));
+    }
+    // The producer polls at least every millisecond: 30 ms is ample time
+    // to see a refill that should not happen.
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(buf.queue().size(), 76, "no refill before a quarter is free");
+    got.push(number_of(&record(pop_wait(buf.queue()))));
+    wait_for("refilled", T, || buf.queue().size() == 100);
+    got.extend(pop_to_end(buf.queue()));
+    assert_eq!(
+        got,
+        (0..1_000).collect::<Vec<_>>(),
+        "nothing lost or repeated"
+    );
+}
+
 #[test]
 fn small_source_is_ready_at_its_end() {
     let mut buf = buffer(numbered(3, MS), 10);
