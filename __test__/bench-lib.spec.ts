@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import test from 'ava';
 import { writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -5,6 +6,7 @@ import { distribution, latenessUs, percentile, timingStats } from '../bench/lib/
 import { barSvg, cdfSvg, escapeXml, formatNumber, markdownTable } from '../bench/lib/report.js';
 import { ipv4Checksum, PCAP_EPOCH_S, readPcap, writePcap, MAX_UDP_PAYLOAD } from '../bench/lib/pcap.js';
 import { parseChildCpuTicks, parseTcpreplayOutput, tcpreplayVersion } from '../bench/lib/tcpreplay.js';
+import { onCpu, senderReceiverCpus } from '../bench/lib/cpu.js';
 import { tempDir } from './helpers.js';
 
 // --- stats -----------------------------------------------------------------
@@ -349,4 +351,17 @@ test('tcpreplay output and /proc stat parsing', (t) => {
   // comm with spaces and parentheses must not shift the fields.
   const stat = '4242 (sh (a b)) S 1 4242 4242 0 -1 4194304 100 200 0 0 1 2 27 206 20 0 1 0 123 2000000 100 18446744073709551615';
   t.deepEqual(parseChildCpuTicks(stat), { cutime: 27, cstime: 206 });
+});
+
+// --- cpu -------------------------------------------------------------------
+
+test('onCpu runs a command on that CPU only, or as it is', (t) => {
+  t.deepEqual(onCpu(undefined, 'rx', ['--port', '0']), ['rx', ['--port', '0']]);
+  const cpus = senderReceiverCpus();
+  if (!cpus) return t.pass('taskset cannot pin this process to CPUs 0 and 1 here');
+  for (const cpu of [cpus.sender, cpus.receiver]) {
+    const [file, args] = onCpu(cpu, 'sh', ['-c', 'grep Cpus_allowed_list /proc/self/status']);
+    const out = execFileSync(file, args, { encoding: 'utf8' });
+    t.regex(out, new RegExp(`^Cpus_allowed_list:\\s+${cpu}\\s*$`));
+  }
 });

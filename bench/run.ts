@@ -7,6 +7,8 @@
 //     loopback UDP receiver that takes kernel receive timestamps
 //     (SO_TIMESTAMPNS), or, for the JS listener, timed in the callback;
 //  3. throughput at speed Infinity, beside the machine's UDP send ceiling;
+//     the UDP contenders both unpinned and pinned (sender CPU 0, receiver
+//     CPU 1) where taskset allows;
 //  4. peak RSS on a ≥ 2 GB log against a 200 MB one, and start() → first record.
 //
 // Results: bench/results/ (results.json, results.md, SVG plots); the quick
@@ -21,6 +23,7 @@ import type { CpuSample, Result, Task } from './contender.js';
 import { runMicro, type MicroResult } from './micro.js';
 import { blobPayload, generatedLog, sensorPayload, type GeneratedLog } from './lib/logs.js';
 import { writePcap } from './lib/pcap.js';
+import { onCpu, senderReceiverCpus, type SenderReceiverCpus } from './lib/cpu.js';
 import { buildReceiver, startReceiver, type Arrivals } from './lib/receiver.js';
 import { barSvg, cdfSvg, markdownTable } from './lib/report.js';
 import { bursty, datagramOf, longGap, longestGap, steady, writeScheduleLog, type Schedule } from './lib/schedule.js';
@@ -45,10 +48,10 @@ const median = (xs: number[]) => {
 };
 const us = (x: number) => (Number.isFinite(x) ? (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(1)) : '–');
 
-/** Run one task in a contender process; its one JSON line. */
-function contender(task: Task): Promise<Result> {
+/** Run one task in a contender process (on one CPU if `cpu` is given); its one JSON line. */
+function contender(task: Task, cpu?: number): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'bench', 'contender.ts'), JSON.stringify(task)], {
+    const child = spawn(...onCpu(cpu, process.execPath, ['--import', 'tsx', join(root, 'bench', 'contender.ts'), JSON.stringify(task)]), {
       cwd: root,
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -91,9 +94,12 @@ let wake: Record<string, WakeSummary> = {};
 
 const tcpreplay = tcpreplayVersion();
 const rxBin = buildReceiver(root);
+/** Where UDP throughput is also measured with sender and receiver on separate CPUs. */
+const pin = senderReceiverCpus();
 const timing: TimingRun[] = [];
 const skipped: string[] = [];
 if (!tcpreplay) skipped.push('tcpreplay: not installed (Debian package `tcpreplay`); its rows are missing');
+if (!pin) skipped.push('pinned UDP throughput: taskset cannot put this process on CPUs 0 and 1; the UDP sink is judged unpinned');
 
 function cpuPercent(cpuUs: number, wallNs: number): number {
   return (100 * cpuUs * 1e3) / wallNs;
@@ -236,54 +242,66 @@ async function throughputSuite(big: GeneratedLog): Promise<ThroughputRow[]> {
     const name = { null: 'native, null sink', 'js-raw': 'JS listener, raw bytes', 'js-decoded': 'JS listener, msgpackr-decoded' }[sink];
     add({ name, records: big.records, perSec: median(rates), unit: 'records/s', note: `median of 3: ${rates.map((x) => (x / 1e6).toFixed(2)).join(', ')} M/s` });
   }
-  const udpRates: number[] = [];
-  const udpNotes: string[] = [];
-  for (let run = 0; run < 3; run++) {
-    const rx = await startReceiver(rxBin, { out: join(work, 'rx.bin'), count: big.records, expect: big.records });
-    const r = await contender({ kind: 'throughput', log: big.path, sink: 'udp', port: rx.port });
-    const got = await rx.arrivals;
-    udpRates.push((r.sent as number) / (r.wallNs / 1e9));
-    // These payloads do not end in a record index: count datagrams, not records.
-    udpNotes.push(`${got.summary.received.toLocaleString('en')} received, ${r.sendFailures} send failures`);
-  }
-  add({
-    name: 'native, UDP sink',
-    records: big.records,
-    perSec: median(udpRates),
-    unit: 'datagrams/s',
-    note: `median of 3: ${udpRates.map((x) => (x / 1e6).toFixed(3)).join(', ')} M/s; ${udpNotes[0]}`,
-  });
-  // The ceiling: one thread doing nothing but send() 120-byte datagrams.
-  const n = size.tcpreplayTopspeed;
-  const rxBlast = await startReceiver(rxBin, { out: join(work, 'rx.bin'), count: n, expect: n });
-  const blast = JSON.parse(
-    execFileSync(rxBin, ['blast', '--to', `127.0.0.1:${rxBlast.port}`, '--count', String(n), '--size', '120'], { encoding: 'utf8' }),
-  ) as { sent: number; perSec: number };
-  const gotBlast = await rxBlast.arrivals;
-  add({
-    name: 'ceiling: send() loop (Rust)',
-    records: blast.sent,
-    perSec: blast.perSec,
-    unit: 'datagrams/s',
-    note: `netreplay-bench blast, 120-byte datagrams, ${gotBlast.received.toLocaleString('en')} received`,
-  });
-  if (tcpreplay) {
-    const n = size.tcpreplayTopspeed;
-    const rx = await startReceiver(rxBin, { out: join(work, 'rx.bin'), count: n, expect: n });
-    const pcap = join(work, 'topspeed.pcap');
-    writePcap(pcap, (function* () {
-      for (let i = 0; i < n; i++) yield { timeNs: i * 1000, payload: datagramOf(i) };
-    })(), { dstPort: rx.port });
-    const t = await withLoopbackSysctls(() => runTcpreplay(pcap, { topspeed: true }));
-    const got = await rx.arrivals;
-    const seconds = t.sendSeconds ?? t.wallNs / 1e9;
+  // The UDP contenders, each twice: as the kernel places them, and with the
+  // sender on one CPU and the receiver on the other.
+  const placements: { label: string; cpus?: SenderReceiverCpus }[] = [{ label: '' }];
+  if (pin) placements.push({ label: ', pinned', cpus: pin });
+  const pinNote = (cpus?: SenderReceiverCpus) => (cpus ? `; sender on CPU ${cpus.sender}, receiver on CPU ${cpus.receiver}` : '');
+  for (const { label, cpus } of placements) {
+    const udpRates: number[] = [];
+    const udpNotes: string[] = [];
+    for (let run = 0; run < 3; run++) {
+      const rx = await startReceiver(rxBin, { out: join(work, 'rx.bin'), count: big.records, expect: big.records, cpu: cpus?.receiver });
+      const r = await contender({ kind: 'throughput', log: big.path, sink: 'udp', port: rx.port }, cpus?.sender);
+      const got = await rx.arrivals;
+      udpRates.push((r.sent as number) / (r.wallNs / 1e9));
+      // These payloads do not end in a record index: count datagrams, not records.
+      udpNotes.push(`${got.summary.received.toLocaleString('en')} received, ${r.sendFailures} send failures`);
+    }
     add({
-      name: 'tcpreplay --topspeed',
-      records: t.sent ?? n,
-      perSec: (t.sent ?? n) / seconds,
-      unit: 'packets/s',
-      note: `${n.toLocaleString('en')} packets (its own send time), ${got.received.toLocaleString('en')} received`,
+      name: `native, UDP sink${label}`,
+      records: big.records,
+      perSec: median(udpRates),
+      unit: 'datagrams/s',
+      note: `median of 3: ${udpRates.map((x) => (x / 1e6).toFixed(3)).join(', ')} M/s; ${udpNotes[0]}${pinNote(cpus)}`,
     });
+  }
+  const n = size.tcpreplayTopspeed;
+  for (const { label, cpus } of placements) {
+    // The ceiling: one thread doing nothing but send() 120-byte datagrams.
+    const rxBlast = await startReceiver(rxBin, { out: join(work, 'rx.bin'), count: n, expect: n, cpu: cpus?.receiver });
+    const blast = JSON.parse(
+      execFileSync(...onCpu(cpus?.sender, rxBin, ['blast', '--to', `127.0.0.1:${rxBlast.port}`, '--count', String(n), '--size', '120']), {
+        encoding: 'utf8',
+      }),
+    ) as { sent: number; perSec: number };
+    const gotBlast = await rxBlast.arrivals;
+    add({
+      name: `ceiling: send() loop (Rust)${label}`,
+      records: blast.sent,
+      perSec: blast.perSec,
+      unit: 'datagrams/s',
+      note: `netreplay-bench blast, 120-byte datagrams, ${gotBlast.received.toLocaleString('en')} received${pinNote(cpus)}`,
+    });
+  }
+  if (tcpreplay) {
+    for (const { label, cpus } of placements) {
+      const rx = await startReceiver(rxBin, { out: join(work, 'rx.bin'), count: n, expect: n, cpu: cpus?.receiver });
+      const pcap = join(work, 'topspeed.pcap');
+      writePcap(pcap, (function* () {
+        for (let i = 0; i < n; i++) yield { timeNs: i * 1000, payload: datagramOf(i) };
+      })(), { dstPort: rx.port });
+      const t = await withLoopbackSysctls(() => runTcpreplay(pcap, { topspeed: true, cpu: cpus?.sender }));
+      const got = await rx.arrivals;
+      const seconds = t.sendSeconds ?? t.wallNs / 1e9;
+      add({
+        name: `tcpreplay --topspeed${label}`,
+        records: t.sent ?? n,
+        perSec: (t.sent ?? n) / seconds,
+        unit: 'packets/s',
+        note: `${n.toLocaleString('en')} packets (its own send time), ${got.received.toLocaleString('en')} received${pinNote(cpus)}`,
+      });
+    }
   }
   return rows;
 }
@@ -388,12 +406,16 @@ function evaluate(micro: MicroResult[], throughput: ThroughputRow[], memory: Mem
   check('native null sink', '≥ 5 M records/s', m(rate('native, null sink')), rate('native, null sink') >= 5e6, 'M/s');
   check('JS listener raw', '≥ 2 M records/s', m(rate('JS listener, raw bytes')), rate('JS listener, raw bytes') >= 2e6, 'M/s');
   check('JS listener decoded', '≥ 0.5 M records/s', m(rate('JS listener, msgpackr-decoded')), rate('JS listener, msgpackr-decoded') >= 0.5e6, 'M/s');
-  const ceiling = rate('ceiling: send() loop (Rust)');
+  // The sink is judged with its receiver on another CPU when that can be
+  // arranged: unpinned, the kernel's placement of the receiver decides.
+  const udpRow = pin ? 'native, UDP sink, pinned' : 'native, UDP sink';
+  const ceiling = rate(pin ? 'ceiling: send() loop (Rust), pinned' : 'ceiling: send() loop (Rust)');
+  const unpinned = pin ? `; unpinned ${m(rate('native, UDP sink')).toFixed(3)} M/s` : '';
   check(
-    `UDP sink (a bare send() loop reaches ${(ceiling / 1e6).toFixed(3)} M/s here)`,
+    `UDP sink${pin ? `, sender and receiver on CPUs ${pin.sender} and ${pin.receiver}` : ''} (a bare send() loop${pin ? ', pinned alike,' : ''} reaches ${m(ceiling).toFixed(3)} M/s${unpinned})`,
     '≥ 0.3 M datagrams/s',
-    m(rate('native, UDP sink')),
-    rate('native, UDP sink') >= 0.3e6,
+    m(rate(udpRow)),
+    rate(udpRow) >= 0.3e6,
     'M/s',
   );
   const decode = (micro[0]?.bytesPerSec ?? NaN) / 1e9;
@@ -466,7 +488,7 @@ function writeResults(micro: MicroResult[], throughput: ThroughputRow[], memory:
       bars: throughput.map((r) => ({
         name: r.name,
         value: r.perSec / 1e6,
-        ...({ 'native, null sink': { target: 5 }, 'JS listener, raw bytes': { target: 2 }, 'JS listener, msgpackr-decoded': { target: 0.5 }, 'native, UDP sink': { target: 0.3 } } as Record<string, { target: number }>)[r.name],
+        ...({ 'native, null sink': { target: 5 }, 'JS listener, raw bytes': { target: 2 }, 'JS listener, msgpackr-decoded': { target: 0.5 }, 'native, UDP sink': { target: 0.3 }, 'native, UDP sink, pinned': { target: 0.3 } } as Record<string, { target: number }>)[r.name],
       })),
     }),
   );

@@ -4,6 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { onCpu } from './cpu.js';
 
 export interface Arrivals {
   /** Arrival time (CLOCK_MONOTONIC ns, kernel receive timestamp) by record index; NaN if it never came. */
@@ -37,11 +38,11 @@ const RECORD_BYTES = 16;
 
 export async function startReceiver(
   bin: string,
-  opts: { out: string; count: number; expect?: number; idleMs?: number },
+  opts: { out: string; count: number; expect?: number; idleMs?: number; cpu?: number },
 ): Promise<Receiver> {
   const args = ['rx', '--port', '0', '--out', opts.out, '--idle-ms', String(opts.idleMs ?? 2000)];
   if (opts.expect !== undefined) args.push('--expect', String(opts.expect));
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(...onCpu(opts.cpu, bin, args), { stdio: ['ignore', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout });
   const iterator = lines[Symbol.asyncIterator]();
   const first = await iterator.next();

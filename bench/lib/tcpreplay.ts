@@ -2,6 +2,7 @@
 // injected 127.0.0.1 frames reach local sockets, and a timed run with its CPU time.
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { onCpu } from './cpu.js';
 
 /** The tcpreplay version (e.g. "4.4.3"), or null when tcpreplay is not installed or does not run. */
 export function tcpreplayVersion(): string | null {
@@ -79,6 +80,8 @@ export interface TcpreplayOptions {
   iface?: 'lo';
   /** Send as fast as possible instead of at the pcap's timing. */
   topspeed?: boolean;
+  /** Run tcpreplay on this CPU only. */
+  cpu?: number;
 }
 
 export interface TcpreplayRun {
@@ -149,7 +152,7 @@ export function runTcpreplay(pcap: string, opts: TcpreplayOptions = {}): Promise
 
   return new Promise((resolve, reject) => {
     const started = process.hrtime.bigint();
-    const child = spawn('sh', ['-c', CPU_WRAPPER, 'sh', ...args], { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+    const child = spawn(...onCpu(opts.cpu, 'sh', ['-c', CPU_WRAPPER, 'sh', ...args]), { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
     const stdout: Buffer[] = [];
     const stderr: Buffer[] = [];
     const stat: Buffer[] = [];
