@@ -1,4 +1,4 @@
-// The measurement suite: `npm run bench` (about 7.5 minutes on 2 cores) or
+// The measurement suite: `npm run bench` (about 8.5 minutes on 2 cores) or
 // `npm run bench:quick` (under 2 minutes, smaller everything).
 //
 //  0. the machine: how late sleeps wake, how long a spinning thread stalls;
