@@ -407,7 +407,7 @@ function evaluate(micro: MicroResult[], throughput: ThroughputRow[], memory: Mem
   check('JS listener raw', '≥ 2 M records/s', m(rate('JS listener, raw bytes')), rate('JS listener, raw bytes') >= 2e6, 'M/s');
   check('JS listener decoded', '≥ 0.5 M records/s', m(rate('JS listener, msgpackr-decoded')), rate('JS listener, msgpackr-decoded') >= 0.5e6, 'M/s');
   // The sink is judged with its receiver on another CPU when that can be
-  // arranged: unpinned, the kernel's placement of the receiver decides.
+  // arranged: unpinned, the kernel's placement of the threads decides.
   const udpRow = pin ? 'native, UDP sink, pinned' : 'native, UDP sink';
   const ceiling = rate(pin ? 'ceiling: send() loop (Rust), pinned' : 'ceiling: send() loop (Rust)');
   const unpinned = pin ? `; unpinned ${m(rate('native, UDP sink')).toFixed(3)} M/s` : '';

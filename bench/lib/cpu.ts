@@ -1,7 +1,8 @@
 // Pinning a process (its threads and children) to one CPU with taskset, so
 // that a UDP sender and its receiver run on different cores. Unpinned, the
-// kernel often wakes the receiver onto the sender's core, and the figure
-// measures that placement more than the sender.
+// kernel spreads a sender's threads over both cores of a small machine, the
+// receiver shares one with them, and the figure measures that placement more
+// than the sender.
 import { spawnSync } from 'node:child_process';
 
 export interface SenderReceiverCpus {

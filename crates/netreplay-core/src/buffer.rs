@@ -197,8 +197,8 @@ struct Producer {
 /// the ring: after a start (the one long burst of work in a timed replay) and
 /// after each wait for room (a quarter of the ring). A burst must not hold a
 /// core for a whole time slice (milliseconds) when the scheduler or the JS
-/// thread is woken onto it. A producer that never waits, at infinite speed
-/// with a fast sink, is the bottleneck and does not yield.
+/// thread is woken onto it. A producer that never waits (infinite speed, a
+/// fast sink) is the bottleneck and yields only during its first fill.
 const YIELD_EVERY: usize = 64;
 
 /// What one step of the producer did.
