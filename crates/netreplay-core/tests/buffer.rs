@@ -350,13 +350,7 @@ fn malformed_mcl_line_reaches_the_queue_after_the_records_before_it() {
     let dir = TempDir::new("buffer-malformed");
     let path = dir.join("m.log");
     let good = gen_records("M", 2, 0, MS);
-    let mut text = header(Some("M"), CREATED).0;
-    for g in &good {
-        text.push_str(&record_line(g.time_ns, "", &g.payload));
-    }
-    text.push_str("   0.5   ''   nothex\n");
-    text.push_str(&record_line(SEC, "", &good[0].payload));
-    std::fs::write(&path, text).unwrap();
+    write_log_with_bad_line(&path, &good, "   0.5   ''   nothex\n", SEC);
 
     let mut buf = BufferData::new(
         Box::new(open_file(&path, &ReadOptions::default()).unwrap()),

@@ -566,13 +566,7 @@ fn malformed_log_ends_the_replay_with_its_error() {
     let dir = TempDir::new("engine-malformed");
     let path = dir.join("m.log");
     let good = gen_records("M", 3, 0, 10 * MS);
-    let mut text = header(Some("M"), CREATED).0;
-    for g in &good {
-        text.push_str(&record_line(g.time_ns, "", &g.payload));
-    }
-    text.push_str("   0.05   ''   8g\n");
-    text.push_str(&record_line(60 * MS, "", &good[0].payload));
-    std::fs::write(&path, text).unwrap();
+    write_log_with_bad_line(&path, &good, "   0.05   ''   8g\n", 60 * MS);
     let mut buf = BufferData::new(
         Box::new(open_file(&path, &ReadOptions::default()).unwrap()),
         BufferOptions::default(),

@@ -170,6 +170,19 @@ pub fn write_log(path: &Path, header_of: Option<(Option<&str>, &str)>, records: 
     std::fs::write(path, text).expect("write log");
 }
 
+/// A log of type `M` holding `good` (topic ''), then the malformed line
+/// `bad`, then the first record again at `after_ns`: a reader must stop at
+/// `bad`, after the good records.
+pub fn write_log_with_bad_line(path: &Path, good: &[Gen], bad: &str, after_ns: i64) {
+    let mut text = header(Some("M"), CREATED).0;
+    for g in good {
+        text.push_str(&record_line(g.time_ns, "", &g.payload));
+    }
+    text.push_str(bad);
+    text.push_str(&record_line(after_ns, "", &good[0].payload));
+    std::fs::write(path, text).expect("write log");
+}
+
 /// A typed log with the default `created`.
 pub fn write_typed(path: &Path, ty: &str, records: &[Gen]) {
     write_log(path, Some((Some(ty), CREATED)), records);
