@@ -93,6 +93,16 @@ test('bad arguments are TypeError / RangeError naming the argument', (t) => {
   t.throws(() => new BufferData(reader(), { length: -3 }), { instanceOf: RangeError, message: /'length'/ });
   t.throws(() => new BufferData(reader(), { length: 2.5 }), { instanceOf: RangeError, message: /'length'/ });
   t.throws(() => new BufferData(reader(), { length: '5' as unknown as number }), { instanceOf: TypeError, message: /'length'/ });
+  // The ring allocates its slots up front: 1e9 would abort the process.
+  const kept = reader();
+  for (const length of [1e9, 2 ** 32 - 1, 2 ** 20 + 1]) {
+    t.throws(() => new BufferData(kept, { length }), {
+      instanceOf: RangeError,
+      message: new RegExp(`'length'.*between 1 and 1048576, got ${length}`),
+    });
+  }
+  // The reader survives the rejected options.
+  t.is(new BufferData(kept, { length: 2 ** 20 }).length, 2 ** 20);
   const buffer = new BufferData(reader());
   for (const speed of [0, -1, Number.NaN]) {
     t.throws(() => new ScheduleBroadcasts(buffer, { speed }), { instanceOf: RangeError, message: /'speed'/ });

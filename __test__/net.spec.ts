@@ -325,6 +325,30 @@ test('WriteFile writes MCL logs to the character, .tmp until closed; ReadFile re
   );
 });
 
+test('WriteFile refuses the times the reader cannot read back, and writes the extremes it can', (t) => {
+  const dir = tempDir(t);
+  const prefix = join(dir, 'Edge');
+  const w = new WriteFile(prefix, { type: 'Edge' });
+  // 1e300 used to saturate to 9223372036.85478, which the reader refused.
+  for (const bad of [1e300, -1e300, 9.0000001e9, Infinity, Number.NaN]) {
+    t.throws(() => w.write(bad, '', 1), { instanceOf: RangeError, message: /'elapsedTime'.*±9e\+?9/ });
+  }
+  w.write(-9e9, '', 1);
+  w.write(0, '', 2);
+  w.write(9e9, '', 3);
+  t.is(w.entries, 3, 'the refused writes wrote nothing');
+  w.close();
+  const back = readAll(new ReadFile(`${prefix}.log`));
+  t.deepEqual(
+    back.map((m) => [m.elapsedTime, m.payload]),
+    [
+      [-9e9, 1],
+      [0, 2],
+      [9e9, 3],
+    ],
+  );
+});
+
 test('WriteFile splits by entries into Prefix_000.log, _001.log, … read back as one stream', (t) => {
   const dir = tempDir(t);
   const prefix = join(dir, 'Bar');

@@ -63,15 +63,30 @@ pub struct QueueClaim {
     queue: Queue,
 }
 
+/// The most records a ring may hold. Its slots are allocated up front
+/// (about a hundred bytes each), so a bound keeps an absurd `length` from
+/// aborting the process on a failed allocation; past a few thousand records
+/// a longer ring buys nothing (`maxBytes` bounds the payloads).
+pub const MAX_LENGTH: usize = 1 << 20;
+
+/// The domain of a ring's size (`length`, `maxBytes`).
+fn check_ring_size(capacity: usize, max_bytes: usize) -> Result<()> {
+    if capacity == 0 || capacity > MAX_LENGTH {
+        return Err(Error::invalid(
+            "length",
+            format!("must be an integer between 1 and {MAX_LENGTH}, got {capacity}"),
+        ));
+    }
+    if max_bytes == 0 {
+        return Err(Error::invalid("maxBytes", "must be an integer > 0"));
+    }
+    Ok(())
+}
+
 impl Queue {
     /// A new ring; returns the queue and the ring's producer side.
     pub fn new(capacity: usize, max_bytes: usize) -> Result<(Queue, RingProducer)> {
-        if capacity == 0 {
-            return Err(Error::invalid("length", "must be an integer > 0"));
-        }
-        if max_bytes == 0 {
-            return Err(Error::invalid("maxBytes", "must be an integer > 0"));
-        }
+        check_ring_size(capacity, max_bytes)?;
         let (producer, consumer) = ring(capacity, max_bytes);
         let queue = Queue {
             inner: Arc::new(QueueInner {
@@ -292,6 +307,13 @@ pub struct BufferOptions {
     pub length: usize,
     /// Ring capacity in payload bytes.
     pub max_bytes: usize,
+}
+
+impl BufferOptions {
+    /// Check the options before anything is built from them.
+    pub fn validate(&self) -> Result<()> {
+        check_ring_size(self.length, self.max_bytes)
+    }
 }
 
 impl Default for BufferOptions {

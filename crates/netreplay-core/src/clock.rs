@@ -43,35 +43,56 @@ pub struct Anchor {
     pub log_ns: i64,
 }
 
+/// The range of real deadlines: `i64::MIN` itself means "no deadline"
+/// (infinite speed), so saturated deadlines stop one short of it.
+const EARLIEST_DEADLINE_NS: i64 = i64::MIN + 1;
+
+/// `value` clamped into the range of deadlines and logical times.
+fn saturate(value: i128) -> i64 {
+    value.clamp(i128::from(EARLIEST_DEADLINE_NS), i128::from(i64::MAX)) as i64
+}
+
+/// `ns · factor` (or `ns / factor`), rounded, as i128; an infinite or
+/// out-of-range product saturates (the caller clamps it into i64).
+fn scale(ns: i128, factor: f64, divide: bool) -> i128 {
+    let scaled = if divide {
+        ns as f64 / factor
+    } else {
+        ns as f64 * factor
+    };
+    // `as` saturates at the i128 bounds, and infinities go to them.
+    scaled.round() as i128
+}
+
 impl Anchor {
     /// The absolute deadline of a record logged at `t`:
     /// `wall + (t − log) / speed`. `i64::MIN` (always due) at infinite speed.
+    ///
+    /// The maths is done in i128 and saturates: a record due beyond the
+    /// clock's range (≈ 292 years of uptime — a tiny speed, or a log spanning
+    /// centuries) gets `i64::MAX`, i.e. it is never due in practice, and
+    /// pause, stop, seek and speed changes still act at once; one due before
+    /// the range gets the earliest deadline and goes out at once, late.
     pub fn deadline(&self, t: i64, speed: Speed) -> i64 {
         if speed.is_max() {
             return i64::MIN;
         }
-        let delta = t - self.log_ns;
-        if speed.0 == 1.0 {
-            return self.wall_ns + delta;
-        }
-        self.wall_ns + (delta as f64 / speed.0).round() as i64
+        let delta = i128::from(t) - i128::from(self.log_ns);
+        let offset = if speed.0 == 1.0 {
+            delta
+        } else {
+            scale(delta, speed.0, true)
+        };
+        saturate(i128::from(self.wall_ns).saturating_add(offset))
     }
 
-    /// The log time that plays at wall time `now`.
+    /// The log time that plays at wall time `now` (saturating, as [`Anchor::deadline`]).
     pub fn logical_at(&self, now: i64, speed: Speed) -> i64 {
         if speed.is_max() {
             return self.log_ns;
         }
-        self.log_ns + ((now - self.wall_ns) as f64 * speed.0).round() as i64
-    }
-
-    /// A new anchor at `now` that keeps the current logical time, so a speed
-    /// change takes effect from here without a jump.
-    pub fn rebase(&self, now: i64, old: Speed) -> Anchor {
-        Anchor {
-            wall_ns: now,
-            log_ns: self.logical_at(now, old),
-        }
+        let elapsed = i128::from(now) - i128::from(self.wall_ns);
+        saturate(i128::from(self.log_ns).saturating_add(scale(elapsed, speed.0, false)))
     }
 }
 
@@ -142,18 +163,79 @@ mod tests {
     }
 
     #[test]
-    fn rebase_keeps_logical_time() {
+    fn logical_time_follows_the_speed() {
         let a = Anchor {
-            wall_ns: 0,
+            wall_ns: 100,
+            log_ns: 100,
+        };
+        let two = Speed::new(2.0).unwrap();
+        assert_eq!(a.logical_at(150, two), 200);
+        assert_eq!(a.deadline(200, two), 150);
+    }
+
+    #[test]
+    fn huge_spans_saturate_instead_of_wrapping() {
+        let one = Speed::new(1.0).unwrap();
+        // A log from −9e9 s to 9e9 s: the second record is due in 570 years,
+        // beyond the clock's range: never, not at once.
+        let a = Anchor {
+            wall_ns: 1_000,
+            log_ns: -9_000_000_000_000_000_000,
+        };
+        assert_eq!(a.deadline(9_000_000_000_000_000_000, one), i64::MAX);
+        assert_eq!(a.deadline(i64::MAX, Speed::new(1.5).unwrap()), i64::MAX);
+        // Far in the past: the earliest real deadline, never the sentinel.
+        let b = Anchor {
+            wall_ns: -1,
+            log_ns: i64::MAX,
+        };
+        assert_eq!(b.deadline(i64::MIN, one), i64::MIN + 1);
+        assert_eq!(b.deadline(i64::MIN, Speed::new(0.5).unwrap()), i64::MIN + 1);
+        assert_eq!(
+            b.logical_at(i64::MIN, Speed::new(2.0).unwrap()),
+            i64::MIN + 1
+        );
+        assert_eq!(a.logical_at(i64::MAX, Speed::new(1e300).unwrap()), i64::MAX);
+    }
+
+    #[test]
+    fn tiny_speeds_put_the_next_record_out_of_reach() {
+        let a = Anchor {
+            wall_ns: 5_000,
             log_ns: 0,
         };
-        let one = Speed::new(1.0).unwrap();
-        let two = Speed::new(2.0).unwrap();
-        let b = a.rebase(100, one);
-        assert_eq!(b.log_ns, 100);
-        // After the change, log time advances twice as fast.
-        assert_eq!(b.logical_at(150, two), 200);
-        assert_eq!(b.deadline(300, two), 200);
+        // 10 ms of log at speed 1e-14 is 1e12 s away: saturated, not wrapped.
+        let slow = Speed::new(1e-14).unwrap();
+        assert_eq!(a.deadline(10_000_000, slow), i64::MAX);
+        assert_eq!(a.deadline(0, slow), 5_000);
+        // The smallest positive speed still gives a defined answer.
+        let least = Speed::new(f64::from_bits(1)).unwrap();
+        assert_eq!(a.deadline(1, least), i64::MAX);
+        assert_eq!(a.deadline(-1, least), i64::MIN + 1);
+        assert_eq!(a.logical_at(i64::MAX, least), 0);
+    }
+
+    #[test]
+    fn deadlines_are_monotone_in_log_time() {
+        let a = Anchor {
+            wall_ns: 123,
+            log_ns: -77,
+        };
+        for speed in [1e-14, 0.3, 1.0, 7.0, 1e12] {
+            let speed = Speed::new(speed).unwrap();
+            let times = [
+                i64::MIN,
+                -9_000_000_000_000_000_000,
+                -1,
+                0,
+                1,
+                1 << 40,
+                i64::MAX,
+            ];
+            for w in times.windows(2) {
+                assert!(a.deadline(w[0], speed) <= a.deadline(w[1], speed));
+            }
+        }
     }
 
     #[test]

@@ -12,7 +12,9 @@ use memmap2::{Advice, Mmap, UncheckedAdvice};
 
 use crate::mapguard::GuardedMap;
 use crate::merge::{MergeReader, TimeWindow};
+use crate::record::is_log_time;
 use crate::source::{OnError, RecordSource};
+use crate::wire::check_value;
 use crate::{Error, Record, Result, StreamInfo};
 
 /// Fields of an MCL log header.
@@ -138,13 +140,13 @@ pub fn parse_time_ns(text: &[u8]) -> Option<i64> {
         }
         let scale = 10i64.pow(9 - frac_digits.min(9));
         let ns = whole * 1_000_000_000 + frac * scale;
-        return Some(if negative { -ns } else { ns });
+        let ns = if negative { -ns } else { ns };
+        return is_log_time(ns).then_some(ns);
     }
     let value: f64 = std::str::from_utf8(text).ok()?.parse().ok()?;
-    if !value.is_finite() || value.abs() > 9.0e9 {
-        return None;
-    }
-    Some((value * 1e9).round() as i64)
+    let ns = (value * 1e9).round();
+    // `as` saturates: a value out of range stays out of range.
+    (value.is_finite() && is_log_time(ns as i64)).then_some(ns as i64)
 }
 
 /// `10^(9 - k)`: the scale of a fraction with `k` decimals, in nanoseconds.
@@ -721,8 +723,9 @@ impl MclStream {
                     .iter()
                     .position(|b| b.is_ascii_whitespace())
                     .unwrap_or(line.len());
-                let time_ns = parse_time_ns(&line[..time_end])
-                    .ok_or_else(|| "elapsed time is not a number".to_string())?;
+                let time_ns = parse_time_ns(&line[..time_end]).ok_or_else(|| {
+                    "elapsed time is not a number of seconds within ±9e9".to_string()
+                })?;
                 (time_ns, time_end)
             }
         };
@@ -756,6 +759,12 @@ impl MclStream {
                 ));
             }
             return Err(reason);
+        }
+        // Payloads are msgpack (DESIGN.md): one that is not would fail in
+        // every consumer, so it is a malformed record here, where the file
+        // and line are known.
+        if let Err(err) = check_value(&payload) {
+            return Err(format!("payload is not one msgpack value: {err}"));
         }
         Ok(Record {
             time_ns,
@@ -1019,6 +1028,16 @@ mod tests {
         assert_eq!(parse_time_ns(b"."), None);
         assert_eq!(parse_time_ns(b"nan"), None);
         assert_eq!(parse_time_ns(b"inf"), None);
+        // One range with the writer: ±9e9 s, whatever the notation.
+        assert_eq!(
+            parse_time_ns(b"9000000000.0"),
+            Some(9_000_000_000_000_000_000)
+        );
+        assert_eq!(parse_time_ns(b"-9e9"), Some(-9_000_000_000_000_000_000));
+        assert_eq!(parse_time_ns(b"9000000000.00001"), None);
+        assert_eq!(parse_time_ns(b"9223372035.9"), None);
+        assert_eq!(parse_time_ns(b"-9000000000.1"), None);
+        assert_eq!(parse_time_ns(b"1e300"), None);
     }
 
     #[test]
@@ -1160,16 +1179,18 @@ mod tests {
         assert!(cache.find(b"'t7' 80").is_some());
     }
 
-    /// A log of `lines` records of `payload` bytes each (the first four
-    /// bytes count the records).
+    /// A log of `lines` records of `payload` bytes each (bytes 3..7 count
+    /// the records).
     fn write_log(name: &str, lines: u32, payload: usize) -> PathBuf {
         let path =
             std::env::temp_dir().join(format!("netreplay-mcl-{}-{name}.log", std::process::id()));
         let mut text = String::from("#---\n# MCL_LOG\n#      >>> T\n");
-        let pad = "ab".repeat(payload - 4);
+        // A msgpack bin 16: its 3-byte head, then the count and filler.
+        let pad = "ab".repeat(payload - 7);
+        let len = payload - 3;
         for k in 0..lines {
             text.push_str(&format!(
-                "{:>12.5}    ''    {k:08x}{pad}\n",
+                "{:>12.5}    ''    c5{len:04x}{k:08x}{pad}\n",
                 f64::from(k) / 1e3
             ));
         }
@@ -1184,7 +1205,7 @@ mod tests {
         let mut stream = MclStream::open(std::slice::from_ref(&path), OnError::Fail).unwrap();
         let mut n = 0u32;
         while let Some(r) = stream.next_record().unwrap() {
-            assert_eq!(r.payload[..4], n.to_be_bytes());
+            assert_eq!(r.payload[3..7], n.to_be_bytes());
             n += 1;
             let file = &stream.files[0];
             assert_eq!(file.released % RELEASE_BYTES, 0);
@@ -1198,7 +1219,7 @@ mod tests {
         assert_eq!(stream.files[0].released, 0);
         let mut again = 0u32;
         while let Some(r) = stream.next_record().unwrap() {
-            assert_eq!(r.payload[..4], again.to_be_bytes());
+            assert_eq!(r.payload[3..7], again.to_be_bytes());
             again += 1;
         }
         assert_eq!(again, n);

@@ -3,6 +3,30 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// The range of log times: ±9·10⁹ s (≈ 285 years) of elapsed time. The
+/// reader accepts exactly this range and the writer writes only this range,
+/// so every log written can be read back; it also keeps the difference of
+/// any two times within i64 nanoseconds' reach of the deadline maths.
+pub const MAX_TIME_NS: i64 = 9_000_000_000 * 1_000_000_000;
+
+/// Whether `ns` is a log time ([`MAX_TIME_NS`]).
+pub fn is_log_time(ns: i64) -> bool {
+    (-MAX_TIME_NS..=MAX_TIME_NS).contains(&ns)
+}
+
+/// Seconds given by a user to a log time in nanoseconds; an error naming
+/// `name` and the value when it is not finite or out of [`MAX_TIME_NS`].
+pub fn log_time_from_seconds(name: &'static str, seconds: f64) -> crate::Result<i64> {
+    let limit = (MAX_TIME_NS / 1_000_000_000) as f64;
+    if !seconds.is_finite() || seconds.abs() > limit {
+        return Err(crate::Error::invalid(
+            name,
+            format!("must be a finite number of seconds within ±{limit:e}, got {seconds}"),
+        ));
+    }
+    Ok((seconds * 1e9).round() as i64)
+}
+
 /// One logged message. `payload` holds the logged bytes untouched (msgpack for MCL).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
@@ -28,4 +52,21 @@ pub struct StreamInfo {
     pub message_type: Option<String>,
     /// The files of the stream, in read order.
     pub files: Vec<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_times_have_one_range() {
+        assert!(is_log_time(MAX_TIME_NS) && is_log_time(-MAX_TIME_NS) && is_log_time(0));
+        assert!(!is_log_time(MAX_TIME_NS + 1) && !is_log_time(i64::MIN));
+        assert_eq!(log_time_from_seconds("t", 9e9).unwrap(), MAX_TIME_NS);
+        assert_eq!(log_time_from_seconds("t", -1.5).unwrap(), -1_500_000_000);
+        for bad in [1e300, -9.000001e9, f64::NAN, f64::INFINITY] {
+            let err = log_time_from_seconds("elapsedTime", bad).unwrap_err();
+            assert!(err.to_string().contains("'elapsedTime'"), "{err}");
+        }
+    }
 }

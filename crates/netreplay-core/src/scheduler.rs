@@ -76,14 +76,14 @@ impl Control {
     /// False if interrupted by stop or a speed change first.
     pub fn wait_until(&self, deadline: i64) -> bool {
         let spin = spin_window(
-            deadline - now_ns(),
+            deadline.saturating_sub(now_ns()),
             self.busy_wait_ns.load(Ordering::Relaxed),
         );
         loop {
             if self.interrupted() {
                 return false;
             }
-            let remaining = deadline - now_ns();
+            let remaining = deadline.saturating_sub(now_ns());
             if remaining <= 0 {
                 return true;
             }
@@ -222,7 +222,11 @@ impl Worker {
                 // At infinite speed there is no deadline to be late for.
                 stats.late.add(1);
             }
-            let lateness_ns = if speed.is_max() { 0 } else { now - deadline };
+            let lateness_ns = if speed.is_max() {
+                0
+            } else {
+                now.saturating_sub(deadline)
+            };
             let delivery = Delivery {
                 deadline_ns: deadline,
                 lateness_ns,

@@ -730,3 +730,50 @@ fn short_waits_are_spun_long_ones_slept() {
         "1 ms waits without busy waiting: the scheduler used {sleeping:.2} of a core"
     );
 }
+
+/// Two records whose deadlines lie beyond the clock's range: the first plays
+/// at once, the second never does (not "at once, with garbage lateness"), and
+/// stop still ends the run promptly.
+fn plays_only_the_first(records: Vec<Record>, v: f64) {
+    let _serial = serial();
+    let queue = queued(records);
+    let collected = Collected::default();
+    let mut s = Scheduler::new(&queue, vec![collected.sink(false)], speed(v)).unwrap();
+    s.start().unwrap();
+    wait_for("the first record", T, || collected.len() == 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(collected.len(), 1, "the far record was played");
+    let stop_at = now_ns();
+    s.stop().unwrap();
+    assert!(now_ns() - stop_at < 100 * MS, "stop took too long");
+    let first = &collected.seen()[0];
+    assert!(first.delivery.lateness_ns.abs() < 1_000 * MS);
+    assert_eq!(s.stats().lateness.count(), 1);
+}
+
+#[test]
+fn a_log_spanning_centuries_does_not_overflow_the_deadline() {
+    let at = |t: i64| Record {
+        time_ns: t,
+        stream: 0,
+        topic: "".into(),
+        payload: vec![0xc0],
+    };
+    // −9e9 s then 9e9 s, and 0 then 9223372035.9 s: both parse.
+    plays_only_the_first(
+        vec![
+            at(-9_000_000_000 * 1_000 * MS),
+            at(9_000_000_000 * 1_000 * MS),
+        ],
+        1.0,
+    );
+    plays_only_the_first(vec![at(0), at(9_223_372_035_900_000_000)], 1.0);
+    plays_only_the_first(vec![at(0), at(9_223_372_035_900_000_000)], 3.0);
+}
+
+#[test]
+fn a_tiny_speed_makes_the_next_record_due_out_of_reach() {
+    // At 1e-14 the fixture's 10 ms gaps are 30 000 years: only the first plays.
+    plays_only_the_first(numbered(20, 10 * MS), 1e-14);
+    plays_only_the_first(numbered(2, 1), f64::from_bits(1));
+}

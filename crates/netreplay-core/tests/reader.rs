@@ -498,14 +498,14 @@ fn topics_are_decoded() {
     let dir = TempDir::new("topics");
     let path = dir.join("t.log");
     let text = format!(
-        "{}     0.1    'cam/front'    80\n     0.2    'cam/front'    81\n     0.3    \"it's\"    82\n     0.4    ''    83\n",
+        "{}     0.1    'cam/front'    80\n     0.2    'cam/front'    01\n     0.3    \"it's\"    02\n     0.4    ''    03\n",
         header(Some("T"), CREATED).0
     );
     std::fs::write(&path, text).unwrap();
     let records = drain(&mut open_file(&path, &opts()).unwrap()).unwrap();
     let topics: Vec<&str> = records.iter().map(|r| &*r.topic).collect();
     assert_eq!(topics, vec!["cam/front", "cam/front", "it's", ""]);
-    assert_eq!(records[2].payload, vec![0x82]);
+    assert_eq!(records[2].payload, vec![0x02]);
 }
 
 // --------------------------------------------------- generated: malformed
@@ -541,6 +541,26 @@ const BAD_LINES: &[(&str, &str, &str)] = &[
     ("missing-payload", "     0.02000    ''", "payload"),
     ("missing-columns", "     0.02000", "missing"),
     ("unquoted-topic", "     0.02000    topic     8300", "topic"),
+    // Valid hex, but not one msgpack value: a never-used byte, a map cut
+    // inside its key, an array short of its elements, a value and more.
+    (
+        "never-used-byte",
+        "     0.02000    ''          c1c1c1",
+        "msgpack",
+    ),
+    ("cut-map", "     0.02000    ''          81a37365", "msgpack"),
+    ("short-array", "     0.02000    ''          9301", "msgpack"),
+    (
+        "trailing-bytes",
+        "     0.02000    ''          0102",
+        "msgpack",
+    ),
+    // Outside the one range of log times that the writer also keeps to.
+    (
+        "time-out-of-range",
+        "9223372035.9    ''          01",
+        "time",
+    ),
 ];
 
 #[test]
@@ -782,8 +802,10 @@ fn run_truncation(new_len: u64) {
     let mut text = header(Some("Big"), CREATED).0;
     let mut k: u32 = 0;
     while text.len() < (5 << 20) / 2 {
-        let mut payload = k.to_be_bytes().to_vec();
-        payload.extend_from_slice(&[0xab; 6]);
+        // A msgpack bin of 8 bytes: the number, then filler.
+        let mut payload = vec![0xc4, 8];
+        payload.extend_from_slice(&k.to_be_bytes());
+        payload.extend_from_slice(&[0xab; 4]);
         text.push_str(&record_line(i64::from(k) * MS, "", &payload));
         k += 1;
     }

@@ -44,8 +44,13 @@ fn status_bytes(field: &str) -> u64 {
 /// Write a log of at least `bytes` bytes; the number of records. The lines
 /// differ only in their times, so the payload's hex is made once.
 fn write_log(path: &Path, bytes: u64) -> u64 {
-    let hex: String = (0..PAYLOAD_BYTES)
-        .map(|i| format!("{:02x}", (i * 7) as u8))
+    // A msgpack bin 16 holding the rest of the bytes.
+    let body = (PAYLOAD_BYTES - 3) as u16;
+    let hex: String = [0xc5]
+        .into_iter()
+        .chain(body.to_be_bytes())
+        .chain((3..PAYLOAD_BYTES).map(|i| (i * 7) as u8))
+        .map(|b| format!("{b:02x}"))
         .collect();
     let mut w = BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
     let header = "#---\n# MCL_LOG\n#     -- created     1970-01-01 00:00:00\n#      >>> Big\n";

@@ -223,7 +223,9 @@ fn buffer_options(options: Option<BufferOptionsJs>) -> Result<BufferOptions, Cod
         }
     };
     Ok(BufferOptions {
-        length: options.length.unwrap_or(5000) as usize,
+        length: options
+            .length
+            .map_or(BufferOptions::default().length, |n| n as usize),
         max_bytes,
     })
 }
@@ -263,6 +265,8 @@ impl NativeBuffer {
         options: Option<BufferOptionsJs>,
     ) -> Result<Self, Code> {
         let options = buffer_options(options)?;
+        // Checked before the reader is taken: a bad option loses nothing.
+        options.validate().map_err(to_napi)?;
         let source = reader.reader.take().ok_or_else(|| {
             Error::new(
                 Code::State,

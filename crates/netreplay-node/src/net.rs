@@ -574,13 +574,8 @@ impl NativeWriteFile {
     /// Write one record: elapsed seconds, topic, msgpack payload bytes.
     #[napi(catch_unwind)]
     pub fn write(&mut self, elapsed_time: f64, topic: String, payload: &[u8]) -> Result<(), Code> {
-        if !elapsed_time.is_finite() {
-            return Err(invalid(
-                "elapsedTime",
-                format!("must be a finite number of seconds, got {elapsed_time}"),
-            ));
-        }
-        let ns = (elapsed_time * 1e9).round() as i64;
+        let ns = netreplay_core::record::log_time_from_seconds("elapsedTime", elapsed_time)
+            .map_err(to_napi)?;
         self.inner()?.write(ns, &topic, payload).map_err(to_napi)
     }
 
