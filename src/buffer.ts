@@ -144,6 +144,16 @@ export class BufferData {
     return this.#js ? this.#js.stop() : callNative(() => this.#native.stop());
   }
 
+  /**
+   * Stop, and release the reader's files, descriptors and mappings at once
+   * instead of at garbage collection (Replay.close() does this). Safe to
+   * call twice; start() and reset() afterwards throw ReplayStateError.
+   */
+  close(): void {
+    if (this.#js) this.#js.stop();
+    else callNative(() => this.#native.close());
+  }
+
   /** Stop, flush the ring and rewind the reader. */
   reset(): void {
     if (this.#js) this.#js.reset();

@@ -3,7 +3,7 @@ export type { ReadOptions, ReadDirectoryOptions, LogHeader, LogStream, RecordRea
 export { BufferData, BufferQueue } from './buffer.js';
 export type { BufferOptions } from './buffer.js';
 export { ScheduleBroadcasts } from './scheduler.js';
-export type { ScheduleOptions, ScheduleEvents, SchedulerStats } from './scheduler.js';
+export type { PendingDeliveries, ReplayStats, ScheduleOptions, ScheduleEvents, SchedulerStats } from './scheduler.js';
 export { Replay } from './replay.js';
 export type { ReplayOptions, ReplayEvents } from './replay.js';
 export type { Message, LoggedMessage, DeliveryOptions } from './message.js';

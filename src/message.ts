@@ -1,5 +1,6 @@
 // The message shape, and decoding of the native batch layout into messages.
 import { Unpackr } from 'msgpackr';
+import { MalformedRecordError } from './errors.js';
 
 /** A record as logged. */
 export interface LoggedMessage<P = unknown> {
@@ -43,23 +44,45 @@ export function decodePayload(bytes: Uint8Array): unknown {
   return unpackr.unpack(bytes);
 }
 
+/** What a batch decoded to: its messages, and the error that cut it short. */
+export interface DecodedBatch {
+  messages: Message[];
+  /** Under `onError: 'fail'`: the first payload msgpackr could not decode; `messages` holds those before it. */
+  error?: MalformedRecordError;
+}
+
 /** Turns native batches into messages; keeps the topic table across batches. */
 export class BatchDecoder {
   readonly #topics: string[] = [];
   readonly #types: readonly (string | null)[];
   readonly #decode: boolean;
   readonly #raw: boolean;
+  readonly #skip: boolean;
+  /** Records dropped because their payload did not decode (`onError: 'skip'`). */
+  skipped = 0;
 
-  constructor(streamTypes: readonly (string | null)[], options: DeliveryOptions) {
+  constructor(streamTypes: readonly (string | null)[], options: DeliveryOptions & { onError?: 'fail' | 'skip' }) {
     this.#types = streamTypes;
     this.#decode = options.decode ?? true;
     this.#raw = options.rawPayload ?? false;
+    this.#skip = options.onError === 'skip';
   }
 
-  decode(data: Buffer, count: number, newTopics: readonly string[]): Message[] {
+  /** Extend the topic table with a batch's new topics (ids count up from 0). */
+  addTopics(newTopics: readonly string[]): void {
     for (const t of newTopics) this.#topics.push(t);
+  }
+
+  /**
+   * Decode a batch. Never throws: a payload msgpackr rejects (the native
+   * reader has already checked that it is one msgpack value, but msgpackr
+   * refuses, for example, extension types it does not know) is skipped and
+   * counted, or ends the batch with an error, as `onError` says.
+   */
+  decode(data: Buffer, count: number, newTopics: readonly string[]): DecodedBatch {
+    this.addTopics(newTopics);
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    const out = new Array<Message>(count);
+    const messages: Message[] = [];
     let at = 0;
     for (let i = 0; i < count; i++) {
       const elapsedTime = view.getFloat64(at, true);
@@ -71,17 +94,40 @@ export class BatchDecoder {
       const start = at + RECORD_HEADER_BYTES;
       const bytes = data.subarray(start, start + length);
       at = start + length;
-      const message: Message = {
-        elapsedTime,
-        topic,
-        type: this.#types[stream] ?? null,
-        payload: this.#decode ? unpackr.unpack(bytes) : undefined,
-        lateness,
-        deadline,
-      };
+      const type = this.#types[stream] ?? null;
+      let payload: unknown;
+      if (this.#decode) {
+        try {
+          payload = unpackr.unpack(bytes);
+        } catch (err) {
+          if (this.#skip) {
+            this.skipped++;
+            continue;
+          }
+          return { messages, error: undecodable(elapsedTime, topic, type, bytes, err) };
+        }
+      }
+      const message: Message = { elapsedTime, topic, type, payload, lateness, deadline };
       if (this.#raw) message.payloadBytes = bytes;
-      out[i] = message;
+      messages.push(message);
     }
-    return out;
+    return { messages };
   }
+}
+
+function undecodable(
+  elapsedTime: number,
+  topic: string,
+  type: string | null,
+  bytes: Uint8Array,
+  err: unknown,
+): MalformedRecordError {
+  const hex = Buffer.from(bytes.subarray(0, 40)).toString('hex') + (bytes.length > 40 ? '…' : '');
+  return new MalformedRecordError({
+    code: 'ERR_NETREPLAY_MALFORMED',
+    message:
+      `the payload of the record at ${elapsedTime} s (type ${type ?? 'None'}, topic ${JSON.stringify(topic)}) ` +
+      `does not decode: ${(err as Error)?.message ?? String(err)}: '${hex}'`,
+    snippet: hex,
+  });
 }

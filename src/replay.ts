@@ -7,7 +7,7 @@ import { BufferData, type BufferOptions } from './buffer.js';
 import { ReplayStateError } from './errors.js';
 import type { Message } from './message.js';
 import { ReadDirectory, ReadFile, checkRecordReader, type ReadDirectoryOptions, type RecordReader } from './reader.js';
-import { ScheduleBroadcasts, type ScheduleOptions, type SchedulerStats } from './scheduler.js';
+import { ScheduleBroadcasts, type PendingDeliveries, type ReplayStats, type ScheduleOptions } from './scheduler.js';
 import { checkOptions, checkPath } from './validate.js';
 import type { UdpStats } from './net.js';
 
@@ -23,17 +23,19 @@ export interface ReplayEvents {
 
 type State = 'idle' | 'playing' | 'paused' | 'ended' | 'closed';
 
-/** Most messages the async iterator holds before it stops acknowledging batches. */
-const ITERATOR_HIGH_WATER = 8192;
-
 export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<Message>, AsyncDisposable {
   readonly #buffer: BufferData;
   readonly #scheduler: ScheduleBroadcasts;
   #state: State = 'idle';
   #done: Deferred | undefined;
-  /** Messages waiting for the async iterator, and their batches' acks. */
+  /**
+   * Messages waiting for the async iterator, and per batch the messages of
+   * it still queued and its ack. A batch is acknowledged once its last
+   * message is taken, so what the iterator holds is what the engine counts
+   * as pending: at most 8192 messages and 8 MiB (see maxPendingBatches).
+   */
   #iterQueue: Message[] = [];
-  #iterAcks: (() => void)[] = [];
+  #iterBatches: { left: number; ack: () => void }[] = [];
   #iterWaiter: (() => void) | undefined;
   #iterating = false;
   #error: Error | undefined;
@@ -107,8 +109,13 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
   }
 
   /** Engine statistics of the current run (handover lateness in seconds). */
-  stats(): SchedulerStats {
+  stats(): ReplayStats {
     return this.#scheduler.stats();
+  }
+
+  /** What JS holds unconsumed now: batches, messages and bytes. */
+  pending(): PendingDeliveries {
+    return this.#scheduler.pending();
   }
 
   /** Statistics of the UDP sink (with the `udp` option), else null. */
@@ -127,7 +134,7 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
   close(): void {
     if (this.#state === 'closed') return;
     this.#scheduler.close();
-    this.#buffer.stop();
+    this.#buffer.close();
     this.#state = 'closed';
     this.#finish();
   }
@@ -145,7 +152,7 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
       for (;;) {
         const m = this.#iterQueue.shift();
         if (m !== undefined) {
-          if (this.#iterQueue.length < ITERATOR_HIGH_WATER) this.#releaseAcks();
+          this.#taken();
           yield m;
           continue;
         }
@@ -173,14 +180,14 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
   }
 
   #onMessages(messages: Message[], ack: () => void): void {
-    if (!this.#iterating) {
+    if (!this.#iterating || messages.length === 0) {
       ack();
     } else {
       for (const m of messages) this.#iterQueue.push(m);
-      // Backpressure: past the high-water mark the batch stays unacknowledged,
-      // so the engine waits (shows as lag) instead of memory growing.
-      if (this.#iterQueue.length < ITERATOR_HIGH_WATER) ack();
-      else this.#iterAcks.push(ack);
+      // Backpressure: the batch stays unacknowledged until the iterator has
+      // taken its last message, so the engine waits (shows as lag) instead
+      // of memory growing.
+      this.#iterBatches.push({ left: messages.length, ack });
       this.#wakeIterator();
     }
     if (this.listenerCount('message') > 0) for (const m of messages) this.emit('message', m);
@@ -207,8 +214,18 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
     this.#wakeIterator();
   }
 
+  /** The iterator took one message: acknowledge its batch if that was the last. */
+  #taken(): void {
+    const batch = this.#iterBatches[0];
+    if (batch && --batch.left === 0) {
+      this.#iterBatches.shift();
+      batch.ack();
+    }
+  }
+
+  /** Acknowledge every batch still held (the queue was emptied or dropped). */
   #releaseAcks(): void {
-    for (const ack of this.#iterAcks.splice(0)) ack();
+    for (const batch of this.#iterBatches.splice(0)) batch.ack();
   }
 
   #wakeIterator(): void {

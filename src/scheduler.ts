@@ -6,13 +6,18 @@ import { native, type ErrorInfo, type NativeScheduler, type SchedulerStats } fro
 import { callNative, translateError } from './errors.js';
 import { BatchDecoder, type DeliveryOptions, type Message } from './message.js';
 import { BufferData, BufferQueue, nativeBuffer, queueOwner, readerError } from './buffer.js';
-import { checkBusyWait, checkOptions, checkSpeed } from './validate.js';
+import { checkBusyWait, checkOnError, checkOptions, checkSpeed } from './validate.js';
 import type { UdpOptions, UdpStats } from './net.js';
 
 export interface ScheduleOptions extends DeliveryOptions {
   /** Speed factor: > 0, or Infinity for as fast as possible (default 1). */
   speed?: number;
-  /** Most unconsumed batches between the engine and JS (default 64). */
+  /**
+   * Most batches handed to JS and not yet consumed (default 1024). Whatever
+   * the batches, at most 8192 messages and 8 MiB of them are pending: a
+   * consumer that falls behind slows the replay (it shows as lateness)
+   * instead of growing memory.
+   */
   maxPendingBatches?: number;
   /**
    * Also broadcast every record over UDP in MCL's wire format, sent from the
@@ -35,6 +40,14 @@ export interface ScheduleOptions extends DeliveryOptions {
    * Longer waits always sleep, spinning only their last 4% (250 µs to 2 ms).
    */
   busyWait?: number;
+  /**
+   * A payload that msgpackr cannot decode (for example an extension type it
+   * does not know): 'fail' (default) ends the replay with a
+   * MalformedRecordError after the messages before it; 'skip' drops it and
+   * counts it in `stats().skipped`. (Payloads that are not msgpack at all
+   * are caught by the reader, with file and line: see ReadFile's onError.)
+   */
+  onError?: 'fail' | 'skip';
 }
 
 export interface ScheduleEvents {
@@ -60,6 +73,19 @@ export interface BatchObserver {
 
 export type { SchedulerStats };
 
+/** Deliveries handed to JS and not yet consumed. */
+export interface PendingDeliveries {
+  batches: number;
+  messages: number;
+  bytes: number;
+}
+
+/** The engine's statistics, and the payloads the JS side skipped. */
+export interface ReplayStats extends SchedulerStats {
+  /** Records dropped because msgpackr could not decode their payload (`onError: 'skip'`). */
+  skipped: number;
+}
+
 // A ref'd handle keeps Node alive while a replay plays: the native callback
 // itself is weak, so a replay that is paused or done never holds the process.
 const KEEP_ALIVE_MS = 2 ** 31 - 1;
@@ -72,6 +98,8 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
   #keepAlive: NodeJS.Timeout | undefined;
   /** Batches of runs before this one belong to a rewound replay: dropped. */
   #firstLiveRun = 0;
+  /** The run a payload that did not decode has ended, whose later batches are dropped. */
+  #failedRun = -1;
   #closed = false;
   readonly #udp: boolean;
   #reportedFailures = 0;
@@ -84,7 +112,10 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
       queue instanceof BufferData ? queue : queue instanceof BufferQueue ? queue[queueOwner] : undefined;
     if (!buffer) throw new TypeError("ScheduleBroadcasts: 'queue' must be a BufferData or its queue");
     this.#buffer = buffer;
-    this.#decoder = new BatchDecoder(buffer.streamTypes, opts as DeliveryOptions);
+    this.#decoder = new BatchDecoder(buffer.streamTypes, {
+      ...(opts as DeliveryOptions),
+      onError: checkOnError(opts.onError),
+    });
     if (opts.js !== undefined && typeof opts.js !== 'boolean') {
       throw new TypeError(`'js' must be a boolean, got ${typeof opts.js}`);
     }
@@ -150,9 +181,14 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
     });
   }
 
-  /** Engine statistics: delivered, late, and handover lateness (seconds). */
-  stats(): SchedulerStats {
-    return callNative(() => this.#native.stats());
+  /** Engine statistics: delivered, late, and handover lateness (seconds); `skipped`: payloads that did not decode. */
+  stats(): ReplayStats {
+    return { ...callNative(() => this.#native.stats()), skipped: this.#decoder.skipped };
+  }
+
+  /** What JS holds unconsumed now: batches, messages and bytes (see maxPendingBatches). */
+  pending(): PendingDeliveries {
+    return callNative(() => this.#native.pending());
   }
 
   /** Statistics of the UDP sink (datagrams, bytes, failures by kind, send lateness in seconds); null without `udp`. */
@@ -184,13 +220,24 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
     error: ErrorInfo | null,
     run: number,
   ): void {
-    const ack = () => this.#native.ack(1);
-    if (run < this.#firstLiveRun) {
+    const ack = () => this.#native.ack(count, data.byteLength);
+    if (run < this.#firstLiveRun || run === this.#failedRun) {
+      // A rewound or failed run's batch is dropped, but its new topics are
+      // not: the native topic table outlives runs and never sends a topic twice.
+      this.#decoder.addTopics(topics);
       ack();
       return;
     }
     // Decode even when no one listens: the topic table must stay in step.
-    const messages = count > 0 ? this.#decoder.decode(data, count, topics) : [];
+    const decoded = count > 0 ? this.#decoder.decode(data, count, topics) : { messages: [] };
+    const messages = decoded.messages;
+    if (decoded.error) {
+      // This run ends here, as it would at a malformed line of the log.
+      this.#failedRun = run;
+      callNative(() => this.#native.stop());
+      event = 'error';
+      error = null;
+    }
     try {
       if (this.#observer) this.#observer.messages(messages, ack);
       else ack();
@@ -205,7 +252,9 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
       if (event === 'end' || event === 'error') {
         this.#hold(false);
         const err =
-          event === 'error' ? (this.#buffer[readerError] ?? (error ? translateError(error) : undefined)) : undefined;
+          event === 'error'
+            ? (decoded.error ?? this.#buffer[readerError] ?? (error ? translateError(error) : undefined))
+            : undefined;
         this.#observer?.event(event, err);
         if (event === 'end') this.emit('end');
         // Unobserved with no listener, EventEmitter throws: as for any stream.

@@ -331,6 +331,7 @@ pub struct BufferData {
     flags: Arc<BufferFlags>,
     idle: Option<Producer>,
     thread: Option<JoinHandle<Producer>>,
+    closed: bool,
 }
 
 impl BufferData {
@@ -346,6 +347,7 @@ impl BufferData {
                 ended: false,
             }),
             thread: None,
+            closed: false,
         })
     }
 
@@ -359,6 +361,7 @@ impl BufferData {
             return Ok(false);
         }
         self.join()?;
+        self.idle_producer()?;
         let mut producer = self.idle.take().ok_or_else(Self::lost)?;
         let flags = self.flags.clone();
         flags.stop.store(false, Ordering::Release);
@@ -410,15 +413,39 @@ impl BufferData {
         Error::State("the buffer thread failed; its reader is lost".into())
     }
 
+    /// Stop, and release the source now — its files, descriptors and
+    /// mappings — rather than when this object is dropped (for a JS owner,
+    /// at garbage collection). What was buffered is dropped too when no
+    /// scheduler holds the queue. Safe to call twice; a later start or
+    /// reset is a state error.
+    pub fn close(&mut self) -> Result<()> {
+        self.stop()?;
+        if self.idle.take().is_some() {
+            self.flags.data_pending.store(false, Ordering::Release);
+        }
+        self.closed = true;
+        let _ = self.queue.flush();
+        Ok(())
+    }
+
+    /// The idle producer, or the error saying why there is none.
+    fn idle_producer(&mut self) -> Result<&mut Producer> {
+        if self.closed {
+            return Err(Error::State("this BufferData is closed".into()));
+        }
+        self.idle.as_mut().ok_or_else(Self::lost)
+    }
+
     /// Stop, flush the ring and rewind the source to the beginning.
     pub fn reset(&mut self) -> Result<()> {
         self.stop()?;
+        self.idle_producer()?;
         self.queue.flush()?;
-        let producer = self.idle.as_mut().ok_or_else(Self::lost)?;
-        producer.pending = None;
-        producer.ended = false;
         self.flags.ready.store(false, Ordering::Release);
         self.flags.data_pending.store(false, Ordering::Release);
+        let producer = self.idle_producer()?;
+        producer.pending = None;
+        producer.ended = false;
         producer.source.reset()
     }
 

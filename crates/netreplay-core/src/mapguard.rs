@@ -4,8 +4,9 @@
 //! Touching a page of a shared file mapping that lies wholly past the file's
 //! (new) end raises `SIGBUS`, whose default action kills the process. This
 //! module installs, once per process, a `SIGBUS` handler that looks the
-//! faulting address up in a fixed-size, lock-free registry of the live
-//! mappings made by [`GuardedMap`]. When the address belongs to one of them,
+//! faulting address up in a lock-free registry of every live mapping made
+//! by [`GuardedMap`] (it grows as needed: no number of live mappings leaves
+//! one unguarded). When the address belongs to one of them,
 //! the handler maps anonymous zero-filled pages over the rest of that mapping
 //! (from the faulting page to its end), sets the mapping's `truncated` flag and
 //! returns: the faulting load runs again and reads zeros. The reader checks
@@ -26,22 +27,22 @@
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::ops::Deref;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Once;
 
 use libc::{c_int, c_void, siginfo_t};
 use memmap2::Mmap;
 
-/// How many mappings can be guarded at once. Mappings beyond this are still
-/// usable, only unguarded ([`GuardedMap::is_guarded`] is `false`).
-pub const MAX_GUARDED_MAPS: usize = 1024;
+/// Slots per block of the registry. The registry grows block by block, so
+/// any number of mappings is guarded; this only sets the growth step.
+const SLOTS_PER_BLOCK: usize = 256;
 
 // ------------------------------------------------------------------ registry
 
 /// One registered mapping. `seq` is a sequence lock around `start`/`len`:
 /// odd while the owner rewrites them, so that the signal handler never uses
 /// a torn (start, len) pair.
-struct Slot {
+pub(crate) struct Slot {
     /// Owned by a live registration (allocation, not visibility).
     claimed: AtomicBool,
     seq: AtomicUsize,
@@ -88,78 +89,141 @@ impl Slot {
         let s2 = self.seq.load(Ordering::Relaxed);
         (s1 == s2 && len != 0).then_some((start, len))
     }
+
+    fn is_truncated(&self) -> bool {
+        self.truncated.load(Ordering::Acquire)
+    }
+
+    fn mark_truncated(&self) {
+        self.truncated.store(true, Ordering::Release);
+    }
 }
 
-/// A fixed-size, lock-free table of live mappings. Registration scans for a
-/// free slot with one compare-exchange per slot; lookup (in the signal
-/// handler) only loads atomics and never allocates or locks.
-pub(crate) struct Registry<const N: usize> {
+/// `N` slots and the link to the next block.
+struct Block<const N: usize> {
     slots: [Slot; N],
+    next: AtomicPtr<Block<N>>,
+}
+
+impl<const N: usize> Block<N> {
+    const fn new() -> Self {
+        Block {
+            slots: [const { Slot::new() }; N],
+            next: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    }
+}
+
+/// A lock-free table of live mappings with no fixed size: a list of blocks
+/// of `N` slots that only grows (a block, once linked, lives as long as the
+/// registry). Registration claims a free slot with one compare-exchange per
+/// slot, linking a new block when all are taken; lookup (in the signal
+/// handler) only loads atomics and never allocates or locks. Memory is
+/// bounded by the most mappings alive at once.
+pub(crate) struct Registry<const N: usize> {
+    first: Block<N>,
 }
 
 impl<const N: usize> Registry<N> {
     pub(crate) const fn new() -> Self {
         Registry {
-            slots: [const { Slot::new() }; N],
+            first: Block::new(),
         }
     }
 
-    /// Register `[start, start + len)`; the slot index, or `None` when the
-    /// table is full or `len` is 0.
-    pub(crate) fn register(&self, start: usize, len: usize) -> Option<usize> {
+    fn blocks(&self) -> impl Iterator<Item = &Block<N>> {
+        std::iter::successors(Some(&self.first), |block| {
+            // SAFETY: a non-null `next` points to a block leaked by
+            // `register`, freed only when the registry is dropped, which
+            // `&self` rules out.
+            unsafe { block.next.load(Ordering::Acquire).as_ref() }
+        })
+    }
+
+    /// Register `[start, start + len)`; its slot, or `None` when `len` is 0.
+    pub(crate) fn register(&self, start: usize, len: usize) -> Option<&Slot> {
         if len == 0 {
             return None;
         }
-        for (index, slot) in self.slots.iter().enumerate() {
-            if slot
-                .claimed
-                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
-            {
-                slot.publish(start, len);
-                return Some(index);
+        let mut block = &self.first;
+        loop {
+            for slot in &block.slots {
+                if slot
+                    .claimed
+                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    slot.publish(start, len);
+                    return Some(slot);
+                }
             }
+            let mut next = block.next.load(Ordering::Acquire);
+            if next.is_null() {
+                // Every slot is taken: link a fresh block, its first slot
+                // already ours. Another thread may link one first; then ours
+                // was never visible and is freed, and we go on in theirs.
+                let fresh = Box::new(Block::<N>::new());
+                fresh.slots[0].claimed.store(true, Ordering::Relaxed);
+                fresh.slots[0].publish(start, len);
+                let fresh = Box::into_raw(fresh);
+                match block.next.compare_exchange(
+                    std::ptr::null_mut(),
+                    fresh,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    // SAFETY: just linked; it lives as long as the registry.
+                    Ok(_) => return Some(unsafe { &(*fresh).slots[0] }),
+                    Err(theirs) => {
+                        // SAFETY: `fresh` came from Box::into_raw above and was
+                        // never published.
+                        drop(unsafe { Box::from_raw(fresh) });
+                        next = theirs;
+                    }
+                }
+            }
+            // SAFETY: non-null, linked, and kept while the registry lives.
+            block = unsafe { &*next };
         }
-        None
     }
 
     /// Forget a registration. Must happen before the memory is unmapped, so
     /// that the handler never claims an address that now belongs to someone
     /// else's mapping.
-    pub(crate) fn unregister(&self, index: usize) {
-        if let Some(slot) = self.slots.get(index) {
-            slot.publish(0, 0);
-            slot.claimed.store(false, Ordering::Release);
-        }
+    pub(crate) fn unregister(&self, slot: &Slot) {
+        slot.publish(0, 0);
+        slot.claimed.store(false, Ordering::Release);
     }
 
-    /// The registration that contains `addr`: (index, start, len).
+    /// The registration that contains `addr`: (slot, start, len).
     /// Async-signal-safe: atomic loads only, no panics.
-    pub(crate) fn find(&self, addr: usize) -> Option<(usize, usize, usize)> {
-        for (index, slot) in self.slots.iter().enumerate() {
-            if let Some((start, len)) = slot.read() {
-                if addr >= start && addr - start < len {
-                    return Some((index, start, len));
-                }
-            }
-        }
-        None
+    pub(crate) fn find(&self, addr: usize) -> Option<(&Slot, usize, usize)> {
+        self.blocks().flat_map(|b| &b.slots).find_map(|slot| {
+            let (start, len) = slot.read()?;
+            (addr >= start && addr - start < len).then_some((slot, start, len))
+        })
     }
 
-    pub(crate) fn is_truncated(&self, index: usize) -> bool {
-        self.slots
-            .get(index)
-            .is_some_and(|s| s.truncated.load(Ordering::Acquire))
+    /// Blocks linked so far (the first included).
+    #[cfg(test)]
+    fn block_count(&self) -> usize {
+        self.blocks().count()
     }
+}
 
-    pub(crate) fn mark_truncated(&self, index: usize) {
-        if let Some(slot) = self.slots.get(index) {
-            slot.truncated.store(true, Ordering::Release);
+impl<const N: usize> Drop for Registry<N> {
+    fn drop(&mut self) {
+        let mut next = *self.first.next.get_mut();
+        while !next.is_null() {
+            // SAFETY: every linked block came from Box::into_raw in
+            // `register`, and `&mut self` means no one else sees them.
+            let mut block = unsafe { Box::from_raw(next) };
+            next = *block.next.get_mut();
         }
     }
 }
 
-static REGISTRY: Registry<MAX_GUARDED_MAPS> = Registry::new();
+static REGISTRY: Registry<SLOTS_PER_BLOCK> = Registry::new();
 
 // ------------------------------------------------------------ signal handler
 
@@ -303,7 +367,7 @@ unsafe fn is_kernel_fault(info: *const siginfo_t) -> bool {
 /// Replace the gone pages of a registered mapping with zeros. `true` if the
 /// faulting access can simply be retried.
 fn zero_fill(addr: usize) -> bool {
-    let Some((index, start, len)) = REGISTRY.find(addr) else {
+    let Some((slot, start, len)) = REGISTRY.find(addr) else {
         return false;
     };
     let page = PAGE_SIZE.load(Ordering::Relaxed);
@@ -343,7 +407,7 @@ fn zero_fill(addr: usize) -> bool {
     if rc == libc::MAP_FAILED {
         return false;
     }
-    REGISTRY.mark_truncated(index);
+    slot.mark_truncated();
     true
 }
 
@@ -427,9 +491,9 @@ extern "C" fn on_sigbus(sig: c_int, info: *mut siginfo_t, ctx: *mut c_void) {
 /// the file shrank gives zeros (and sets [`GuardedMap::truncated`]) instead
 /// of killing the process.
 pub struct GuardedMap {
-    /// Registry slot; `None` when the guard is unavailable (handler not
-    /// installed, registry full).
-    slot: Option<usize>,
+    /// Registry slot; `None` when the guard is unavailable (the handler
+    /// could not be installed).
+    slot: Option<&'static Slot>,
     /// Dropped (unmapped) after `Drop::drop` has unregistered the slot.
     map: Mmap,
 }
@@ -444,7 +508,8 @@ impl GuardedMap {
         GuardedMap { slot, map }
     }
 
-    /// Whether a shrinking file is survived (see [`MAX_GUARDED_MAPS`]).
+    /// Whether a shrinking file is survived: always, unless the SIGBUS
+    /// handler could not be installed.
     pub fn is_guarded(&self) -> bool {
         self.slot.is_some()
     }
@@ -452,7 +517,7 @@ impl GuardedMap {
     /// Some page of the mapping was found gone (the file shrank) and now
     /// reads as zeros. Sticky. One atomic load.
     pub fn truncated(&self) -> bool {
-        self.slot.is_some_and(|i| REGISTRY.is_truncated(i))
+        self.slot.is_some_and(Slot::is_truncated)
     }
 
     /// The mapping itself, for access advice (`madvise`) by its reader.
@@ -533,49 +598,85 @@ mod tests {
     #[test]
     fn registry_registers_finds_and_frees_slots() {
         let reg: Registry<3> = Registry::new();
-        assert_eq!(reg.register(0x1000, 0), None, "empty ranges are refused");
+        assert!(
+            reg.register(0x1000, 0).is_none(),
+            "empty ranges are refused"
+        );
         let a = reg.register(0x10_000, 0x3000).unwrap();
         let b = reg.register(0x20_000, 0x1001).unwrap();
         let c = reg.register(0x30_000, 0x10).unwrap();
-        assert_eq!(reg.register(0x40_000, 0x10), None, "full");
-        assert_ne!(a, b);
-        assert_eq!(reg.find(0x10_000), Some((a, 0x10_000, 0x3000)));
-        assert_eq!(reg.find(0x12_fff), Some((a, 0x10_000, 0x3000)));
-        assert_eq!(reg.find(0x13_000), None, "one past the end");
-        assert_eq!(reg.find(0x0f_fff), None);
-        assert_eq!(reg.find(0x21_000), Some((b, 0x20_000, 0x1001)));
-        assert_eq!(reg.find(0x30_00f), Some((c, 0x30_000, 0x10)));
-        assert_eq!(reg.find(usize::MAX), None);
+        assert!(!std::ptr::eq(a, b));
+        let found = |addr| {
+            reg.find(addr)
+                .map(|(s, start, len)| (s as *const Slot, start, len))
+        };
+        assert_eq!(found(0x10_000), Some((a as *const _, 0x10_000, 0x3000)));
+        assert_eq!(found(0x12_fff), Some((a as *const _, 0x10_000, 0x3000)));
+        assert_eq!(found(0x13_000), None, "one past the end");
+        assert_eq!(found(0x0f_fff), None);
+        assert_eq!(found(0x21_000), Some((b as *const _, 0x20_000, 0x1001)));
+        assert_eq!(found(0x30_00f), Some((c as *const _, 0x30_000, 0x10)));
+        assert_eq!(found(usize::MAX), None);
 
-        assert!(!reg.is_truncated(b));
-        reg.mark_truncated(b);
-        assert!(reg.is_truncated(b));
-        assert!(!reg.is_truncated(a));
+        assert!(!b.is_truncated());
+        b.mark_truncated();
+        assert!(b.is_truncated());
+        assert!(!a.is_truncated());
 
         reg.unregister(b);
-        assert_eq!(reg.find(0x20_000), None, "gone after unregister");
+        assert_eq!(found(0x20_000), None, "gone after unregister");
         // The freed slot is reused, with a clean truncated flag.
         let d = reg.register(0x50_000, 0x100).unwrap();
-        assert_eq!(d, b);
-        assert!(!reg.is_truncated(d));
-        assert_eq!(reg.find(0x50_080), Some((d, 0x50_000, 0x100)));
-        // Out-of-range indices are harmless.
-        reg.unregister(99);
-        reg.mark_truncated(99);
-        assert!(!reg.is_truncated(99));
+        assert!(std::ptr::eq(d, b));
+        assert!(!d.is_truncated());
+        assert_eq!(found(0x50_080), Some((d as *const _, 0x50_000, 0x100)));
+        assert_eq!(reg.block_count(), 1);
+    }
+
+    #[test]
+    fn registry_grows_past_any_block_and_finds_every_mapping() {
+        // 1,100 live mappings in blocks of 3 (the old fixed table had 1,024).
+        let reg: Registry<3> = Registry::new();
+        let start = |i: usize| 0x1_0000_0000 + i * 0x10_000;
+        let slots: Vec<&Slot> = (0..1100)
+            .map(|i| reg.register(start(i), 0x1000).unwrap())
+            .collect();
+        assert_eq!(reg.block_count(), 1100usize.div_ceil(3));
+        for (i, slot) in slots.iter().enumerate() {
+            let (found, s, len) = reg.find(start(i) + 0xfff).unwrap();
+            assert!(std::ptr::eq(found, *slot) && s == start(i) && len == 0x1000);
+        }
+        // Freed slots anywhere are reused before the list grows again.
+        reg.unregister(slots[1099]);
+        reg.unregister(slots[5]);
+        let again = reg.register(0x42_0000_0000, 0x1000).unwrap();
+        assert!(std::ptr::eq(again, slots[5]));
+        let again = reg.register(0x43_0000_0000, 0x1000).unwrap();
+        assert!(std::ptr::eq(again, slots[1099]));
+        assert_eq!(reg.block_count(), 1100usize.div_ceil(3));
     }
 
     #[test]
     fn registry_is_consistent_under_concurrent_use() {
-        static REG: Registry<8> = Registry::new();
+        // Blocks of 2 for 4 threads: registrations race to link new blocks.
+        static REG: Registry<2> = Registry::new();
         let threads: Vec<_> = (0..4usize)
             .map(|t| {
                 std::thread::spawn(move || {
+                    let mut held = Vec::new();
                     for i in 0..2000usize {
                         let start = (t + 1) << 32 | i << 12;
                         let slot = REG.register(start, 0x1000).unwrap();
                         // Our own range is found, and maps to our slot.
-                        assert_eq!(REG.find(start + 5), Some((slot, start, 0x1000)));
+                        let (found, s, _) = REG.find(start + 5).unwrap();
+                        assert!(std::ptr::eq(found, slot) && s == start);
+                        // Keep a few alive at once so that blocks fill up.
+                        held.push(slot);
+                        if held.len() > 3 {
+                            REG.unregister(held.remove(0));
+                        }
+                    }
+                    for slot in held {
                         REG.unregister(slot);
                     }
                 })
@@ -584,7 +685,27 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(REG.find((1 << 32) + 5), None);
+        assert!(REG.find((1 << 32) + 5).is_none());
+        assert!(REG.block_count() >= 2);
+    }
+
+    #[test]
+    fn more_live_maps_than_the_old_table_are_all_guarded_and_survive_a_cut() {
+        // The fixed table had 1,024 slots: map 1,100 files, then cut the last.
+        let files: Vec<TempFile> = (0..1100)
+            .map(|i| TempFile::new(&format!("many-{i}"), &vec![b'x'; 2 * page()]))
+            .collect();
+        let maps: Vec<GuardedMap> = files
+            .iter()
+            .map(|f| GuardedMap::new(map(f.path())))
+            .collect();
+        assert!(maps.iter().all(GuardedMap::is_guarded));
+        files[1099].truncate(0);
+        // Without a guard on this map the read is a SIGBUS.
+        let last = &maps[1099];
+        assert_eq!(last.iter().map(|&b| u64::from(b)).sum::<u64>(), 0);
+        assert!(last.truncated());
+        assert!(!maps[1098].truncated());
     }
 
     #[test]
@@ -629,14 +750,17 @@ mod tests {
         let maps: Vec<GuardedMap> = (0..8).map(|_| GuardedMap::new(map(file.path()))).collect();
         assert!(maps.iter().all(|m| m.is_guarded() && !m.truncated()));
         assert!(maps.iter().all(|m| &m[..] == b"hello\n"));
-        let slots: Vec<usize> = maps.iter().map(|m| m.slot.unwrap()).collect();
+        let slots: Vec<*const Slot> = maps
+            .iter()
+            .map(|m| m.slot.unwrap() as *const Slot)
+            .collect();
         let addr = maps[0].as_ptr() as usize;
         drop(maps);
         for s in slots {
             // Freed (or reused by a concurrent test for another mapping).
             assert!(REGISTRY
                 .find(addr)
-                .is_none_or(|(i, start, _)| i != s || start != addr));
+                .is_none_or(|(slot, start, _)| !std::ptr::eq(slot, s) || start != addr));
         }
     }
 

@@ -673,11 +673,15 @@ impl TopicCache {
 }
 
 /// One MCL stream: a single file or a split set read as one.
+///
+/// Only the part being read is open (mapped, with its descriptor): a split
+/// set of any number of parts holds one mapping at a time, and a finished
+/// part is closed before the next is opened.
 pub struct MclStream {
     info: [StreamInfo; 1],
     header: Option<Header>,
-    files: Vec<MappedFile>,
-    current: usize,
+    /// The part being read: its index in `info[0].files`, and the file.
+    file: Option<(usize, MappedFile)>,
     topics: TopicCache,
     on_error: OnError,
     skipped: u64,
@@ -685,14 +689,14 @@ pub struct MclStream {
 }
 
 impl MclStream {
-    /// Open the parts of a stream (in read order). Only the first part's
-    /// header counts; later parts may repeat one.
+    /// Open the stream whose parts are `parts` (in read order; at least
+    /// one). Only the first part's header counts; later parts may repeat one.
     pub fn open(parts: &[PathBuf], on_error: OnError) -> Result<Self> {
-        let files = parts
-            .iter()
-            .map(|p| MappedFile::open(p))
-            .collect::<Result<Vec<_>>>()?;
-        let header = files.first().and_then(|f| f.header.clone());
+        let Some(first_path) = parts.first() else {
+            return Err(Error::State("a stream needs at least one file".into()));
+        };
+        let first = MappedFile::open(first_path)?;
+        let header = first.header.clone();
         let message_type = header.as_ref().and_then(|h| h.message_type.clone());
         Ok(MclStream {
             info: [StreamInfo {
@@ -700,8 +704,7 @@ impl MclStream {
                 files: parts.to_vec(),
             }],
             header,
-            files,
-            current: 0,
+            file: Some((0, first)),
             topics: TopicCache::default(),
             on_error,
             skipped: 0,
@@ -709,12 +712,21 @@ impl MclStream {
         })
     }
 
+    /// Close the part being read and open part `index`, if there is one.
+    fn open_part(&mut self, index: usize) -> Result<()> {
+        self.file = None;
+        if let Some(path) = self.info[0].files.get(index) {
+            self.file = Some((index, MappedFile::open(path)?));
+        }
+        Ok(())
+    }
+
     pub fn header(&self) -> Option<&Header> {
         self.header.as_ref()
     }
 
     fn decode(&mut self, range: std::ops::Range<usize>) -> std::result::Result<Record, String> {
-        let file = &self.files[self.current];
+        let (_, file) = self.file.as_ref().expect("a part is open");
         let line = &file.map.as_ref().expect("mapped")[range];
         let (time_ns, time_end) = match parse_plain_time(line) {
             Some(parsed) => parsed,
@@ -783,16 +795,17 @@ fn trim_start(bytes: &[u8]) -> &[u8] {
 impl RecordSource for MclStream {
     fn next_record(&mut self) -> Result<Option<Record>> {
         while !self.done {
-            let Some(file) = self.files.get_mut(self.current) else {
+            let Some((index, file)) = self.file.as_mut() else {
                 self.done = true;
                 break;
             };
             let Some((line, offset, range)) = file.next_line()? else {
-                self.current += 1;
+                let next = *index + 1;
+                self.open_part(next)?;
                 continue;
             };
             let decoded = self.decode(range.clone());
-            let file = &mut self.files[self.current];
+            let (_, file) = self.file.as_mut().expect("a part is open");
             // The file may have been cut between `next_line` and `decode`.
             file.check_truncated()?;
             if decoded.is_err() {
@@ -807,7 +820,6 @@ impl RecordSource for MclStream {
                         self.skipped += 1;
                         continue;
                     }
-                    let file = &self.files[self.current];
                     let bytes = &file.map.as_ref().expect("mapped")[range];
                     return Err(Error::Malformed {
                         path: file.path.clone(),
@@ -823,11 +835,11 @@ impl RecordSource for MclStream {
     }
 
     fn reset(&mut self) -> Result<()> {
-        for f in &mut self.files {
-            f.rewind();
-        }
-        self.current = 0;
         self.done = false;
+        match &mut self.file {
+            Some((0, file)) => file.rewind(),
+            _ => self.open_part(0)?,
+        }
         Ok(())
     }
 
@@ -1207,16 +1219,16 @@ mod tests {
         while let Some(r) = stream.next_record().unwrap() {
             assert_eq!(r.payload[3..7], n.to_be_bytes());
             n += 1;
-            let file = &stream.files[0];
+            let (_, file) = stream.file.as_ref().unwrap();
             assert_eq!(file.released % RELEASE_BYTES, 0);
             assert!(file.released <= file.pos);
             assert!(file.pos - file.released < RELEASE_BYTES + 2048);
         }
         assert_eq!(n, 20_000);
-        let len = stream.files[0].map.as_ref().unwrap().len();
-        assert_eq!(stream.files[0].released, len, "all released at the end");
+        // At the end the file is closed: mapping and descriptor are gone.
+        assert!(stream.file.is_none(), "closed at the end");
         stream.reset().unwrap();
-        assert_eq!(stream.files[0].released, 0);
+        assert_eq!(stream.file.as_ref().unwrap().1.released, 0);
         let mut again = 0u32;
         while let Some(r) = stream.next_record().unwrap() {
             assert_eq!(r.payload[3..7], again.to_be_bytes());
@@ -1226,9 +1238,11 @@ mod tests {
 
         // Released pages of a file that then shrank: an error on rewind,
         // not a crash and not stale data.
+        // (Stop short of the end, which closes the file.)
         stream.reset().unwrap();
-        assert!(stream.next_record().unwrap().is_some());
-        while stream.next_record().unwrap().is_some() {}
+        for _ in 1..n {
+            assert!(stream.next_record().unwrap().is_some());
+        }
         std::fs::OpenOptions::new()
             .write(true)
             .open(&path)
@@ -1240,6 +1254,13 @@ mod tests {
             Err(Error::Io { message, .. }) => assert!(message.contains("shrank"), "{message}"),
             other => panic!("expected the shrink error, got {other:?}"),
         }
+        // Past the end the file was closed: a rewind opens it afresh and
+        // reads what it holds now (nothing).
+        while stream.next_record().is_ok_and(|r| r.is_some()) {}
+        stream.open_part(1).unwrap();
+        assert!(stream.file.is_none());
+        stream.reset().unwrap();
+        assert!(stream.next_record().unwrap().is_none());
         let _ = std::fs::remove_file(&path);
     }
 

@@ -853,3 +853,61 @@ fn truncated_file_gives_an_error_not_a_crash() {
 fn file_truncated_to_zero_gives_an_error_not_a_crash() {
     run_truncation(0);
 }
+
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+/// A split set of 1,100 parts is read one part at a time (it used to map
+/// every part up front, past the SIGBUS guard's 1,024 slots), and a cut in
+/// its part 1,099 while that part is read is an error naming it.
+#[test]
+fn a_split_set_of_1100_parts_opens_one_part_at_a_time() {
+    let dir = TempDir::new("split-1100");
+    let all = gen_records("Many", 2200, 0, MS);
+    let mut parts = Vec::new();
+    for (i, chunk) in all.chunks(2).enumerate() {
+        let path = dir.join(&format!("Many_{i:04}.log"));
+        let header = (i == 0).then_some((Some("Many"), CREATED));
+        write_log(&path, header, chunk);
+        parts.push(path);
+    }
+    let before = open_descriptors();
+    let mut reader = open_file(&dir.join("Many"), &opts()).unwrap();
+    assert_eq!(reader.streams()[0].files, parts);
+    // Other tests of this binary run beside this one: a bound, not an equality.
+    assert!(open_descriptors() < before + 20, "parts opened up front");
+    let mut got = Vec::new();
+    while got.len() < 2198 {
+        got.push(reader.next_record().unwrap().expect("a record"));
+    }
+    assert!(open_descriptors() < before + 20, "finished parts stay open");
+    // Part 1,099 is open (the merge has read ahead into it): cut it.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&parts[1099])
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    let (rest, err) = drain_until_error(&mut reader);
+    // What was read before the cut, and nothing else.
+    got.extend(rest);
+    assert!(got.len() < 2200, "read past the cut");
+    match err {
+        Some(Error::Io { path, message }) => {
+            assert_eq!(path, parts[1099]);
+            assert!(message.contains("shrank"), "{message}");
+        }
+        other => panic!("expected the shrink error, got {other:?}"),
+    }
+    assert_eq!(as_gen(&got), all[..got.len()].to_vec());
+    // A rewind starts again at part 0; a part deleted meanwhile is named.
+    std::fs::remove_file(&parts[1]).unwrap();
+    reader.reset().unwrap();
+    let (first, err) = drain_until_error(&mut reader);
+    assert_eq!(first.len(), 2);
+    match err {
+        Some(Error::Io { path, .. }) => assert_eq!(path, parts[1]),
+        other => panic!("expected the missing part, got {other:?}"),
+    }
+}

@@ -23,7 +23,16 @@ use crate::errors::code_of;
 
 pub const RECORD_HEADER_BYTES: usize = 36;
 const MAX_BATCH_BYTES: usize = 1 << 20;
-/// Poll interval while JS is behind (bounded in-flight batches).
+/// Most records, and batch bytes, handed to JS and not yet acknowledged:
+/// what a consumer that falls behind (an async iterator not pulling) can
+/// hold, whatever the batch sizes. A batch larger than the room left waits
+/// until JS has caught up, or goes alone when nothing is in flight.
+pub const MAX_IN_FLIGHT_RECORDS: usize = 8192;
+pub const MAX_IN_FLIGHT_BYTES: usize = 8 << 20;
+/// Default bound on unacknowledged batches: high enough that batches of
+/// one record (a slow replay) can fill the record bound too.
+pub const DEFAULT_MAX_IN_FLIGHT_BATCHES: u32 = 1024;
+/// Poll interval while JS is behind (bounded in-flight batches, records, bytes).
 const BACKPRESSURE_PARK: Duration = Duration::from_micros(200);
 
 /// An engine error described for JS (a running replay's `error` event).
@@ -85,10 +94,33 @@ pub type BatchArgs = FnArgs<(
 pub struct DeliveryState {
     /// Batches sent to JS and not yet acknowledged with `ack()`.
     pub in_flight: AtomicUsize,
+    /// Their records and bytes (the batch buffers' lengths).
+    pub in_flight_records: AtomicUsize,
+    pub in_flight_bytes: AtomicUsize,
     /// Number of the current scheduler run, so JS can drop batches of a run
     /// it has stopped and rewound.
     pub run: AtomicU32,
 }
+impl DeliveryState {
+    fn add(&self, batches: usize, records: usize, bytes: usize) {
+        self.in_flight.fetch_add(batches, Ordering::AcqRel);
+        self.in_flight_records.fetch_add(records, Ordering::AcqRel);
+        self.in_flight_bytes.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// JS consumed batches holding `records` records in `bytes` bytes.
+    pub fn ack(&self, batches: usize, records: usize, bytes: usize) {
+        let sub = |counter: &AtomicUsize, n: usize| {
+            let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some(v.saturating_sub(n))
+            });
+        };
+        sub(&self.in_flight, batches);
+        sub(&self.in_flight_records, records);
+        sub(&self.in_flight_bytes, bytes);
+    }
+}
+
 /// Weak: a replay does not by itself keep Node alive; the TS layer holds the
 /// event loop open while it plays.
 pub type ReplayCallback = ThreadsafeFunction<BatchArgs, (), BatchArgs, Status, false, true>;
@@ -148,12 +180,11 @@ impl JsSink {
             return;
         }
         if let Some(control) = control {
-            while self.state.in_flight.load(Ordering::Acquire) >= self.max_in_flight
-                && !control.stop_requested()
-            {
+            while self.js_is_behind() && !control.stop_requested() {
                 control.park(BACKPRESSURE_PARK);
             }
         }
+        let (records, bytes) = (self.count as usize, self.data.len());
         let data = std::mem::take(&mut self.data);
         let args: BatchArgs = FnArgs::from((
             data.into(),
@@ -164,14 +195,24 @@ impl JsSink {
             self.state.run.load(Ordering::Acquire),
         ));
         self.count = 0;
-        self.state.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.state.add(1, records, bytes);
         let status = self
             .callback
             .call(args, ThreadsafeFunctionCallMode::NonBlocking);
         if status != Status::Ok {
             // Node is shutting down: nobody will acknowledge it.
-            self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
+            self.state.ack(1, records, bytes);
         }
+    }
+
+    /// Whether the batch in hand must wait for JS to acknowledge earlier ones.
+    fn js_is_behind(&self) -> bool {
+        let s = &self.state;
+        let records = s.in_flight_records.load(Ordering::Acquire);
+        let bytes = s.in_flight_bytes.load(Ordering::Acquire);
+        s.in_flight.load(Ordering::Acquire) >= self.max_in_flight
+            || (records > 0 && records + self.count as usize > MAX_IN_FLIGHT_RECORDS)
+            || (bytes > 0 && bytes + self.data.len() > MAX_IN_FLIGHT_BYTES)
     }
 }
 

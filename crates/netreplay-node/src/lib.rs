@@ -21,7 +21,9 @@ use netreplay_core::scheduler::{Scheduler, SchedulerOptions};
 use netreplay_core::source::{OnError, RecordSource};
 use netreplay_core::{Record, StreamInfo};
 
-use crate::delivery::{DeliveryState, ErrorInfo, JsSink, ReplayCallback};
+use crate::delivery::{
+    DeliveryState, ErrorInfo, JsSink, ReplayCallback, DEFAULT_MAX_IN_FLIGHT_BATCHES,
+};
 use crate::errors::{to_napi, Code};
 use crate::net::{lateness_js, udp_sink, udp_stats_js, EventsOnly, UdpOptionsJs, UdpStatsJs};
 use netreplay_core::sink::Sink;
@@ -319,6 +321,16 @@ impl NativeBuffer {
         self.native()?.stop().map_err(to_napi)
     }
 
+    /// Stop and release the reader (files, descriptors, mappings) at once;
+    /// safe to call twice.
+    #[napi(catch_unwind)]
+    pub fn close(&mut self) -> Result<(), Code> {
+        match &mut self.producer {
+            Producer::Native(b) => b.close().map_err(to_napi),
+            Producer::External { .. } => Ok(()),
+        }
+    }
+
     /// Native: stop, flush, rewind. External: flush only (JS rewinds its reader).
     #[napi(catch_unwind)]
     pub fn reset(&mut self) -> Result<(), Code> {
@@ -443,6 +455,14 @@ pub struct SchedulerOptionsJs {
     pub busy_wait: Option<f64>,
 }
 
+/// Deliveries handed to JS and not yet acknowledged.
+#[napi(object)]
+pub struct PendingJs {
+    pub batches: f64,
+    pub messages: f64,
+    pub bytes: f64,
+}
+
 #[napi(object)]
 pub struct LatenessSummary {
     pub count: f64,
@@ -516,7 +536,10 @@ impl NativeScheduler {
         let sink = JsSink::new(
             on_batch,
             delivery.clone(),
-            options.max_pending_batches.unwrap_or(64).max(1) as usize,
+            options
+                .max_pending_batches
+                .unwrap_or(DEFAULT_MAX_IN_FLIGHT_BATCHES)
+                .max(1) as usize,
             options.max_batch.unwrap_or(4096).max(1) as usize,
         );
         let mut sinks: Vec<Box<dyn Sink>> = Vec::with_capacity(2);
@@ -585,15 +608,22 @@ impl NativeScheduler {
         self.delivery.run.load(Ordering::Acquire)
     }
 
-    /// JS consumed `batches` batches: lets the scheduler send more.
+    /// JS consumed a batch of `records` records in `bytes` bytes (its
+    /// count and its buffer's length): lets the scheduler send more.
     #[napi(catch_unwind)]
-    pub fn ack(&self, batches: u32) {
-        let _ = self
-            .delivery
-            .in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                Some(n.saturating_sub(batches as usize))
-            });
+    pub fn ack(&self, records: u32, bytes: f64) {
+        self.delivery.ack(1, records as usize, bytes as usize);
+    }
+
+    /// What JS holds unacknowledged: batches, records and bytes.
+    #[napi(catch_unwind)]
+    pub fn pending(&self) -> PendingJs {
+        let d = &self.delivery;
+        PendingJs {
+            batches: d.in_flight.load(Ordering::Acquire) as f64,
+            messages: d.in_flight_records.load(Ordering::Acquire) as f64,
+            bytes: d.in_flight_bytes.load(Ordering::Acquire) as f64,
+        }
     }
 
     /// Forget the position (after the buffer was reset, or to replay afresh).
