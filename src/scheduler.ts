@@ -145,7 +145,7 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
     return this.#buffer;
   }
 
-  /** Start or resume; false if already running. */
+  /** Start or resume; false if already running, or if the run has ended (until the buffer is reset). */
   start(): boolean {
     const started = callNative(() => this.#native.start());
     if (started) this.#hold(true);
@@ -221,7 +221,8 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
     run: number,
   ): void {
     const ack = () => this.#native.ack(count, data.byteLength);
-    if (run < this.#firstLiveRun || run === this.#failedRun) {
+    if (this.#closed || run < this.#firstLiveRun || run === this.#failedRun) {
+      // Closed: batches queued before close() are not emitted.
       // A rewound or failed run's batch is dropped, but its new topics are
       // not: the native topic table outlives runs and never sends a topic twice.
       this.#decoder.addTopics(topics);

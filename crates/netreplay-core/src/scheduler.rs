@@ -322,8 +322,9 @@ impl Scheduler {
         self.control.wake();
     }
 
-    /// Start or resume; false if already running. After the queue was
-    /// flushed (buffer reset), starts from the beginning.
+    /// Start or resume; false if already running, or if the run has ended
+    /// (until a rewind or a buffer reset). After the queue was flushed
+    /// (buffer reset), starts from the beginning.
     pub fn start(&mut self) -> Result<bool> {
         if self.is_alive() {
             return Ok(false);
@@ -337,6 +338,12 @@ impl Scheduler {
             worker.ended = false;
             worker.epoch = epoch;
             self.stats.clear();
+        }
+        if worker.ended {
+            // The run already ended and reported it: a start without a
+            // rewind has nothing to play and must not report the end twice.
+            self.idle = Some(worker);
+            return Ok(false);
         }
         self.control.stop.store(false, Ordering::Release);
         let (claim, control, stats) =

@@ -777,3 +777,23 @@ fn a_tiny_speed_makes_the_next_record_due_out_of_reach() {
     plays_only_the_first(numbered(20, 10 * MS), 1e-14);
     plays_only_the_first(numbered(2, 1), f64::from_bits(1));
 }
+
+#[test]
+fn a_start_after_the_end_without_a_rewind_does_not_report_the_end_again() {
+    let _serial = serial();
+    let queue = queued(numbered(3, MS));
+    let collected = Collected::default();
+    let mut s = Scheduler::new(&queue, vec![collected.sink(false)], speed(1.0)).unwrap();
+    assert!(s.start().unwrap());
+    wait_end(&s);
+    // Paused after the end (the owner had not seen it yet), then resumed.
+    assert!(!s.stop().unwrap());
+    assert!(!s.start().unwrap(), "nothing left to play");
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(collected.outcomes(), vec![Outcome::End]);
+    assert_eq!(collected.len(), 3);
+    // After a rewind there is a run to start again.
+    s.rewind().unwrap();
+    assert!(s.start().unwrap());
+    assert!(s.stop().unwrap());
+}
