@@ -45,7 +45,7 @@ try {
   const t0 = performance.now();
   const cycle = writeCycleLog(join(dir, 'cycle'), 60);
   for (const speed of [1, Infinity]) {
-    const res = await cycleRepro(cycle, 60, speed, 40);
+    const res = await cycleRepro(cycle, 60, speed, 100);
     const ok = res.mislabelled === 0 && res.broken === 0;
     console.log(
       `known defect start(); stop(); start(), speed ${speed}: ${res.repetitions} repetitions, ${res.messages} messages, ` +
