@@ -206,6 +206,29 @@ const scenarios: Record<string, (args: any) => Promise<void>> = {
   },
 
   /**
+   * Replays dropped without close() (never started, or played to the end),
+   * then garbage collected (needs --expose-gc): open fds before and after.
+   */
+  async dropped(args: { file: string; n: number; start: boolean }) {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (!gc) throw new Error('run with --expose-gc');
+    const before = fdCount();
+    for (let i = 0; i < args.n; i++) {
+      const r = new Replay(args.file, { speed: Infinity });
+      if (args.start) {
+        r.start();
+        await r.done;
+      }
+    }
+    const unreachable = fdCount();
+    for (let k = 0; k < 5; k++) {
+      gc();
+      await sleep(20);
+    }
+    print({ before, unreachable, afterGc: fdCount() });
+  },
+
+  /**
    * A process that leaves with live replays: `how` says how it leaves.
    * `big` is a long log (1 s of 1 µs records); `small` a short one.
    */
@@ -285,6 +308,14 @@ const scenarios: Record<string, (args: any) => Promise<void>> = {
         timed.pause();
         fast.pause();
         stopped.stop();
+        mark('exiting');
+        return;
+      }
+      case 'break-iteration': {
+        // `for await (const m of new Replay(…))`, left with break: nothing
+        // else refers to the replay, and the module ends.
+        let n = 0;
+        for await (const _ of new Replay(args.big, slow)) if (++n === 10) break;
         mark('exiting');
         return;
       }

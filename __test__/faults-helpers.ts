@@ -127,7 +127,8 @@ const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
  * Run `faults-child.ts <scenario> <json args>` under tsx. Never rejects: a
  * crash is reported as the exit signal, a hang as `timedOut` (SIGKILL).
  * `prefix` is shell run before the child in `sh -c` (e.g. `ulimit -n 8192`);
- * `setup` runs once a child slot is free, just before the spawn.
+ * `nodeArgs` go to node (e.g. `--expose-gc`); `setup` runs once a child slot
+ * is free, just before the spawn.
  */
 export async function runChild(
   scenario: string,
@@ -135,15 +136,16 @@ export async function runChild(
   {
     timeoutMs = 60_000,
     prefix = '',
+    nodeArgs = [],
     setup,
-  }: { timeoutMs?: number; prefix?: string; setup?: () => void } = {},
+  }: { timeoutMs?: number; prefix?: string; nodeArgs?: string[]; setup?: () => void } = {},
 ): Promise<ChildResult> {
   const release = await slot();
   try {
     // Large copies are made only when a child is about to use them.
     setup?.();
     return await new Promise<ChildResult>((resolve) => {
-      const argv = ['--import=tsx', childScript, scenario, JSON.stringify(args)];
+      const argv = [...nodeArgs, '--import=tsx', childScript, scenario, JSON.stringify(args)];
       const start = nowMs();
       const child = prefix
         ? spawn('sh', ['-c', `${prefix} && exec "$0" "$@"`, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] })

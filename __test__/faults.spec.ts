@@ -415,6 +415,28 @@ test('[known defect: close() does not release the reader] Replay.close() frees t
   }
 });
 
+// Found while writing these tests (not one of the known defects): a Replay
+// that is dropped without close() is never collected, even by forced full
+// GCs, so its fd, mapping, guard slot and ring stay for the life of the
+// process (the native ThreadsafeFunction holds its JS callback strongly, and
+// that callback holds the Replay). `test.failing` while the defect stands: ava
+// reports it once it passes, and it should then become a plain `test`.
+test.failing('[defect: a replay dropped without close() is never garbage collected] its file descriptor is freed by GC', async (t) => {
+  const small = writeSmall(join(tempDir(t), 'Small.log'));
+  const [never, ended] = await Promise.all([
+    runChild('dropped', { file: small, n: 200, start: false }, { nodeArgs: ['--expose-gc'] }),
+    runChild('dropped', { file: small, n: 50, start: true }, { nodeArgs: ['--expose-gc'] }),
+  ]);
+  logRuns(t, [never!, ended!]);
+  for (const [what, r] of [
+    ['200 never started', never!],
+    ['50 played to the end', ended!],
+  ] as const) {
+    const res = result(t, r, false);
+    t.true(res.afterGc - res.before <= 8, `${what}, dropped, 5 forced GCs: open fds ${res.before} → ${res.unreachable} → ${res.afterGc}`);
+  }
+});
+
 test('[known defects: split sets map every part up front; guard table of 1,024] split set of 1,100 parts, part 1,099 cut while it is read: an error, not SIGBUS', async (t) => {
   // Parts 0 … 1,098 of 20 records, part 1,099 of 300 000 (~11 MB).
   const dir = tempDir(t);
@@ -446,9 +468,9 @@ test('[known defects: split sets map every part up front; guard table of 1,024] 
 
 // ------------------------------------------- 4. exiting with live replays
 
-async function exits(t: ExecutionContext, how: string, extra: object = {}): Promise<void> {
+async function exits(t: ExecutionContext, how: string, extra: object = {}, timeoutMs = 30_000): Promise<void> {
   const small = writeSmall(join(tempDir(t), 'Small.log'));
-  const r = await runChild('exit', { how, big: master, small, ...extra }, { timeoutMs: 30_000 });
+  const r = await runChild('exit', { how, big: master, small, ...extra }, { timeoutMs });
   t.false(r.timedOut, `hangs: ${describe(r)}`);
   t.is(r.signal, null, `must not crash: ${describe(r)}`);
   t.is(r.code, 0, describe(r));
@@ -480,6 +502,16 @@ test('main module falls off its end with replays paused, stopped and never start
 
 test('a replay played to the end and never closed (and one never started) does not hold the process', (t) =>
   exits(t, 'fall-off-ended'));
+
+// Found while writing these tests (not one of the known defects): leaving a
+// `for await` over a replay (break, return, throw) does not stop the replay,
+// which plays on to the end of the log with no consumer and keeps the
+// process alive all that time (here 1,000 s at speed 0.001; the README's own
+// `for await (const m of new Replay(…))` leaves no handle to close it).
+// `test.failing` while the defect stands.
+test.failing('[defect: leaving a for-await over a replay does not stop it] break out of the iteration, the module ends: the process exits', (t) =>
+  // A short timeout: a hang here is the known outcome, not worth 30 s.
+  exits(t, 'break-iteration', {}, 10_000));
 
 // ------------------------------------------------------------- 5. workers
 
