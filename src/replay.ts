@@ -143,12 +143,17 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
     this.close();
   }
 
-  /** Iterate the messages as they are played; starts the replay if needed. */
+  /**
+   * Iterate the messages as they are played; starts the replay if needed.
+   * Leaving the loop early pauses the replay, or closes it when the loop
+   * started it.
+   */
   async *[Symbol.asyncIterator](): AsyncGenerator<Message, void, undefined> {
     if (this.#iterating) throw new ReplayStateError('this replay is already being iterated');
     this.#iterating = true;
+    let startedHere = false;
     try {
-      if (this.#state === 'idle' || this.#state === 'ended') this.start();
+      if (this.#state === 'idle' || this.#state === 'ended') startedHere = this.start();
       for (;;) {
         const m = this.#iterQueue.shift();
         if (m !== undefined) {
@@ -165,6 +170,12 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
       this.#iterating = false;
       this.#iterQueue = [];
       this.#releaseAcks();
+      // Left early (break, return, a throw in the loop body): a replay the
+      // loop started is closed; one started before it is paused.
+      if (this.#state === 'playing' || this.#state === 'paused') {
+        if (startedHere) this.close();
+        else this.pause();
+      }
     }
   }
 

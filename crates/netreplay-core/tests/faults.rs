@@ -52,11 +52,21 @@ fn page() -> usize {
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }
 
-/// Records `from..to`: time `k` ms, payload the four bytes of `k` (big endian).
+/// `k` as a msgpack uint 32.
+fn uint32(k: u32) -> Vec<u8> {
+    let mut bytes = vec![0xce];
+    bytes.extend_from_slice(&k.to_be_bytes());
+    bytes
+}
+
+/// Records `from..to`: time `k` ms, payload `k` as a msgpack uint 32.
 fn records(from: u32, to: u32) -> String {
     let mut text = String::new();
     for k in from..to {
-        text.push_str(&format!("{:>12.5}    ''    {k:08x}\n", f64::from(k) / 1e3));
+        text.push_str(&format!(
+            "{:>12.5}    ''    ce{k:08x}\n",
+            f64::from(k) / 1e3
+        ));
     }
     text
 }
@@ -87,7 +97,7 @@ fn read_to_the_error(reader: &mut dyn RecordSource, mut next: u32, path: &Path) 
     loop {
         match reader.next_record() {
             Ok(Some(r)) => {
-                assert_eq!(r.payload, next.to_be_bytes(), "an intact record, in order");
+                assert_eq!(r.payload, uint32(next), "an intact record, in order");
                 next += 1;
             }
             Ok(None) => panic!("the stream ended without an error after the cut"),
@@ -194,10 +204,7 @@ fn child_readers() {
         .collect();
     let last = readers.last_mut().unwrap();
     for k in 0..5u32 {
-        assert_eq!(
-            last.next_record().unwrap().unwrap().payload,
-            k.to_be_bytes()
-        );
+        assert_eq!(last.next_record().unwrap().unwrap().payload, uint32(k));
     }
     eprintln!("{LIVE} live readers; cutting the last one's file to 0 and reading on");
     truncate(paths.last().unwrap(), 0);
@@ -236,10 +243,7 @@ fn child_split() {
     let mut reader = open_file(&dir.join("S"), &ReadOptions::default()).unwrap();
     let read = first_of_last + 2000;
     for k in 0..read {
-        assert_eq!(
-            reader.next_record().unwrap().unwrap().payload,
-            k.to_be_bytes()
-        );
+        assert_eq!(reader.next_record().unwrap().unwrap().payload, uint32(k));
     }
     eprintln!("split set of {LIVE} parts; cutting the last part behind the reader and reading on");
     truncate(&last, 700);
