@@ -301,3 +301,24 @@ test.serial('busyWait: 0 sleeps before every wait and still plays on time; bad v
   t.true(Math.abs(span - 1000) < 60, `first to last took ${span.toFixed(1)} ms`);
   replay.close();
 });
+
+test('an AbortSignal stops and closes the replay; done resolves', async (t) => {
+  const controller = new AbortController();
+  const replay = new Replay(dataset, { signal: controller.signal });
+  const got: Message[] = [];
+  replay.on('message', (m) => got.push(m));
+  replay.start();
+  await sleep(150);
+  controller.abort();
+  await replay.done;
+  const seen = got.length;
+  t.true(seen > 0 && seen < 20, `${seen} messages before the abort`);
+  t.false(replay.isAlive());
+  await sleep(200);
+  t.is(got.length, seen, 'nothing after the abort');
+  t.throws(() => replay.start(), { instanceOf: ReplayStateError });
+  // Already aborted: closed from the start.
+  const early = new Replay(dataset, { signal: AbortSignal.abort() });
+  t.throws(() => early.start(), { instanceOf: ReplayStateError });
+  t.throws(() => new Replay(dataset, { signal: {} as AbortSignal }), { instanceOf: TypeError, message: /'signal'/ });
+});

@@ -11,7 +11,10 @@ import { ScheduleBroadcasts, type PendingDeliveries, type ReplayStats, type Sche
 import { checkOptions, checkPath } from './validate.js';
 import type { UdpStats } from './net.js';
 
-export interface ReplayOptions extends ScheduleOptions, BufferOptions, ReadDirectoryOptions {}
+export interface ReplayOptions extends ScheduleOptions, BufferOptions, ReadDirectoryOptions {
+  /** Aborting it stops and closes the replay (`done` resolves). */
+  signal?: AbortSignal;
+}
 
 export interface ReplayEvents {
   message: [Message];
@@ -39,6 +42,8 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
   #iterWaiter: (() => void) | undefined;
   #iterating = false;
   #error: Error | undefined;
+  /** Stops listening to the abort signal (set when there is one). */
+  #unlisten: (() => void) | undefined;
 
   /**
    * @param source a log path (file, split-set prefix or directory), a
@@ -55,6 +60,18 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
       event: (event, err) => this.#onEvent(event, err),
     });
     if (opts.udp !== undefined) this.#scheduler.on('udpFailures', (s) => this.emit('udpFailures', s));
+    const signal = opts.signal;
+    if (signal !== undefined) {
+      if (!(signal instanceof AbortSignal)) {
+        throw new TypeError(`'signal' must be an AbortSignal, got ${typeof signal}`);
+      }
+      if (signal.aborted) this.close();
+      else {
+        const onAbort = () => this.close();
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.#unlisten = () => signal.removeEventListener('abort', onAbort);
+      }
+    }
   }
 
   /** Play, or resume after pause(); after the end, play again from the start. False if already playing. */
@@ -133,6 +150,7 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
   /** Stop everything and free the native threads; safe to call twice. */
   close(): void {
     if (this.#state === 'closed') return;
+    this.#unlisten?.();
     this.#scheduler.close();
     this.#buffer.close();
     this.#state = 'closed';
