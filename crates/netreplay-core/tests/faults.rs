@@ -26,6 +26,8 @@ use netreplay_core::Error;
 const LIVE: usize = 1100;
 const CHILD_ENV: &str = "NETREPLAY_FAULTS_CHILD";
 const OK: &str = "FAULTS-CHILD-OK";
+/// The directory the parent made for the child (and removes, crash or not).
+const DIR_ENV: &str = "NETREPLAY_FAULTS_DIR";
 
 struct TempDir(PathBuf);
 
@@ -35,9 +37,6 @@ impl TempDir {
             std::env::temp_dir().join(format!("netreplay-faults-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
-    }
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
     }
 }
 
@@ -111,8 +110,15 @@ fn read_to_the_error(reader: &mut dyn RecordSource, mut next: u32, path: &Path) 
     }
 }
 
+/// The child's working directory, made and removed by its parent.
+fn child_dir() -> PathBuf {
+    PathBuf::from(std::env::var(DIR_ENV).expect("run by run_child"))
+}
+
 /// Run `child_<name>` in a child process; it must print OK and exit 0.
+/// The child works in a directory of ours, removed even if it crashes.
 fn run_child(name: &str) {
+    let dir = TempDir::new(name);
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             &format!("child_{name}"),
@@ -122,6 +128,7 @@ fn run_child(name: &str) {
             "--test-threads=1",
         ])
         .env(CHILD_ENV, name)
+        .env(DIR_ENV, &dir.0)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -155,7 +162,7 @@ fn child_maps() {
     if !is_child("maps") {
         return;
     }
-    let dir = TempDir::new("maps");
+    let dir = child_dir();
     let path = dir.join("f.bin");
     write(&path, &"x".repeat(4 * page()));
     let file = File::open(&path).unwrap();
@@ -189,11 +196,11 @@ fn child_readers() {
     if !is_child("readers") {
         return;
     }
-    let dir = TempDir::new("readers");
+    let dir = child_dir();
     // ~4 pages each.
     let text = with_header(&records(0, 600));
     let paths: Vec<PathBuf> = (0..LIVE)
-        .map(|i| dir.join(&format!("f{i:04}.log")))
+        .map(|i| dir.join(format!("f{i:04}.log")))
         .collect();
     for p in &paths {
         write(p, &text);
@@ -225,12 +232,12 @@ fn child_split() {
     if !is_child("split") {
         return;
     }
-    let dir = TempDir::new("split");
+    let dir = child_dir();
     const SMALL: u32 = 10;
     let first_of_last = (LIVE as u32 - 1) * SMALL;
     let mut last = PathBuf::new();
     for i in 0..LIVE as u32 {
-        let path = dir.join(&format!("S_{i:03}.log"));
+        let path = dir.join(format!("S_{i:03}.log"));
         if i + 1 < LIVE as u32 {
             let body = records(i * SMALL, (i + 1) * SMALL);
             write(&path, &if i == 0 { with_header(&body) } else { body });
