@@ -322,3 +322,23 @@ test('an AbortSignal stops and closes the replay; done resolves', async (t) => {
   t.throws(() => early.start(), { instanceOf: ReplayStateError });
   t.throws(() => new Replay(dataset, { signal: {} as AbortSignal }), { instanceOf: TypeError, message: /'signal'/ });
 });
+
+test.serial('a playing replay nobody references plays on through garbage collection', async (t) => {
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  let count = 0;
+  const ended = new Promise<void>((resolve) => {
+    new Replay(dataset, { speed: 4 })
+      .on('message', () => void count++)
+      .on('end', resolve)
+      .start();
+  });
+  for (let i = 0; i < 5; i++) {
+    gc();
+    await sleep(20);
+  }
+  await ended;
+  t.is(count, 20);
+});

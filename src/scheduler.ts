@@ -89,6 +89,8 @@ export interface ReplayStats extends SchedulerStats {
 // A ref'd handle keeps Node alive while a replay plays: the native callback
 // itself is weak, so a replay that is paused or done never holds the process.
 const KEEP_ALIVE_MS = 2 ** 31 - 1;
+/** Schedulers playing now: held here so that a replay nobody references plays on. */
+const playing = new Set<ScheduleBroadcasts>();
 
 export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
   readonly #native: NativeScheduler;
@@ -128,10 +130,15 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
       ...(opts.js === false && { js: false }),
       ...(opts.busyWait !== undefined && { busyWait: checkBusyWait(opts.busyWait) }),
     };
+    // The native object holds its callback strongly: were the callback to
+    // hold this object, neither could ever be collected (a replay dropped
+    // without close() would keep its files open for good). So it holds it
+    // weakly, and a playing replay is kept alive by `playing` instead.
+    const self = new WeakRef(this);
     this.#native = callNative(
       () =>
         new native.NativeScheduler(buffer[nativeBuffer], nativeOptions, (data, count, topics, event, error, run) =>
-          this.#onBatch(data, count, topics, event, error, run),
+          self.deref()?.#onBatch(data, count, topics, event, error, run),
         ),
     );
   }
@@ -205,6 +212,8 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
   }
 
   #hold(on: boolean): void {
+    if (on) playing.add(this);
+    else playing.delete(this);
     if (on && this.#keepAlive === undefined) this.#keepAlive = setInterval(() => {}, KEEP_ALIVE_MS);
     if (!on && this.#keepAlive !== undefined) {
       clearInterval(this.#keepAlive);
