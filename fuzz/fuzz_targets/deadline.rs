@@ -45,8 +45,10 @@ fn ideal(base: i64, delta: i128, speed: f64, divide: bool) -> (f64, f64) {
 }
 
 /// The exact i128 result, saturated to i64.
+/// Saturated as the engine does: `i64::MIN` itself means "no deadline"
+/// (infinite speed), so real results stop one above it.
 fn saturate(v: i128) -> i64 {
-    v.clamp(i64::MIN.into(), i64::MAX.into()) as i64
+    v.clamp((i64::MIN + 1).into(), i64::MAX.into()) as i64
 }
 
 fn check(anchor: Anchor, t1: i64, t2: i64, s: Speed) {

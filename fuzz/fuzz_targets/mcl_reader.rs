@@ -153,7 +153,8 @@ fn reference_hex(hex: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// `parse_time_ns` on `[+-]digits[.digits]`: exact, tenth decimal rounded
-/// half up, further ones ignored.
+/// half up, further ones ignored; `None` outside the one range of log
+/// times, ±9e9 s (`record::MAX_TIME_NS`), which the writer keeps to too.
 fn reference_time(text: &[u8]) -> Option<Option<i64>> {
     let (negative, body) = match text.first() {
         Some(b'-') => (true, &text[1..]),
@@ -186,6 +187,9 @@ fn reference_time(text: &[u8]) -> Option<Option<i64>> {
     }
     let ns = w * 1_000_000_000 + f;
     let ns = if negative { -ns } else { ns };
+    if ns.abs() > i128::from(netreplay_core::record::MAX_TIME_NS) {
+        return Some(None);
+    }
     Some(Some(i64::try_from(ns).expect("fits")))
 }
 

@@ -92,7 +92,14 @@ impl Anchor {
             return self.log_ns;
         }
         let elapsed = i128::from(now) - i128::from(self.wall_ns);
-        saturate(i128::from(self.log_ns).saturating_add(scale(elapsed, speed.0, false)))
+        // Exact at speed 1, as the deadline: through f64 a large elapsed
+        // time would lose its low bits (found by fuzzing).
+        let offset = if speed.0 == 1.0 {
+            elapsed
+        } else {
+            scale(elapsed, speed.0, false)
+        };
+        saturate(i128::from(self.log_ns).saturating_add(offset))
     }
 }
 
@@ -196,6 +203,13 @@ mod tests {
             i64::MIN + 1
         );
         assert_eq!(a.logical_at(i64::MAX, Speed::new(1e300).unwrap()), i64::MAX);
+        // Exact at speed 1 however large (the fuzzer's case).
+        let c = Anchor {
+            wall_ns: 807,
+            log_ns: -9_223_372_036_854_775_807,
+        };
+        assert_eq!(c.logical_at(-9_223_372_036_854_775_807, one), i64::MIN + 1);
+        assert_eq!(c.logical_at(1_000_000_807, one), -9_223_372_035_854_775_807);
     }
 
     #[test]
