@@ -165,6 +165,11 @@ for t in $targets; do
   artifacts="$here/artifacts/$t"
   mkdir -p "$corpus" "$artifacts"
   [ -n "$(ls -A "$corpus")" ] || seed "$t" "$corpus"
+  # Known crashers and past finds: run first, every time.
+  for hex in "$here/regressions/$t"/*.hex; do
+    [ -f "$hex" ] || continue
+    unhex "$(grep -v '^#' "$hex" | tr -d ' \n')" >"$corpus/regression-$(basename "$hex" .hex)"
+  done
   args=(-max_total_time="$seconds" -print_final_stats=1 -timeout=10
     -rss_limit_mb=2048 -artifact_prefix="$artifacts/")
   dict=$(dict_for "$t")
