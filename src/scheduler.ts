@@ -137,9 +137,10 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
     const self = new WeakRef(this);
     this.#native = callNative(
       () =>
-        new native.NativeScheduler(buffer[nativeBuffer], nativeOptions, (data, count, topics, event, error, run) =>
-          self.deref()?.#onBatch(data, count, topics, event, error, run),
-        ),
+        new native.NativeScheduler(buffer[nativeBuffer], nativeOptions, (data, count, topics, event, error, run) => {
+          const scheduler = self.deref();
+          if (scheduler) scheduler.#onBatch(data, count, topics, event, error, run);
+        }),
     );
   }
 
