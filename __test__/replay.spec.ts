@@ -342,3 +342,34 @@ test.serial('a playing replay nobody references plays on through garbage collect
   await ended;
   t.is(count, 20);
 });
+
+test('unknown option keys are a TypeError naming the key, with a suggestion', (t) => {
+  t.throws(() => new Replay(dataset, { sped: 5 } as never), {
+    instanceOf: TypeError,
+    message: /unknown option 'sped' in 'options' \(did you mean 'speed'\?\)/,
+  });
+  t.throws(() => new Replay(dataset, { udp: { destinaton: 'udp://127.0.0.1:9' } } as never), {
+    instanceOf: TypeError,
+    message: /unknown option 'destinaton' in 'udp' \(did you mean 'destination'\?\)/,
+  });
+  t.throws(() => new ReadDirectory(dataset, { minTim: 1 } as never), { instanceOf: TypeError, message: /'minTim'/ });
+  t.throws(() => new BufferData(new ReadDirectory(dataset), { speed: 2 } as never), { instanceOf: TypeError, message: /'speed'/ });
+  // Every documented option of Replay is accepted, and passed on to its parts.
+  const replay = new Replay(dataset, {
+    speed: 2,
+    maxPendingBatches: 8,
+    js: true,
+    busyWait: 0,
+    onError: 'skip',
+    decode: true,
+    rawPayload: false,
+    length: 100,
+    maxBytes: 1 << 20,
+    minTime: 0,
+    maxTime: 10,
+    includeRaw: false,
+    signal: new AbortController().signal,
+  });
+  t.is(replay.speed, 2);
+  replay.close();
+});

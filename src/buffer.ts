@@ -5,7 +5,7 @@ import { native, type NativeBuffer } from './native.js';
 import { callNative, translateError } from './errors.js';
 import { decodePayload, type LoggedMessage } from './message.js';
 import { checkRecordReader, nativeReaderOf, type RecordReader } from './reader.js';
-import { checkOptions, checkPositiveInteger } from './validate.js';
+import { checkOptions, checkPositiveInteger, optionNames } from './validate.js';
 
 export interface BufferOptions {
   /** Ring capacity in records (default 5000). */
@@ -13,6 +13,8 @@ export interface BufferOptions {
   /** Ring capacity in payload bytes (default 256 MiB). */
   maxBytes?: number;
 }
+
+export const BUFFER_OPTION_NAMES = optionNames<BufferOptions>()('length', 'maxBytes');
 
 /** Module-internal access to the native buffer. */
 export const nativeBuffer = Symbol('nativeBuffer');
@@ -99,7 +101,7 @@ export class BufferData {
   readonly streamTypes: (string | null)[];
 
   constructor(reader: RecordReader, options?: BufferOptions) {
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, 'options', BUFFER_OPTION_NAMES);
     const length = opts.length === undefined ? 5000 : checkPositiveInteger(opts.length, 'length');
     const maxBytes =
       opts.maxBytes === undefined ? undefined : checkPositiveInteger(opts.maxBytes, 'maxBytes', Number.MAX_SAFE_INTEGER);

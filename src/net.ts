@@ -14,7 +14,7 @@ import {
 import { callNative } from './errors.js';
 import { decodePayload } from './message.js';
 import { packr } from './pack.js';
-import { checkOptions, checkPath } from './validate.js';
+import { checkOptions, checkPath, optionNames } from './validate.js';
 
 /** A route of the UDP sink: records of a message type and/or topic go to `destination`. */
 export interface UdpRoute {
@@ -53,6 +53,21 @@ export interface UdpOptions {
   /** End the replay with an error at the first send failure (default false: count and go on). */
   failOnError?: boolean;
 }
+
+export const UDP_OPTION_NAMES = optionNames<UdpOptions>()(
+  'destination',
+  'routes',
+  'hopLimit',
+  'unicastHops',
+  'interface',
+  'multicastLoop',
+  'mtu',
+  'legacyEncoding',
+  'validatePayload',
+  'sendBufferBytes',
+  'sendTimeout',
+  'failOnError',
+);
 
 /** Statistics of a replay's UDP sink (lateness in seconds, against the deadline). */
 export type UdpStats = UdpStatsJs;
@@ -96,6 +111,17 @@ export interface ListenerOptions {
   /** Most batches JS has not yet processed; beyond, messages are dropped and counted (default 64). */
   maxPendingBatches?: number;
 }
+
+const LISTENER_OPTION_NAMES = optionNames<ListenerOptions>()(
+  'decode',
+  'interface',
+  'reuseAddress',
+  'recvBufferBytes',
+  'reassemblyTimeout',
+  'maxPending',
+  'maxReassemblyBytes',
+  'maxPendingBatches',
+);
 
 export interface ListenerEvents {
   message: [ReceivedMessage];
@@ -149,7 +175,7 @@ export class Listener extends EventEmitter<ListenerEvents> {
   constructor(addresses: string | string[], options?: ListenerOptions) {
     super();
     const list = checkAddresses(addresses, 'Listener');
-    const opts = checkOptions(options) as ListenerOptions;
+    const opts = checkOptions(options, 'options', LISTENER_OPTION_NAMES) as ListenerOptions;
     this.#decode = opts.decode ?? true;
     this.#native = callNative(
         () =>
@@ -262,6 +288,17 @@ export interface WriteFileOptions {
   syncOnClose?: boolean;
 }
 
+const WRITE_FILE_OPTION_NAMES = optionNames<WriteFileOptions>()(
+  'type',
+  'revision',
+  'created',
+  'maxEntries',
+  'maxTime',
+  'legacyHeader',
+  'flushBytes',
+  'syncOnClose',
+);
+
 /**
  * MCL's WriteFile: writes `<prefix>.log` (or `<prefix>_000.log`, … when
  * splitting), as `.tmp` until finished. Nothing is created before the first write.
@@ -271,7 +308,7 @@ export class WriteFile implements Disposable {
 
   constructor(prefix: string, options?: WriteFileOptions) {
     checkPath(prefix, 'prefix');
-    const o = checkOptions(options) as WriteFileOptions;
+    const o = checkOptions(options, 'options', WRITE_FILE_OPTION_NAMES) as WriteFileOptions;
     this.#native = callNative(
       () =>
         new native.NativeWriteFile(prefix, {
@@ -350,6 +387,19 @@ export interface RecordOptions {
   reassemblyTimeout?: number;
 }
 
+const RECORD_OPTION_NAMES = optionNames<RecordOptions>()(
+  'root',
+  'directory',
+  'maxEntries',
+  'maxTime',
+  'revision',
+  'legacyHeader',
+  'interface',
+  'reuseAddress',
+  'recvBufferBytes',
+  'reassemblyTimeout',
+);
+
 export interface RecordingSummary {
   directory: string;
   /** Every file written (`.log`). */
@@ -424,7 +474,7 @@ export function record(sources: (string | RecordSource)[] | string | RecordSourc
     }
     return s;
   });
-  const opts = checkOptions(options) as RecordOptions;
+  const opts = checkOptions(options, 'options', RECORD_OPTION_NAMES) as RecordOptions;
   if (opts.root === undefined && opts.directory === undefined) {
     throw new TypeError("record: 'options.root' (or 'options.directory') is required");
   }

@@ -2,7 +2,7 @@
 import { native, type NativeMclReader, type HeaderInfo, type NativeRecord } from './native.js';
 import { callNative, translateError } from './errors.js';
 import { decodePayload, type LoggedMessage } from './message.js';
-import { checkOnError, checkOptions, checkPath, checkWindow } from './validate.js';
+import { checkOnError, checkOptions, checkPath, checkWindow, optionNames } from './validate.js';
 
 export interface ReadOptions {
   /** Skip records logged before this elapsed time (seconds, inclusive). */
@@ -17,6 +17,9 @@ export interface ReadDirectoryOptions extends ReadOptions {
   /** Read raw streams (header `>>> None`) too; skipped by default. */
   includeRaw?: boolean;
 }
+
+export const READ_OPTION_NAMES = optionNames<ReadOptions>()('minTime', 'maxTime', 'onError');
+export const READ_DIRECTORY_OPTION_NAMES = optionNames<ReadDirectoryOptions>()('minTime', 'maxTime', 'onError', 'includeRaw');
 
 export interface LogHeader {
   version: string | null;
@@ -67,7 +70,7 @@ abstract class MclReader implements RecordReader {
   readonly streams: readonly LogStream[];
 
   protected constructor(kind: 'file' | 'directory', path: unknown, options: unknown) {
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, 'options', kind === 'file' ? READ_OPTION_NAMES : READ_DIRECTORY_OPTION_NAMES);
     const window = checkWindow(opts.minTime, opts.maxTime);
     const onError = checkOnError(opts.onError);
     if (opts.includeRaw !== undefined && typeof opts.includeRaw !== 'boolean') {

@@ -3,12 +3,25 @@
 // done promise.
 import { EventEmitter } from 'node:events';
 import { statSync } from 'node:fs';
-import { BufferData, type BufferOptions } from './buffer.js';
+import { BUFFER_OPTION_NAMES, BufferData, type BufferOptions } from './buffer.js';
 import { ReplayStateError } from './errors.js';
 import type { Message } from './message.js';
-import { ReadDirectory, ReadFile, checkRecordReader, type ReadDirectoryOptions, type RecordReader } from './reader.js';
-import { ScheduleBroadcasts, type PendingDeliveries, type ReplayStats, type ScheduleOptions } from './scheduler.js';
-import { checkOptions, checkPath } from './validate.js';
+import {
+  READ_DIRECTORY_OPTION_NAMES,
+  ReadDirectory,
+  ReadFile,
+  checkRecordReader,
+  type ReadDirectoryOptions,
+  type RecordReader,
+} from './reader.js';
+import {
+  SCHEDULE_OPTION_NAMES,
+  ScheduleBroadcasts,
+  type PendingDeliveries,
+  type ReplayStats,
+  type ScheduleOptions,
+} from './scheduler.js';
+import { checkOptions, checkPath, optionNames, pick } from './validate.js';
 import type { UdpStats } from './net.js';
 
 export interface ReplayOptions extends ScheduleOptions, BufferOptions, ReadDirectoryOptions {
@@ -23,6 +36,13 @@ export interface ReplayEvents {
   /** UDP sends failed (see ScheduleEvents). */
   udpFailures: [UdpStats];
 }
+
+const REPLAY_OPTION_NAMES = optionNames<ReplayOptions>()(
+  ...['speed', 'maxPendingBatches', 'udp', 'js', 'busyWait', 'onError', 'decode', 'rawPayload'] as const,
+  ...['length', 'maxBytes'] as const,
+  ...['minTime', 'maxTime', 'includeRaw'] as const,
+  'signal',
+);
 
 type State = 'idle' | 'playing' | 'paused' | 'ended' | 'closed';
 
@@ -51,10 +71,13 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
    */
   constructor(source: string | RecordReader, options?: ReplayOptions) {
     super();
-    const opts = checkOptions(options) as ReplayOptions;
-    const reader = typeof source === 'string' ? openLog(source, opts) : checkRecordReader(source, 'Replay');
-    this.#buffer = new BufferData(reader, opts);
-    this.#scheduler = new ScheduleBroadcasts(this.#buffer, opts);
+    const opts = checkOptions(options, 'options', REPLAY_OPTION_NAMES) as ReplayOptions;
+    const reader =
+      typeof source === 'string'
+        ? openLog(source, pick(opts, READ_DIRECTORY_OPTION_NAMES))
+        : checkRecordReader(source, 'Replay');
+    this.#buffer = new BufferData(reader, pick(opts, BUFFER_OPTION_NAMES));
+    this.#scheduler = new ScheduleBroadcasts(this.#buffer, pick(opts, SCHEDULE_OPTION_NAMES));
     this.#scheduler.observe({
       messages: (messages, ack) => this.#onMessages(messages, ack),
       event: (event, err) => this.#onEvent(event, err),

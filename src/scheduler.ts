@@ -6,8 +6,8 @@ import { native, type ErrorInfo, type NativeScheduler, type SchedulerStats } fro
 import { callNative, translateError } from './errors.js';
 import { BatchDecoder, type DeliveryOptions, type Message } from './message.js';
 import { BufferData, BufferQueue, nativeBuffer, queueOwner, readerError } from './buffer.js';
-import { checkBusyWait, checkOnError, checkOptions, checkSpeed } from './validate.js';
-import type { UdpOptions, UdpStats } from './net.js';
+import { checkBusyWait, checkOnError, checkOptions, checkSpeed, optionNames } from './validate.js';
+import { UDP_OPTION_NAMES, type UdpOptions, type UdpStats } from './net.js';
 
 export interface ScheduleOptions extends DeliveryOptions {
   /** Speed factor: > 0, or Infinity for as fast as possible (default 1). */
@@ -49,6 +49,17 @@ export interface ScheduleOptions extends DeliveryOptions {
    */
   onError?: 'fail' | 'skip';
 }
+
+export const SCHEDULE_OPTION_NAMES = optionNames<ScheduleOptions>()(
+  'speed',
+  'maxPendingBatches',
+  'udp',
+  'js',
+  'busyWait',
+  'onError',
+  'decode',
+  'rawPayload',
+);
 
 export interface ScheduleEvents {
   message: [Message];
@@ -108,7 +119,7 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
 
   constructor(queue: BufferQueue | BufferData, options?: ScheduleOptions) {
     super();
-    const opts = checkOptions(options);
+    const opts = checkOptions(options, 'options', SCHEDULE_OPTION_NAMES);
     const speed = opts.speed === undefined ? 1 : checkSpeed(opts.speed);
     const buffer =
       queue instanceof BufferData ? queue : queue instanceof BufferQueue ? queue[queueOwner] : undefined;
@@ -121,7 +132,7 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
     if (opts.js !== undefined && typeof opts.js !== 'boolean') {
       throw new TypeError(`'js' must be a boolean, got ${typeof opts.js}`);
     }
-    const udp = opts.udp === undefined ? undefined : (checkOptions(opts.udp, 'udp') as UdpOptions);
+    const udp = opts.udp === undefined ? undefined : (checkOptions(opts.udp, 'udp', UDP_OPTION_NAMES) as UdpOptions);
     this.#udp = udp !== undefined;
     const nativeOptions = {
       speed,

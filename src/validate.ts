@@ -59,12 +59,57 @@ export function checkPath(value: unknown, name = 'path'): string {
   return value;
 }
 
-export function checkOptions(value: unknown, name = 'options'): Record<string, unknown> {
+/**
+ * An options object (undefined and null are `{}`). With `known`, a key not
+ * in it is a TypeError naming the key: a typo such as `{ sped: 5 }` would
+ * otherwise be ignored silently.
+ */
+export function checkOptions(value: unknown, name = 'options', known?: readonly string[]): Record<string, unknown> {
   if (value === undefined || value === null) return {};
   if (typeof value !== 'object' || Array.isArray(value)) {
     throw new TypeError(`'${name}' must be an object, got ${describe(value)}`);
   }
+  if (known) {
+    for (const key of Object.keys(value)) {
+      if (!known.includes(key)) {
+        const near = known.find((k) => editDistance(k, key) <= 2);
+        throw new TypeError(
+          `unknown option '${key}' in '${name}'${near ? ` (did you mean '${near}'?)` : ''}; known: ${known.join(', ')}`,
+        );
+      }
+    }
+  }
   return value as Record<string, unknown>;
+}
+
+/**
+ * The names of the options type `T`, for `checkOptions`: every name listed
+ * must be a key of `T`, and a key of `T` left out is a compile error.
+ */
+export function optionNames<T extends object>() {
+  return <const K extends readonly (keyof T & string)[]>(
+    ...names: K & ([Exclude<keyof T, K[number]>] extends [never] ? unknown : { missing: Exclude<keyof T, K[number]> })
+  ): readonly string[] => names;
+}
+
+/** The options among `names` that are set (for an owner passing them on). */
+export function pick<T extends object>(options: T, names: readonly string[]): Partial<T> {
+  const from = options as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const name of names) if (from[name] !== undefined) out[name] = from[name];
+  return out as Partial<T>;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length]!;
 }
 
 export function checkOnError(value: unknown): 'fail' | 'skip' {
