@@ -5,6 +5,7 @@ import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import {
+  NetworkError,
   Listener,
   ReadDirectory,
   ReadFile,
@@ -157,8 +158,9 @@ test('send failures are counted and reported, and stop the replay only with fail
   const strict = new Replay(dataset, { speed: 50, js: false, udp: { destination: closed, failOnError: true } });
   t.teardown(() => strict.close());
   strict.start();
-  const err = await t.throwsAsync(strict.done);
+  const err = await t.throwsAsync(strict.done, { instanceOf: NetworkError });
   t.regex(err!.message, /refused/i);
+  t.is((err as NetworkError).url, closed);
   t.true(strict.udpStats()!.failed);
   t.true(strict.udpStats()!.records < 20);
 });
@@ -411,7 +413,10 @@ test('bad input: malformed URLs, unresolvable hosts, ports in use, bad options â
   t.throws(() => new Replay(dataset, { udp: { destination: 'udp://127.0.0.1:9', mtu: 10 } }), { message: /mtu/ });
   const listener = new Listener('udp://127.0.0.1:0');
   t.teardown(() => listener.close());
-  t.throws(() => new Listener(listener.urls[0]!), { message: new RegExp(`${listener.addresses[0]}|in use`) });
+  t.throws(() => new Listener(listener.urls[0]!), {
+    instanceOf: NetworkError,
+    message: new RegExp(`${listener.addresses[0]}|in use`),
+  });
   t.throws(() => record('udp://127.0.0.1:0', {} as never), { instanceOf: TypeError });
   t.throws(() => new WriteFile(join(root, 'fixtures', 'nope', 'X')).write(0, '', 1), { message: /nope/ });
 });

@@ -20,6 +20,15 @@ export class LogAccessError extends NetreplayError {
   }
 }
 
+/** A socket could not be made, bound, joined to a multicast group, or sent on (`url` names it). */
+export class NetworkError extends NetreplayError {
+  readonly url: string | undefined;
+  constructor(message: string, url?: string) {
+    super(message, 'ERR_NETREPLAY_NETWORK');
+    this.url = url;
+  }
+}
+
 /** A record that does not follow the log format. */
 export class MalformedRecordError extends NetreplayError {
   readonly path: string | undefined;
@@ -64,6 +73,8 @@ export function translateError(err: unknown): Error {
   switch (info.code) {
     case 'ERR_NETREPLAY_IO':
       return new LogAccessError(info.message, info.path);
+    case 'ERR_NETREPLAY_NETWORK':
+      return new NetworkError(info.message, info.path);
     case 'ERR_NETREPLAY_MALFORMED':
       return new MalformedRecordError(info);
     case 'ERR_NETREPLAY_LAYOUT':

@@ -10,6 +10,7 @@ export type { Message, LoggedMessage, DeliveryOptions } from './message.js';
 export {
   NetreplayError,
   LogAccessError,
+  NetworkError,
   MalformedRecordError,
   LogLayoutError,
   ReplayStateError,

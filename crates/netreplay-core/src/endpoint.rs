@@ -215,8 +215,7 @@ pub(crate) fn set_multicast_if_v4_index(
     ))
 }
 
-/// An error of a socket operation on `url`, as [`Error::Io`] (the URL in
-/// place of the path).
+/// An error of a socket operation on `url` ([`Error::Network`]).
 pub(crate) fn socket_error(url: &str, action: &str, err: &std::io::Error) -> Error {
     let hint = match err.kind() {
         std::io::ErrorKind::AddrInUse => {
@@ -227,8 +226,8 @@ pub(crate) fn socket_error(url: &str, action: &str, err: &std::io::Error) -> Err
         }
         _ => String::new(),
     };
-    Error::Io {
-        path: url.into(),
+    Error::Network {
+        url: url.into(),
         message: format!("cannot {action}: {err}{hint}"),
     }
 }

@@ -9,6 +9,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub enum Error {
     /// A file or directory could not be opened or read.
     Io { path: PathBuf, message: String },
+    /// A socket could not be made, bound, joined to a group, or sent on.
+    Network { url: String, message: String },
     /// A record or header that does not follow the format.
     Malformed {
         path: PathBuf,
@@ -45,6 +47,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io { path, message } => write!(f, "{}: {}", path.display(), message),
+            Error::Network { url, message } => write!(f, "{url}: {message}"),
             Error::Malformed {
                 path,
                 line,

@@ -911,8 +911,8 @@ impl Failure<'_> {
         stats.note_error(describe);
         if fail_on_error {
             stats.failed.store(true, Ordering::Release);
-            *error = Some(Error::Io {
-                path: self.dest.url.clone().into(),
+            *error = Some(Error::Network {
+                url: self.dest.url.clone(),
                 message: format!("cannot send ({:?}): {}", self.kind, describe()),
             });
         }
@@ -1458,8 +1458,8 @@ mod tests {
             (40, 7, 1, 32)
         );
         match sink.take_error() {
-            Some(Error::Io { path, message }) => {
-                assert_eq!(path.to_str(), Some("udp://127.0.0.1:9002"));
+            Some(Error::Network { url, message }) => {
+                assert_eq!(url, "udp://127.0.0.1:9002");
                 assert!(message.contains("TooBig"), "{message}");
             }
             other => panic!("{other:?}"),

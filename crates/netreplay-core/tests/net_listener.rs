@@ -36,8 +36,8 @@ fn port_in_use_is_a_clear_error() {
     let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
     let url = format!("udp://{}", taken.local_addr().unwrap());
     match Listener::start(options(&url), |_: &Received<'_>| {}) {
-        Err(Error::Io { path, message }) => {
-            assert_eq!(path.to_str(), Some(url.as_str()));
+        Err(Error::Network { url: at, message }) => {
+            assert_eq!(at, url);
             assert!(message.contains("cannot bind"), "{message}");
             assert!(message.contains("already uses this address"), "{message}");
         }

@@ -236,8 +236,8 @@ fn refused_sends_are_counted_and_fail_on_error_stops() {
     }
     assert!(strict.has_failed());
     match strict.take_error() {
-        Some(Error::Io { path, message }) => {
-            assert_eq!(path.to_str(), Some(dest.as_str()));
+        Some(Error::Network { url, message }) => {
+            assert_eq!(url, dest);
             assert!(message.contains("Refused"), "{message}");
         }
         other => panic!("{other:?}"),
@@ -560,8 +560,8 @@ fn failures_inside_a_batch_are_counted_and_fail_on_error_stops() {
         let rx = RawReceiver::bind("127.0.0.1:0");
         let (outcome, stats) = replay_udp(&records, &[], options(&rx, true), speed);
         match &outcome {
-            Outcome::Error(Error::Io { path, message }) => {
-                assert_eq!(path.to_str(), Some(bad));
+            Outcome::Error(Error::Network { url, message }) => {
+                assert_eq!(url, bad);
                 assert!(
                     message.contains("record at 0.000050 s on topic 'bad'"),
                     "{message}"

@@ -72,6 +72,7 @@ impl From<&CoreError> for ErrorInfo {
             CoreError::Io { path, .. } | CoreError::Layout { path, .. } => {
                 info.path = Some(path.display().to_string());
             }
+            CoreError::Network { url, .. } => info.path = Some(url.clone()),
             _ => {}
         }
         info

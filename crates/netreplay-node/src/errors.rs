@@ -7,6 +7,7 @@ use netreplay_core::Error as CoreError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
     Io,
+    Network,
     Malformed,
     Layout,
     InvalidArgument,
@@ -18,6 +19,7 @@ impl AsRef<str> for Code {
     fn as_ref(&self) -> &str {
         match self {
             Code::Io => "ERR_NETREPLAY_IO",
+            Code::Network => "ERR_NETREPLAY_NETWORK",
             Code::Malformed => "ERR_NETREPLAY_MALFORMED",
             Code::Layout => "ERR_NETREPLAY_LAYOUT",
             Code::InvalidArgument => "ERR_NETREPLAY_INVALID_ARGUMENT",
@@ -36,6 +38,7 @@ impl From<Status> for Code {
 pub fn code_of(err: &CoreError) -> Code {
     match err {
         CoreError::Io { .. } => Code::Io,
+        CoreError::Network { .. } => Code::Network,
         CoreError::Malformed { .. } => Code::Malformed,
         CoreError::Layout { .. } => Code::Layout,
         CoreError::InvalidArgument { .. } => Code::InvalidArgument,
