@@ -102,6 +102,48 @@ test('a replay of the fixture directory crosses loopback UDP identically: topic,
   t.like(listener.stats(), { datagrams: 20, messages: 20, garbage: 0, dropped: 0 });
 });
 
+test('routes by type apply to records of a reader written in JS (its types appear as it reads)', async (t) => {
+  const a = new Listener('udp://127.0.0.1:0');
+  const rest = new Listener('udp://127.0.0.1:0');
+  t.teardown(() => {
+    a.close();
+    rest.close();
+  });
+  const gotA = collect(a, 5);
+  const gotRest = collect(rest, 5);
+  // 5 records of type A interleaved with 5 of B: A's first appears after B's.
+  const records = Array.from({ length: 10 }, (_, i) => ({
+    elapsedTime: i * 0.001,
+    topic: 't',
+    type: i % 2 === 0 ? 'B' : 'A',
+    payload: { name: i % 2 === 0 ? 'B' : 'A', i },
+  }));
+  let next = 0;
+  const reader = {
+    read: () => records[next++] ?? null,
+    isDataPending: () => next < records.length,
+    reset: () => void (next = 0),
+  };
+  const replay = new Replay(reader, {
+    speed: Infinity,
+    js: false,
+    udp: { destination: rest.urls[0]!, routes: [{ type: 'A', destination: a.urls[0]! }] },
+  });
+  t.teardown(() => replay.close());
+  replay.start();
+  await replay.done;
+  t.deepEqual(
+    (await gotA).map((m) => (m.payload as { i: number }).i),
+    [1, 3, 5, 7, 9],
+    'every type-A record reaches its route',
+  );
+  t.deepEqual(
+    (await gotRest).map((m) => (m.payload as { i: number }).i),
+    [0, 2, 4, 6, 8],
+  );
+  t.like(replay.udpStats(), { records: 10, unrouted: 0 });
+});
+
 test('js: false plays to UDP only and still ends; routes send each type to its own address', async (t) => {
   const a = new Listener('udp://127.0.0.1:0');
   const b = new Listener('udp://127.0.0.1:0');

@@ -262,9 +262,11 @@ class JsPump {
     const type = typeof r.type === 'string' ? r.type : null;
     let stream = this.#streamIds.get(type);
     if (stream === undefined) {
-      stream = this.streamTypes.length;
-      this.streamTypes.push(type);
-      this.#streamIds.set(type, stream);
+      // Defined natively too, so that UDP routes by type apply to it.
+      const id = callNative(() => this.ring.defineStream(type));
+      this.streamTypes[id] = type;
+      this.#streamIds.set(type, id);
+      stream = id;
     }
     let payload: Uint8Array;
     if (r.payloadBytes instanceof Uint8Array) payload = r.payloadBytes;

@@ -45,6 +45,30 @@ impl Record {
     }
 }
 
+/// The message types of a source whose streams appear as it is read (a
+/// reader written in JS): the producer defines each stream before its first
+/// record is pushed; sinks that route by type look new ones up.
+#[derive(Debug, Default)]
+pub struct StreamTable(std::sync::Mutex<Vec<Option<String>>>);
+
+impl StreamTable {
+    /// The index of the stream of `message_type`, defined now if new.
+    pub fn define(&self, message_type: Option<&str>) -> u32 {
+        let mut types = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = types.iter().position(|t| t.as_deref() == message_type) {
+            return i as u32;
+        }
+        types.push(message_type.map(str::to_owned));
+        (types.len() - 1) as u32
+    }
+
+    /// The types of the streams from index `from` on.
+    pub fn types_from(&self, from: usize) -> Vec<Option<String>> {
+        let types = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        types.get(from..).map(<[_]>::to_vec).unwrap_or_default()
+    }
+}
+
 /// One stream of a source: a file or split set holding one message type.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamInfo {

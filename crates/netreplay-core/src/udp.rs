@@ -44,6 +44,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::clock::now_ns;
 use crate::endpoint::{set_multicast_if_v4_index, socket_error, Endpoint, Interface};
+use crate::record::StreamTable;
 use crate::scheduler::Control;
 use crate::sink::{Delivery, Outcome, Sink};
 use crate::stats::{Counter, Histogram, Summary};
@@ -399,11 +400,42 @@ struct Routing {
     streams: Vec<StreamRoutes>,
     /// For records of unknown streams.
     by_topic: HashMap<Box<str>, usize>,
+    /// Routes by type, and by type and topic, for streams defined later.
+    by_type: HashMap<Box<str>, usize>,
+    by_type_topic: Vec<(Box<str>, Box<str>, usize)>,
+    /// Where streams defined as the source is read appear.
+    table: Option<Arc<StreamTable>>,
 }
 
 impl Routing {
-    fn route(&self, stream: u32, topic: &str) -> Option<usize> {
-        match self.streams.get(stream as usize) {
+    fn routes_of(&self, message_type: Option<&str>) -> StreamRoutes {
+        let mut by_topic = self.by_topic.clone();
+        let mut fallback = self.default;
+        if let Some(t) = message_type {
+            for (rt, topic, d) in &self.by_type_topic {
+                if **rt == *t {
+                    by_topic.insert(topic.clone(), *d);
+                }
+            }
+            if let Some(d) = self.by_type.get(t) {
+                fallback = Some(*d);
+            }
+        }
+        StreamRoutes { by_topic, fallback }
+    }
+
+    fn route(&mut self, stream: u32, topic: &str) -> Option<usize> {
+        let index = stream as usize;
+        if index >= self.streams.len() {
+            // A stream defined since: once per stream, not per record.
+            if let Some(table) = &self.table {
+                for t in table.types_from(self.streams.len()) {
+                    let routes = self.routes_of(t.as_deref());
+                    self.streams.push(routes);
+                }
+            }
+        }
+        match self.streams.get(index) {
             Some(s) => s.by_topic.get(topic).copied().or(s.fallback),
             None => self.by_topic.get(topic).copied().or(self.default),
         }
@@ -518,8 +550,8 @@ impl UdpSink {
             .map(|u| open(u, "destination"))
             .transpose()?;
         let mut by_topic: HashMap<Box<str>, usize> = HashMap::new();
-        let mut by_type: HashMap<&str, usize> = HashMap::new();
-        let mut by_type_topic: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut by_type: HashMap<Box<str>, usize> = HashMap::new();
+        let mut by_type_topic: Vec<(Box<str>, Box<str>, usize)> = Vec::new();
         for route in &options.routes {
             let d = open(&route.destination, "routes")?;
             match (route.message_type.as_deref(), route.topic.as_deref()) {
@@ -536,43 +568,32 @@ impl UdpSink {
                     by_topic.insert(topic.into(), d);
                 }
                 (Some(t), None) => {
-                    by_type.insert(t, d);
+                    by_type.insert(t.into(), d);
                 }
                 (Some(t), Some(topic)) => {
-                    by_type_topic.insert((t, topic), d);
+                    // A later route of the same type and topic wins, as before.
+                    by_type_topic.retain(|(rt, rtopic, _)| (&**rt, &**rtopic) != (t, topic));
+                    by_type_topic.push((t.into(), topic.into(), d));
                 }
             }
         }
-        let streams = streams
+        let mut routing = Routing {
+            default,
+            streams: Vec::new(),
+            by_topic,
+            by_type,
+            by_type_topic,
+            table: None,
+        };
+        routing.streams = streams
             .iter()
-            .map(|s| {
-                let mut topics = by_topic.clone();
-                let mut fallback = default;
-                if let Some(t) = s.message_type.as_deref() {
-                    for ((rt, topic), d) in &by_type_topic {
-                        if *rt == t {
-                            topics.insert((*topic).into(), *d);
-                        }
-                    }
-                    if let Some(d) = by_type.get(t) {
-                        fallback = Some(*d);
-                    }
-                }
-                StreamRoutes {
-                    by_topic: topics,
-                    fallback,
-                }
-            })
+            .map(|s| routing.routes_of(s.message_type.as_deref()))
             .collect();
         let encoder = Encoder::new(options.wire)?;
         Ok(UdpSink {
             batches: destinations.iter().map(|_| Batch::default()).collect(),
             destinations,
-            routing: Routing {
-                default,
-                streams,
-                by_topic,
-            },
+            routing,
             encoder,
             stats: Arc::default(),
             send_timeout: options.send_timeout,
@@ -597,8 +618,15 @@ impl UdpSink {
             .collect()
     }
 
+    /// Route records of streams defined in `table` after this sink was made
+    /// (a source read from JS) by their types too.
+    pub fn with_stream_table(mut self, table: Arc<StreamTable>) -> Self {
+        self.routing.table = Some(table);
+        self
+    }
+
     /// Where a record of `stream` on `topic` goes.
-    pub fn route(&self, stream: u32, topic: &str) -> Option<SocketAddr> {
+    pub fn route(&mut self, stream: u32, topic: &str) -> Option<SocketAddr> {
         self.routing
             .route(stream, topic)
             .map(|i| self.destinations[i].addr)
@@ -1101,8 +1129,8 @@ mod tests {
             ],
             ..UdpSinkOptions::default()
         };
-        let sink = UdpSink::new(opts, &streams()).unwrap();
-        let port = |s: u32, t: &str| sink.route(s, t).map(|a| a.port());
+        let mut sink = UdpSink::new(opts.clone(), &streams()).unwrap();
+        let mut port = |s: u32, t: &str| sink.route(s, t).map(|a| a.port());
         assert_eq!(port(0, ""), Some(9002));
         assert_eq!(port(0, "x"), Some(9004));
         assert_eq!(port(1, "x"), Some(9003));
@@ -1111,6 +1139,24 @@ mod tests {
         assert_eq!(port(7, "y"), Some(9001));
         // Duplicate addresses share one socket.
         assert_eq!(sink.destinations().len(), 4);
+
+        // Streams defined after the sink was made (a source read from JS)
+        // are routed by their types as soon as they appear.
+        let table = Arc::new(StreamTable::default());
+        let mut late = UdpSink::new(opts, &[])
+            .unwrap()
+            .with_stream_table(table.clone());
+        assert_eq!(
+            late.route(0, "").map(|a| a.port()),
+            Some(9001),
+            "unknown: default"
+        );
+        assert_eq!(table.define(Some("B")), 0);
+        assert_eq!(table.define(Some("A")), 1);
+        assert_eq!(table.define(Some("B")), 0, "defined once");
+        assert_eq!(late.route(1, "x").map(|a| a.port()), Some(9004));
+        assert_eq!(late.route(1, "").map(|a| a.port()), Some(9002));
+        assert_eq!(late.route(0, "").map(|a| a.port()), Some(9001));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use netreplay_core::buffer::{BufferData, BufferOptions, Queue, DEFAULT_MAX_BYTES
 use netreplay_core::clock::{Speed, BUSY_WAIT_NS};
 use netreplay_core::mcl::{self, MclReader, ReadOptions};
 use netreplay_core::merge::TimeWindow;
+use netreplay_core::record::StreamTable;
 use netreplay_core::ring::{RingProducer, Slot};
 use netreplay_core::scheduler::{Scheduler, SchedulerOptions};
 use netreplay_core::source::{OnError, RecordSource};
@@ -235,10 +236,12 @@ fn buffer_options(options: Option<BufferOptionsJs>) -> Result<BufferOptions, Cod
 enum Producer {
     /// A native thread reads a native source.
     Native(BufferData),
-    /// JS pushes records (readers written in JS); see `push`.
+    /// JS pushes records (readers written in JS); see `push`. Streams are
+    /// defined as their types appear (`defineStream`).
     External {
         queue: Queue,
         producer: RingProducer,
+        streams: Arc<StreamTable>,
     },
 }
 
@@ -289,7 +292,11 @@ impl NativeBuffer {
         let options = buffer_options(options)?;
         let (queue, producer) = Queue::new(options.length, options.max_bytes).map_err(to_napi)?;
         Ok(NativeBuffer {
-            producer: Producer::External { queue, producer },
+            producer: Producer::External {
+                queue,
+                producer,
+                streams: Arc::default(),
+            },
             streams: Vec::new(),
         })
     }
@@ -408,6 +415,19 @@ impl NativeBuffer {
         }
     }
 
+    /// The stream index of records of `message_type` (null: raw) pushed from
+    /// JS, defined now if new: routes by type then apply to them.
+    #[napi(catch_unwind)]
+    pub fn define_stream(&mut self, message_type: Option<String>) -> Result<u32, Code> {
+        match &self.producer {
+            Producer::External { streams, .. } => Ok(streams.define(message_type.as_deref())),
+            Producer::Native(_) => Err(Error::new(
+                Code::State,
+                "this buffer has a native reader, whose streams are known",
+            )),
+        }
+    }
+
     /// Push one record from JS; false when the ring is full (try again later).
     #[napi(catch_unwind)]
     pub fn push(
@@ -449,8 +469,6 @@ pub struct SchedulerOptionsJs {
     pub udp: Option<UdpOptionsJs>,
     /// Deliver records to JS (default true); false still reports end/error.
     pub js: Option<bool>,
-    /// Message type of each stream, for routing records of JS-filled buffers.
-    pub stream_types: Option<Vec<Option<String>>>,
     /// Waits up to this many seconds are spun through (validated in TS).
     pub busy_wait: Option<f64>,
 }
@@ -528,7 +546,6 @@ impl NativeScheduler {
             max_batch: None,
             udp: None,
             js: None,
-            stream_types: None,
             busy_wait: None,
         });
         let speed = parse_speed(options.speed.unwrap_or(1.0))?;
@@ -545,17 +562,10 @@ impl NativeScheduler {
         let mut sinks: Vec<Box<dyn Sink>> = Vec::with_capacity(2);
         let mut udp = None;
         if let Some(udp_options) = options.udp {
-            let streams = match options.stream_types {
-                Some(types) if buffer.streams.is_empty() => types
-                    .into_iter()
-                    .map(|message_type| StreamInfo {
-                        message_type,
-                        files: Vec::new(),
-                    })
-                    .collect(),
-                _ => buffer.streams.clone(),
-            };
-            let sink = udp_sink(udp_options, &streams)?;
+            let mut sink = udp_sink(udp_options, &buffer.streams)?;
+            if let Producer::External { streams, .. } = &buffer.producer {
+                sink = sink.with_stream_table(streams.clone());
+            }
             udp = Some(sink.stats().clone());
             // First: the network sees the deadline before JS delivery.
             sinks.push(Box::new(sink));
