@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 // netreplay command line: `play` a log with its timing (to stdout and/or UDP),
 // `record` network traffic into a log, `info` about a log.
-import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Replay } from './replay.js';
-import { ReadDirectory, ReadFile } from './reader.js';
+import { openLog } from './reader.js';
 import type { LoggedMessage } from './message.js';
 import { NetreplayError } from './errors.js';
 import { parseSource, record as startRecording, type UdpOptions, type UdpRoute } from './net.js';
@@ -61,16 +60,6 @@ function formatPayload(payload: unknown): string {
 
 function formatLine(m: LoggedMessage): string {
   return `${m.elapsedTime.toFixed(6).padStart(12)}  ${JSON.stringify(m.topic)}  ${m.type ?? 'None'}  ${formatPayload(m.payload)}`;
-}
-
-function openReader(path: string, includeRaw: boolean): ReadFile | ReadDirectory {
-  let dir = false;
-  try {
-    dir = statSync(path).isDirectory();
-  } catch {
-    // A split-set prefix: ReadFile resolves it or says why not.
-  }
-  return dir ? new ReadDirectory(path, { includeRaw }) : new ReadFile(path);
 }
 
 async function play(args: string[]): Promise<void> {
@@ -252,7 +241,7 @@ function info(args: string[]): void {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: commonOptions });
   if (values.help) return void process.stdout.write(`${USAGE}\n`);
   const path = positionals[0] ?? fail('info needs a <path>');
-  const reader = openReader(path, values['include-raw'] ?? false);
+  const reader = openLog(path, { includeRaw: values['include-raw'] ?? false });
   const counts = new Map<string, number>();
   let first = Infinity;
   let last = -Infinity;

@@ -1,4 +1,5 @@
 // ReadFile / ReadDirectory: MCL log readers over the native engine.
+import { statSync } from 'node:fs';
 import { native, type NativeMclReader, type HeaderInfo, type NativeRecord } from './native.js';
 import { callNative, translateError } from './errors.js';
 import { decodePayload, type LoggedMessage } from './message.js';
@@ -162,4 +163,22 @@ export function checkRecordReader(reader: unknown, who: string): RecordReader {
     }
   }
   return reader as RecordReader;
+}
+
+/**
+ * A log at `path`, whichever it is: a recording directory (ReadDirectory),
+ * or a file or split-set prefix (ReadFile, which says why when it is
+ * neither). `includeRaw` applies to directories only.
+ */
+export function openLog(path: string, options: ReadDirectoryOptions = {}): ReadFile | ReadDirectory {
+  checkPath(path, 'source');
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(path).isDirectory();
+  } catch {
+    // Not a path that exists: ReadFile tries it as a split-set prefix and says so.
+  }
+  if (isDirectory) return new ReadDirectory(path, options);
+  const { includeRaw: _directoriesOnly, ...read } = options;
+  return new ReadFile(path, read);
 }

@@ -2,15 +2,13 @@
 // ScheduleBroadcasts behind one object, with events, async iteration and a
 // done promise.
 import { EventEmitter } from 'node:events';
-import { statSync } from 'node:fs';
 import { BUFFER_OPTION_NAMES, BufferData, type BufferOptions } from './buffer.js';
 import { ReplayStateError } from './errors.js';
 import type { Message } from './message.js';
 import {
   READ_DIRECTORY_OPTION_NAMES,
-  ReadDirectory,
-  ReadFile,
   checkRecordReader,
+  openLog,
   type ReadDirectoryOptions,
   type RecordReader,
 } from './reader.js';
@@ -285,25 +283,6 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
     this.#iterWaiter = undefined;
     wake?.();
   }
-}
-
-function openLog(path: string, options: ReadDirectoryOptions): ReadFile | ReadDirectory {
-  checkPath(path, 'source');
-  let isDirectory = false;
-  try {
-    isDirectory = statSync(path).isDirectory();
-  } catch {
-    // Not a path that exists: ReadFile tries it as a split-set prefix and says so.
-  }
-  const { minTime, maxTime, onError, includeRaw } = options;
-  const read = {
-    ...(minTime !== undefined && { minTime }),
-    ...(maxTime !== undefined && { maxTime }),
-    ...(onError !== undefined && { onError }),
-  };
-  return isDirectory
-    ? new ReadDirectory(path, { ...read, ...(includeRaw !== undefined && { includeRaw }) })
-    : new ReadFile(path, read);
 }
 
 class Deferred {

@@ -935,6 +935,16 @@ impl RecordSource for MclReader {
     }
 }
 
+/// A recording directory, a log file, or a split-set prefix: whichever
+/// `path` is.
+pub fn open_path(path: &Path, options: &ReadOptions) -> Result<MclReader> {
+    if path.is_dir() {
+        open_directory(path, options)
+    } else {
+        open_file(path, options)
+    }
+}
+
 /// `ReadFile`: one file, or the split set `<path>_NNN.log` when `path` is a prefix.
 pub fn open_file(path: &Path, options: &ReadOptions) -> Result<MclReader> {
     let parts = if path.is_file() {

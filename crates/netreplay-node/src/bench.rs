@@ -26,12 +26,7 @@ pub struct DecodeCount {
 pub fn bench_decode_log(path: String) -> napi::Result<DecodeCount, Code> {
     let path = Path::new(&path);
     let options = ReadOptions::default();
-    let mut reader = if path.is_dir() {
-        mcl::open_directory(path, &options)
-    } else {
-        mcl::open_file(path, &options)
-    }
-    .map_err(to_napi)?;
+    let mut reader = mcl::open_path(path, &options).map_err(to_napi)?;
     let (mut records, mut payload_bytes) = (0u64, 0u64);
     while let Some(record) = reader.next_record().map_err(to_napi)? {
         records += 1;
