@@ -682,6 +682,11 @@ pub struct MclStream {
     header: Option<Header>,
     /// The part being read: its index in `info[0].files`, and the file.
     file: Option<(usize, MappedFile)>,
+    /// Each part's length when the stream was opened: a part cut before it
+    /// is reached is reported as having shrunk, not read as a short file.
+    sizes: Vec<u64>,
+    /// Why the first part could not be opened again at a rewind.
+    reopen_error: Option<Error>,
     topics: TopicCache,
     on_error: OnError,
     skipped: u64,
@@ -696,6 +701,15 @@ impl MclStream {
             return Err(Error::State("a stream needs at least one file".into()));
         };
         let first = MappedFile::open(first_path)?;
+        // One stat per part, no descriptor kept; the first is mapped already.
+        let sizes = parts
+            .iter()
+            .map(|p| {
+                std::fs::metadata(p)
+                    .map(|m| m.len())
+                    .map_err(|e| Error::io(p, &e))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let header = first.header.clone();
         let message_type = header.as_ref().and_then(|h| h.message_type.clone());
         Ok(MclStream {
@@ -705,6 +719,8 @@ impl MclStream {
             }],
             header,
             file: Some((0, first)),
+            sizes,
+            reopen_error: None,
             topics: TopicCache::default(),
             on_error,
             skipped: 0,
@@ -716,7 +732,19 @@ impl MclStream {
     fn open_part(&mut self, index: usize) -> Result<()> {
         self.file = None;
         if let Some(path) = self.info[0].files.get(index) {
-            self.file = Some((index, MappedFile::open(path)?));
+            let file = MappedFile::open(path)?;
+            let was = self.sizes.get(index).copied().unwrap_or(0);
+            let now = file.map.as_ref().map_or(0, |m| m.len()) as u64;
+            if now < was {
+                return Err(Error::Io {
+                    path: path.clone(),
+                    message: format!(
+                        "file shrank while its split set was being read (was {was} bytes \
+                         when the set was opened, now {now})"
+                    ),
+                });
+            }
+            self.file = Some((index, file));
         }
         Ok(())
     }
@@ -794,6 +822,10 @@ fn trim_start(bytes: &[u8]) -> &[u8] {
 
 impl RecordSource for MclStream {
     fn next_record(&mut self) -> Result<Option<Record>> {
+        if let Some(err) = self.reopen_error.take() {
+            self.done = true;
+            return Err(err);
+        }
         while !self.done {
             let Some((index, file)) = self.file.as_mut() else {
                 self.done = true;
@@ -838,7 +870,8 @@ impl RecordSource for MclStream {
         self.done = false;
         match &mut self.file {
             Some((0, file)) => file.rewind(),
-            _ => self.open_part(0)?,
+            // Reopened: what went wrong with the file is the next read's error.
+            _ => self.reopen_error = self.open_part(0).err(),
         }
         Ok(())
     }
@@ -1265,12 +1298,16 @@ mod tests {
             other => panic!("expected the shrink error, got {other:?}"),
         }
         // Past the end the file was closed: a rewind opens it afresh and
-        // reads what it holds now (nothing).
+        // finds it shorter than when the stream was opened.
         while stream.next_record().is_ok_and(|r| r.is_some()) {}
         stream.open_part(1).unwrap();
         assert!(stream.file.is_none());
         stream.reset().unwrap();
-        assert!(stream.next_record().unwrap().is_none());
+        match stream.next_record() {
+            Err(Error::Io { message, .. }) => assert!(message.contains("shrank"), "{message}"),
+            other => panic!("expected the shrink error, got {other:?}"),
+        }
+        assert!(stream.next_record().unwrap().is_none(), "then the end");
         let _ = std::fs::remove_file(&path);
     }
 

@@ -911,3 +911,33 @@ fn a_split_set_of_1100_parts_opens_one_part_at_a_time() {
         other => panic!("expected the missing part, got {other:?}"),
     }
 }
+
+/// A part cut before the reader reaches it — on a line boundary, where the
+/// part would read as a shorter, valid file — is reported, not lost.
+#[test]
+fn a_split_part_cut_before_it_is_opened_is_reported() {
+    let dir = TempDir::new("split-cut-ahead");
+    let all = gen_records("Cut", 9, 0, 10 * MS);
+    let parts = write_split_set(dir.path(), "Cut", "Cut", &all);
+    let mut reader = open_file(&dir.join("Cut"), &opts()).unwrap();
+    let first = reader.next_record().unwrap().unwrap();
+    // Part 2 loses its last line: what remains is a valid, shorter log.
+    let text = std::fs::read_to_string(&parts[2]).unwrap();
+    let cut = text.trim_end().rfind('\n').unwrap() + 1;
+    std::fs::write(&parts[2], &text[..cut]).unwrap();
+    let (rest, err) = drain_until_error(&mut reader);
+    let mut got = vec![first];
+    got.extend(rest);
+    assert_eq!(
+        as_gen(&got),
+        all[..6].to_vec(),
+        "parts 0 and 1, then the error"
+    );
+    match err {
+        Some(Error::Io { path, message }) => {
+            assert_eq!(path, parts[2]);
+            assert!(message.contains("shrank"), "{message}");
+        }
+        other => panic!("expected the shrink error, got {other:?}"),
+    }
+}
