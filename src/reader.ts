@@ -20,7 +20,7 @@ export interface ReadDirectoryOptions extends ReadOptions {
 }
 
 export const READ_OPTION_NAMES = optionNames<ReadOptions>()('minTime', 'maxTime', 'onError');
-export const READ_DIRECTORY_OPTION_NAMES = optionNames<ReadDirectoryOptions>()('minTime', 'maxTime', 'onError', 'includeRaw');
+export const READ_DIRECTORY_OPTION_NAMES = optionNames<ReadDirectoryOptions>()(...READ_OPTION_NAMES, 'includeRaw');
 
 export interface LogHeader {
   version: string | null;

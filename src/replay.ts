@@ -36,9 +36,9 @@ export interface ReplayEvents {
 }
 
 const REPLAY_OPTION_NAMES = optionNames<ReplayOptions>()(
-  ...['speed', 'maxPendingBatches', 'udp', 'js', 'busyWait', 'onError', 'decode', 'rawPayload'] as const,
-  ...['length', 'maxBytes'] as const,
-  ...['minTime', 'maxTime', 'includeRaw'] as const,
+  ...SCHEDULE_OPTION_NAMES,
+  ...BUFFER_OPTION_NAMES,
+  ...READ_DIRECTORY_OPTION_NAMES,
   'signal',
 );
 

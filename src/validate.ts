@@ -89,7 +89,7 @@ export function checkOptions(value: unknown, name = 'options', known?: readonly 
 export function optionNames<T extends object>() {
   return <const K extends readonly (keyof T & string)[]>(
     ...names: K & ([Exclude<keyof T, K[number]>] extends [never] ? unknown : { missing: Exclude<keyof T, K[number]> })
-  ): readonly string[] => names;
+  ): K => names;
 }
 
 /** The options among `names` that are set (for an owner passing them on). */

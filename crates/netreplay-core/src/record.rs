@@ -17,14 +17,19 @@ pub fn is_log_time(ns: i64) -> bool {
 /// Seconds given by a user to a log time in nanoseconds; an error naming
 /// `name` and the value when it is not finite or out of [`MAX_TIME_NS`].
 pub fn log_time_from_seconds(name: &'static str, seconds: f64) -> crate::Result<i64> {
-    let limit = (MAX_TIME_NS / 1_000_000_000) as f64;
-    if !seconds.is_finite() || seconds.abs() > limit {
-        return Err(crate::Error::invalid(
-            name,
-            format!("must be a finite number of seconds within ±{limit:e}, got {seconds}"),
-        ));
+    if !seconds.is_finite() || seconds.abs() > (MAX_TIME_NS / 1_000_000_000) as f64 {
+        return Err(not_a_log_time(name, seconds));
     }
     Ok((seconds * 1e9).round() as i64)
+}
+
+/// The error for `seconds` given as `name`, out of the range of log times.
+pub(crate) fn not_a_log_time(name: &'static str, seconds: f64) -> crate::Error {
+    let limit = (MAX_TIME_NS / 1_000_000_000) as f64;
+    crate::Error::invalid(
+        name,
+        format!("must be a finite number of seconds within ±{limit:e}, got {seconds}"),
+    )
 }
 
 /// One logged message. `payload` holds the logged bytes untouched (msgpack for MCL).

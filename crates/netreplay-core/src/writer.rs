@@ -50,7 +50,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::clock::now_ns;
 use crate::listener::{Handler, Listener, ListenerOptions, ListenerStats, Received};
-use crate::record::is_log_time;
+use crate::record::{is_log_time, not_a_log_time};
 use crate::{Error, Record, Result};
 
 /// `#` followed by 65 dashes.
@@ -448,13 +448,7 @@ impl WriteFile {
     /// reader could not read back ([`is_log_time`]) is refused.
     pub fn write(&mut self, elapsed_ns: i64, topic: &str, payload: &[u8]) -> Result<()> {
         if !is_log_time(elapsed_ns) {
-            return Err(Error::invalid(
-                "elapsedTime",
-                format!(
-                    "must be within ±9e9 s to be readable, got {} s",
-                    elapsed_ns as f64 / 1e9
-                ),
-            ));
+            return Err(not_a_log_time("elapsedTime", elapsed_ns as f64 / 1e9));
         }
         if self.closed {
             return Err(Error::State(format!(

@@ -103,20 +103,21 @@ pub struct DeliveryState {
     pub run: AtomicU32,
 }
 impl DeliveryState {
-    fn add(&self, batches: usize, records: usize, bytes: usize) {
-        self.in_flight.fetch_add(batches, Ordering::AcqRel);
+    /// A batch of `records` records in `bytes` bytes went to JS.
+    fn add(&self, records: usize, bytes: usize) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.in_flight_records.fetch_add(records, Ordering::AcqRel);
         self.in_flight_bytes.fetch_add(bytes, Ordering::AcqRel);
     }
 
-    /// JS consumed batches holding `records` records in `bytes` bytes.
-    pub fn ack(&self, batches: usize, records: usize, bytes: usize) {
+    /// JS consumed a batch of `records` records in `bytes` bytes.
+    pub fn ack(&self, records: usize, bytes: usize) {
         let sub = |counter: &AtomicUsize, n: usize| {
             let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
                 Some(v.saturating_sub(n))
             });
         };
-        sub(&self.in_flight, batches);
+        sub(&self.in_flight, 1);
         sub(&self.in_flight_records, records);
         sub(&self.in_flight_bytes, bytes);
     }
@@ -196,13 +197,13 @@ impl JsSink {
             self.state.run.load(Ordering::Acquire),
         ));
         self.count = 0;
-        self.state.add(1, records, bytes);
+        self.state.add(records, bytes);
         let status = self
             .callback
             .call(args, ThreadsafeFunctionCallMode::NonBlocking);
         if status != Status::Ok {
             // Node is shutting down: nobody will acknowledge it.
-            self.state.ack(1, records, bytes);
+            self.state.ack(records, bytes);
         }
     }
 

@@ -622,7 +622,7 @@ impl NativeScheduler {
     /// count and its buffer's length): lets the scheduler send more.
     #[napi(catch_unwind)]
     pub fn ack(&self, records: u32, bytes: f64) {
-        self.delivery.ack(1, records as usize, bytes as usize);
+        self.delivery.ack(records as usize, bytes as usize);
     }
 
     /// What JS holds unacknowledged: batches, records and bytes.
