@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use netreplay_core::mcl::{self, ReadOptions};
-use netreplay_core::source::{OnError, RecordSource};
+use netreplay_core::format::mcl::{self, ReadOptions};
+use netreplay_core::format::{OnError, RecordSource};
 use netreplay_core::{Error, Record};
 
 /// One scratch directory per process (the pid keeps parallel runs apart).
@@ -93,7 +93,7 @@ fn read_all(reader: &mut dyn RecordSource, calls: usize, files: &[(&Path, usize)
 /// `open` twice (fail and skip): the records read past every error under
 /// `Fail` are exactly the records of `Skip`, and the errors are the skips.
 fn check_both_policies(
-    open: impl Fn(OnError) -> netreplay_core::Result<mcl::MclReader>,
+    open: impl Fn(OnError) -> netreplay_core::Result<netreplay_core::engine::MclReader>,
     calls: usize,
     files: &[(&Path, usize)],
     streams: usize,
@@ -187,7 +187,7 @@ fn reference_time(text: &[u8]) -> Option<Option<i64>> {
     }
     let ns = w * 1_000_000_000 + f;
     let ns = if negative { -ns } else { ns };
-    if ns.abs() > i128::from(netreplay_core::record::MAX_TIME_NS) {
+    if ns.abs() > i128::from(netreplay_core::MAX_TIME_NS) {
         return Some(None);
     }
     Some(Some(i64::try_from(ns).expect("fits")))
@@ -288,7 +288,7 @@ fuzz_target!(|data: &[u8]| {
     let files = [(path.as_path(), data.len())];
     check_both_policies(
         |on_error| {
-            mcl::open_file(
+            netreplay_core::engine::open_file(
                 &path,
                 &ReadOptions {
                     on_error,
@@ -330,7 +330,7 @@ fuzz_target!(|data: &[u8]| {
         let include_raw = hash & 0x40 != 0;
         check_both_policies(
             |on_error| {
-                mcl::open_directory(
+                netreplay_core::engine::open_directory(
                     &dir.join("two"),
                     &ReadOptions {
                         on_error,
@@ -355,7 +355,7 @@ fuzz_target!(|data: &[u8]| {
         let prefix = dir.join("split/S");
         check_both_policies(
             |on_error| {
-                mcl::open_file(
+                netreplay_core::engine::open_file(
                     &prefix,
                     &ReadOptions {
                         on_error,

@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 
 use libfuzzer_sys::arbitrary::{self, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use netreplay_core::reassembly::{Reassembler, ReassemblyOptions};
-use netreplay_core::wire;
+use netreplay_core::format::reassembly::{Reassembler, ReassemblyOptions};
+use netreplay_core::format::wire;
 
 const SOURCES: [([u8; 4], u16); 3] = [([127, 0, 0, 1], 1), ([127, 0, 0, 1], 2), ([10, 0, 0, 1], 1)];
 const TOPICS: [&str; 3] = ["", "a", "b"];

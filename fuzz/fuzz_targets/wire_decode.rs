@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netreplay_core::wire::{
+use netreplay_core::format::wire::{
     self, Datagram, EmptyTopic, EncodeError, Encoder, RawEncoding, WireError, WireOptions,
     MAX_DATAGRAM,
 };

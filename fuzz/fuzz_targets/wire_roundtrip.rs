@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 
 use libfuzzer_sys::arbitrary::{self, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use netreplay_core::reassembly::{Reassembler, ReassemblyOptions};
-use netreplay_core::wire::{
+use netreplay_core::format::reassembly::{Reassembler, ReassemblyOptions};
+use netreplay_core::format::wire::{
     self, Datagram, EmptyTopic, EncodeError, Encoder, Plan, RawEncoding, WireError, WireOptions,
     DEFAULT_MTU, MAX_DATAGRAM, MIN_MTU,
 };

@@ -14,8 +14,9 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::time::Instant;
 
-use netreplay_core::mcl::{open_file, ReadOptions};
-use netreplay_core::source::RecordSource;
+use netreplay_core::engine::open_file;
+use netreplay_core::format::mcl::ReadOptions;
+use netreplay_core::format::RecordSource;
 
 const DEFAULT_RECORDS: u64 = 2_000_000;
 const RUNS: usize = 5;

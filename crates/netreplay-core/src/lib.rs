@@ -1,28 +1,29 @@
 //! netreplay-core: the replay engine without any N-API dependency.
 //!
-//! Data flow (see DESIGN.md): a [`source::RecordSource`] (e.g. the MCL reader)
-//! feeds a [`buffer::BufferData`] producer thread, which fills a bounded SPSC
-//! [`ring`]; a [`scheduler::Scheduler`] thread pops records, waits for each
-//! record's absolute deadline ([`clock`]) and hands it to its [`sink`]s.
+//! Data flow (DESIGN.md): a [`format::RecordSource`] (e.g. the MCL reader)
+//! feeds an [`engine::BufferData`] producer thread, which fills a bounded
+//! SPSC ring; an [`engine::Scheduler`] thread pops records, waits for each
+//! record's absolute deadline and hands it to its [`engine::Sink`]s. A
+//! [`Player`] owns all of it for one playback.
+//!
+//! Layers, each depending only on those before it: [`sys`] (OS calls),
+//! [`format`] (log and wire formats, no timing), [`engine`] (timing and
+//! threads), [`net`] (sockets), then [`player`], which builds a playback
+//! from one config. `.ci/check-layers` fails on an import against that order.
 
-pub mod buffer;
-pub mod clock;
-pub mod endpoint;
-pub mod error;
-pub mod listener;
-pub mod mapguard;
-pub mod mcl;
-pub mod merge;
-pub mod reassembly;
-pub mod record;
-pub mod ring;
-pub mod scheduler;
-pub mod sink;
-pub mod source;
-pub mod stats;
-pub mod udp;
-pub mod wire;
-pub mod writer;
+mod counter;
+mod error;
+mod record;
 
+pub mod engine;
+pub mod format;
+pub mod net;
+pub mod player;
+pub mod sys;
+
+pub use counter::Counter;
 pub use error::{Error, Result};
-pub use record::{Record, StreamInfo};
+pub use player::{Player, PlayerConfig, PlayerState, SinkConfig, SinkKind};
+pub use record::{
+    is_log_time, log_time_from_seconds, Record, StreamInfo, StreamTable, MAX_TIME_NS,
+};

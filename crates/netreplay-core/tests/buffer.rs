@@ -6,10 +6,11 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use netreplay_core::buffer::{BufferData, BufferOptions, Queue};
-use netreplay_core::mcl::{open_directory, open_file, ReadOptions};
-use netreplay_core::ring::Slot;
-use netreplay_core::source::{OnError, RecordSource};
+use netreplay_core::engine::Slot;
+use netreplay_core::engine::{open_directory, open_file};
+use netreplay_core::engine::{BufferData, BufferOptions, Queue};
+use netreplay_core::format::mcl::ReadOptions;
+use netreplay_core::format::{OnError, RecordSource};
 use netreplay_core::{Error, Record};
 
 const T: Duration = Duration::from_secs(10);

@@ -10,12 +10,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use common::*;
-use netreplay_core::buffer::{BufferData, BufferOptions, Queue};
-use netreplay_core::clock::{now_ns, Speed};
-use netreplay_core::mcl::{open_directory, open_file, ReadOptions};
-use netreplay_core::ring::{RingProducer, Slot};
-use netreplay_core::scheduler::{Control, Scheduler, SchedulerOptions};
-use netreplay_core::sink::{Delivery, NullSink, Outcome, Sink};
+use netreplay_core::engine::SinkEntry;
+use netreplay_core::engine::{now_ns, Speed};
+use netreplay_core::engine::{open_directory, open_file};
+use netreplay_core::engine::{BufferData, BufferOptions, Queue};
+use netreplay_core::engine::{Delivery, NullSink, Outcome, Sink};
+use netreplay_core::engine::{RingProducer, Slot};
+use netreplay_core::engine::{Scheduler, SchedulerOptions, Waiter};
+use netreplay_core::format::mcl::ReadOptions;
 use netreplay_core::{Error, Record};
 
 const T: Duration = Duration::from_secs(20);
@@ -28,6 +30,7 @@ fn serial() -> MutexGuard<'static, ()> {
 fn speed(v: f64) -> SchedulerOptions {
     SchedulerOptions {
         speed: Speed::new(v).unwrap(),
+        ..Default::default()
     }
 }
 
@@ -84,7 +87,7 @@ fn assert_near(what: &str, got_ns: i64, want_ns: i64, tol_ns: i64) {
 fn check_deadlines(seen: &[Seen], speed: f64) {
     for s in seen {
         assert!(
-            s.wall_ns >= s.delivery.deadline_ns,
+            s.wall_ns >= s.delivery.deadline_ns.unwrap(),
             "record at {} delivered before its deadline",
             s.time_ns
         );
@@ -92,7 +95,8 @@ fn check_deadlines(seen: &[Seen], speed: f64) {
     }
     for pair in seen.windows(2) {
         let log_gap = (pair[1].time_ns - pair[0].time_ns) as f64 / speed;
-        let wall_gap = (pair[1].delivery.deadline_ns - pair[0].delivery.deadline_ns) as f64;
+        let wall_gap =
+            (pair[1].delivery.deadline_ns.unwrap() - pair[0].delivery.deadline_ns.unwrap()) as f64;
         assert!(
             (wall_gap - log_gap).abs() <= 1.0,
             "deadline gap {wall_gap} ns for a log gap of {log_gap} ns"
@@ -103,7 +107,8 @@ fn check_deadlines(seen: &[Seen], speed: f64) {
 fn play_fixture_at(v: f64) -> (Collected, i64, Scheduler, BufferData) {
     let buf = fixture_buffer();
     let out = Collected::default();
-    let mut s = Scheduler::new(buf.queue(), vec![out.sink(false)], speed(v)).unwrap();
+    let mut s =
+        Scheduler::new(buf.queue(), vec![SinkEntry::new(out.sink(false))], speed(v)).unwrap();
     let t0 = now_ns();
     assert!(s.start().unwrap());
     wait_end(&s);
@@ -136,7 +141,7 @@ fn fixture_at_speed_1_plays_in_one_second() {
     // time played when it was taken.
     let anchor = s.stats().anchor().expect("anchored on the first record");
     assert_eq!(anchor.log_ns, 0);
-    assert_eq!(anchor.wall_ns, seen[0].delivery.deadline_ns);
+    assert_eq!(Some(anchor.wall_ns), seen[0].delivery.deadline_ns);
     let one = Speed::new(1.0).unwrap();
     for x in &seen {
         assert_eq!(anchor.deadline(x.time_ns, one), x.delivery.deadline_ns);
@@ -203,7 +208,12 @@ fn infinite_speed_delivers_200k_records_in_order_once() {
     let mut buf = BufferData::new(Box::new(reader), BufferOptions::default()).unwrap();
     buf.start().unwrap();
     let out = Collected::default();
-    let mut s = Scheduler::new(buf.queue(), vec![out.sink(true)], speed(f64::INFINITY)).unwrap();
+    let mut s = Scheduler::new(
+        buf.queue(),
+        vec![SinkEntry::new(out.sink(true))],
+        speed(f64::INFINITY),
+    )
+    .unwrap();
     let t0 = now_ns();
     s.start().unwrap();
     wait_end(&s);
@@ -236,7 +246,12 @@ fn pause_then_resume_continues_where_it_was() {
     let _serial = serial();
     let buf = fixture_buffer();
     let out = Collected::default();
-    let mut s = Scheduler::new(buf.queue(), vec![out.sink(false)], speed(1.0)).unwrap();
+    let mut s = Scheduler::new(
+        buf.queue(),
+        vec![SinkEntry::new(out.sink(false))],
+        speed(1.0),
+    )
+    .unwrap();
     let t0 = now_ns();
     s.start().unwrap();
     // Pause between the records at 0.5 and 0.6 s.
@@ -310,7 +325,7 @@ fn pause_while_waiting_keeps_the_held_record() {
     // Two records 400 ms apart: pause during the wait for the second.
     let queue = queued(numbered(2, 400 * MS));
     let out = Collected::default();
-    let mut s = Scheduler::new(&queue, vec![out.sink(true)], speed(1.0)).unwrap();
+    let mut s = Scheduler::new(&queue, vec![SinkEntry::new(out.sink(true))], speed(1.0)).unwrap();
     let t0 = now_ns();
     s.start().unwrap();
     sleep_until(t0 + 300 * MS);
@@ -341,7 +356,12 @@ fn speed_change_mid_run() {
     let _serial = serial();
     let buf = fixture_buffer();
     let out = Collected::default();
-    let mut s = Scheduler::new(buf.queue(), vec![out.sink(false)], speed(1.0)).unwrap();
+    let mut s = Scheduler::new(
+        buf.queue(),
+        vec![SinkEntry::new(out.sink(false))],
+        speed(1.0),
+    )
+    .unwrap();
     let t0 = now_ns();
     s.start().unwrap();
     sleep_until(t0 + 400 * MS);
@@ -386,7 +406,12 @@ fn speed_change_to_infinity_flushes_the_rest_at_once() {
     let _serial = serial();
     let buf = fixture_buffer();
     let out = Collected::default();
-    let mut s = Scheduler::new(buf.queue(), vec![out.sink(false)], speed(1.0)).unwrap();
+    let mut s = Scheduler::new(
+        buf.queue(),
+        vec![SinkEntry::new(out.sink(false))],
+        speed(1.0),
+    )
+    .unwrap();
     let t0 = now_ns();
     s.start().unwrap();
     sleep_until(t0 + 250 * MS);
@@ -409,7 +434,12 @@ fn speed_change_while_paused_applies_on_resume() {
     let _serial = serial();
     let buf = fixture_buffer();
     let out = Collected::default();
-    let mut s = Scheduler::new(buf.queue(), vec![out.sink(false)], speed(1.0)).unwrap();
+    let mut s = Scheduler::new(
+        buf.queue(),
+        vec![SinkEntry::new(out.sink(false))],
+        speed(1.0),
+    )
+    .unwrap();
     let t0 = now_ns();
     s.start().unwrap();
     sleep_until(t0 + 150 * MS);
@@ -433,9 +463,17 @@ fn speed_change_while_paused_applies_on_resume() {
 fn a_second_scheduler_on_the_same_queue_is_a_state_error() {
     let _serial = serial();
     let buf = fixture_buffer();
-    let first =
-        Scheduler::new(buf.queue(), vec![Box::new(NullSink::default())], speed(1.0)).unwrap();
-    let second = Scheduler::new(buf.queue(), vec![Box::new(NullSink::default())], speed(1.0));
+    let first = Scheduler::new(
+        buf.queue(),
+        vec![SinkEntry::new(Box::new(NullSink::default()))],
+        speed(1.0),
+    )
+    .unwrap();
+    let second = Scheduler::new(
+        buf.queue(),
+        vec![SinkEntry::new(Box::new(NullSink::default()))],
+        speed(1.0),
+    );
     assert!(
         matches!(second.as_ref().err(), Some(Error::State(_))),
         "second consumer must fail"
@@ -447,7 +485,11 @@ fn a_second_scheduler_on_the_same_queue_is_a_state_error() {
     // The first one is still attached; once dropped, the queue is free again.
     drop(first);
     assert!(!buf.queue().is_claimed());
-    let third = Scheduler::new(buf.queue(), vec![Box::new(NullSink::default())], speed(1.0));
+    let third = Scheduler::new(
+        buf.queue(),
+        vec![SinkEntry::new(Box::new(NullSink::default()))],
+        speed(1.0),
+    );
     assert!(third.is_ok());
 }
 
@@ -485,7 +527,7 @@ fn starved_run(v: f64) -> (Collected, Scheduler, usize) {
         push_wait(&mut producer, Slot::End);
     });
     let out = Collected::default();
-    let mut s = Scheduler::new(&queue, vec![out.sink(true)], speed(v)).unwrap();
+    let mut s = Scheduler::new(&queue, vec![SinkEntry::new(out.sink(true))], speed(v)).unwrap();
     s.start().unwrap();
     gap_rx.recv().unwrap();
     std::thread::sleep(Duration::from_millis(150));
@@ -541,7 +583,7 @@ fn an_error_slot_stops_the_run_after_the_records_before_it() {
     producer.push(Slot::End).unwrap();
 
     let out = Collected::default();
-    let mut s = Scheduler::new(&queue, vec![out.sink(true)], speed(1.0)).unwrap();
+    let mut s = Scheduler::new(&queue, vec![SinkEntry::new(out.sink(true))], speed(1.0)).unwrap();
     s.start().unwrap();
     wait_end(&s);
     assert_eq!(
@@ -574,7 +616,12 @@ fn malformed_log_ends_the_replay_with_its_error() {
     .unwrap();
     buf.start().unwrap();
     let out = Collected::default();
-    let mut s = Scheduler::new(buf.queue(), vec![out.sink(false)], speed(1.0)).unwrap();
+    let mut s = Scheduler::new(
+        buf.queue(),
+        vec![SinkEntry::new(out.sink(false))],
+        speed(1.0),
+    )
+    .unwrap();
     s.start().unwrap();
     wait_end(&s);
     assert_eq!(out.len(), 3);
@@ -592,7 +639,12 @@ fn buffer_reset_replays_from_the_start() {
     let _serial = serial();
     let mut buf = fixture_buffer();
     let out = Collected::default();
-    let mut s = Scheduler::new(buf.queue(), vec![out.sink(false)], speed(f64::INFINITY)).unwrap();
+    let mut s = Scheduler::new(
+        buf.queue(),
+        vec![SinkEntry::new(out.sink(false))],
+        speed(f64::INFINITY),
+    )
+    .unwrap();
     s.start().unwrap();
     wait_end(&s);
     assert_eq!(out.len(), 20);
@@ -616,7 +668,12 @@ fn several_sinks_each_get_every_record() {
     let a = Collected::default();
     let b = Collected::default();
     let sinks: Vec<Box<dyn Sink>> = vec![a.sink(false), b.sink(false)];
-    let mut s = Scheduler::new(buf.queue(), sinks, speed(f64::INFINITY)).unwrap();
+    let mut s = Scheduler::new(
+        buf.queue(),
+        sinks.into_iter().map(SinkEntry::new).collect(),
+        speed(f64::INFINITY),
+    )
+    .unwrap();
     s.start().unwrap();
     wait_end(&s);
     let ta: Vec<i64> = a.seen().iter().map(|x| x.time_ns).collect();
@@ -631,8 +688,12 @@ fn several_sinks_each_get_every_record() {
 fn stop_of_an_idle_scheduler_is_a_no_op() {
     let _serial = serial();
     let buf = fixture_buffer();
-    let mut s =
-        Scheduler::new(buf.queue(), vec![Box::new(NullSink::default())], speed(1.0)).unwrap();
+    let mut s = Scheduler::new(
+        buf.queue(),
+        vec![SinkEntry::new(Box::new(NullSink::default()))],
+        speed(1.0),
+    )
+    .unwrap();
     assert!(!s.stop().unwrap());
     assert_eq!(s.last_outcome().unwrap(), None);
     assert!(s.start().unwrap());
@@ -646,7 +707,7 @@ fn low_rate_replay_does_not_burn_a_core() {
     // Two records 600 ms apart: the scheduler should sleep, not spin.
     let queue = queued(numbered(2, 600 * MS));
     let out = Collected::default();
-    let mut s = Scheduler::new(&queue, vec![out.sink(false)], speed(1.0)).unwrap();
+    let mut s = Scheduler::new(&queue, vec![SinkEntry::new(out.sink(false))], speed(1.0)).unwrap();
     let cpu0 = process_cpu_ns();
     s.start().unwrap();
     wait_end(&s);
@@ -684,7 +745,7 @@ fn thread_cpu_ns() -> i64 {
 struct ThreadCpu(Arc<Mutex<Vec<(i64, i64)>>>);
 
 impl Sink for ThreadCpu {
-    fn deliver(&mut self, _: &Record, _: Delivery, _: &Control) {
+    fn deliver(&mut self, _: &Record, _: Delivery, _: Waiter<'_>) {
         self.0.lock().unwrap().push((now_ns(), thread_cpu_ns()));
     }
 }
@@ -695,7 +756,7 @@ fn scheduler_cpu_share(n: u32, step_ns: i64, busy_wait_ns: Option<i64>) -> f64 {
     let queue = queued(numbered(n, step_ns));
     let samples = Arc::new(Mutex::new(Vec::new()));
     let sink: Box<dyn Sink> = Box::new(ThreadCpu(samples.clone()));
-    let mut s = Scheduler::new(&queue, vec![sink], speed(1.0)).unwrap();
+    let mut s = Scheduler::new(&queue, vec![SinkEntry::new(sink)], speed(1.0)).unwrap();
     if let Some(ns) = busy_wait_ns {
         s.set_busy_wait(ns);
     }
@@ -738,7 +799,12 @@ fn plays_only_the_first(records: Vec<Record>, v: f64) {
     let _serial = serial();
     let queue = queued(records);
     let collected = Collected::default();
-    let mut s = Scheduler::new(&queue, vec![collected.sink(false)], speed(v)).unwrap();
+    let mut s = Scheduler::new(
+        &queue,
+        vec![SinkEntry::new(collected.sink(false))],
+        speed(v),
+    )
+    .unwrap();
     s.start().unwrap();
     wait_for("the first record", T, || collected.len() == 1);
     std::thread::sleep(Duration::from_millis(300));
@@ -783,7 +849,12 @@ fn a_start_after_the_end_without_a_rewind_does_not_report_the_end_again() {
     let _serial = serial();
     let queue = queued(numbered(3, MS));
     let collected = Collected::default();
-    let mut s = Scheduler::new(&queue, vec![collected.sink(false)], speed(1.0)).unwrap();
+    let mut s = Scheduler::new(
+        &queue,
+        vec![SinkEntry::new(collected.sink(false))],
+        speed(1.0),
+    )
+    .unwrap();
     assert!(s.start().unwrap());
     wait_end(&s);
     // Paused after the end (the owner had not seen it yet), then resumed.

@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use memmap2::Mmap;
-use netreplay_core::mapguard::GuardedMap;
-use netreplay_core::mcl::{open_file, ReadOptions};
-use netreplay_core::source::RecordSource;
+use netreplay_core::engine::open_file;
+use netreplay_core::format::mcl::ReadOptions;
+use netreplay_core::format::RecordSource;
+use netreplay_core::sys::GuardedMap;
 use netreplay_core::Error;
 
 /// More live mappings than the guard's table of 1,024.

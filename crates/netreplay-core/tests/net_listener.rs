@@ -8,12 +8,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use net_common::*;
-use netreplay_core::clock::now_ns;
-use netreplay_core::listener::{Listener, ListenerOptions, Received};
-use netreplay_core::reassembly::ReassemblyOptions;
-use netreplay_core::sink::Delivery;
-use netreplay_core::udp::{UdpSink, UdpSinkOptions};
-use netreplay_core::wire::{Encoder, WireOptions};
+use netreplay_core::engine::now_ns;
+use netreplay_core::engine::Delivery;
+use netreplay_core::format::reassembly::ReassemblyOptions;
+use netreplay_core::format::wire::{Encoder, WireOptions};
+use netreplay_core::net::{Listener, ListenerOptions, Received};
+use netreplay_core::net::{UdpSink, UdpSinkOptions};
 use netreplay_core::Error;
 
 fn options(url: &str) -> ListenerOptions {
@@ -26,7 +26,8 @@ fn options(url: &str) -> ListenerOptions {
 
 fn now() -> Delivery {
     Delivery {
-        deadline_ns: now_ns(),
+        run: 0,
+        deadline_ns: Some(now_ns()),
         lateness_ns: 0,
     }
 }

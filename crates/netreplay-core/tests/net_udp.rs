@@ -6,14 +6,15 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use net_common::*;
-use netreplay_core::buffer::Queue;
-use netreplay_core::clock::{now_ns, Speed};
-use netreplay_core::listener::{Listener, ListenerOptions, ReceivedMessage};
-use netreplay_core::ring::Slot;
-use netreplay_core::scheduler::{Scheduler, SchedulerOptions};
-use netreplay_core::sink::{Delivery, Outcome};
-use netreplay_core::udp::{FailureKind, Route, UdpSink, UdpSinkOptions, UdpSinkSnapshot};
-use netreplay_core::wire::{Encoder, WireOptions};
+use netreplay_core::engine::Queue;
+use netreplay_core::engine::SinkEntry;
+use netreplay_core::engine::Slot;
+use netreplay_core::engine::{now_ns, Speed};
+use netreplay_core::engine::{Delivery, Outcome};
+use netreplay_core::engine::{Scheduler, SchedulerOptions};
+use netreplay_core::format::wire::{Encoder, WireOptions};
+use netreplay_core::net::{FailureKind, Route, UdpSink, UdpSinkOptions, UdpSinkSnapshot};
+use netreplay_core::net::{Listener, ListenerOptions, ReceivedMessage};
 use netreplay_core::{Error, Record};
 
 const BIG_RCVBUF: Option<usize> = Some(4 << 20);
@@ -21,7 +22,7 @@ const BIG_RCVBUF: Option<usize> = Some(4 << 20);
 fn listen(
     url: &str,
 ) -> (
-    Listener<netreplay_core::listener::ChannelHandler>,
+    Listener<netreplay_core::net::ChannelHandler>,
     Receiver<ReceivedMessage>,
 ) {
     Listener::channel(
@@ -37,7 +38,8 @@ fn listen(
 
 fn now() -> Delivery {
     Delivery {
-        deadline_ns: now_ns(),
+        run: 0,
+        deadline_ns: Some(now_ns()),
         lateness_ns: 0,
     }
 }
@@ -403,9 +405,10 @@ fn replay_udp(
     assert!(producer.push(Slot::End).is_ok());
     let mut scheduler = Scheduler::new(
         &queue,
-        vec![Box::new(sink)],
+        vec![SinkEntry::new(Box::new(sink))],
         SchedulerOptions {
             speed: Speed::new(speed).unwrap(),
+            ..Default::default()
         },
     )
     .unwrap();
@@ -614,7 +617,7 @@ struct Synthetic {
     streams: Vec<netreplay_core::StreamInfo>,
 }
 
-impl netreplay_core::source::RecordSource for Synthetic {
+impl netreplay_core::format::RecordSource for Synthetic {
     fn next_record(&mut self) -> netreplay_core::Result<Option<Record>> {
         if self.next == self.n {
             return Ok(None);
@@ -654,7 +657,7 @@ impl netreplay_core::source::RecordSource for Synthetic {
 #[test]
 #[ignore = "measurement"]
 fn udp_throughput_at_infinity() {
-    use netreplay_core::buffer::{BufferData, BufferOptions};
+    use netreplay_core::engine::{BufferData, BufferOptions};
     use socket2::{Domain, Protocol, Socket, Type};
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
@@ -738,9 +741,10 @@ fn udp_throughput_at_infinity() {
     let stats = sink.stats().clone();
     let mut scheduler = Scheduler::new(
         buffer.queue(),
-        vec![Box::new(sink)],
+        vec![SinkEntry::new(Box::new(sink))],
         SchedulerOptions {
             speed: Speed::new(f64::INFINITY).unwrap(),
+            ..Default::default()
         },
     )
     .unwrap();

@@ -7,25 +7,26 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use net_common::*;
-use netreplay_core::clock::now_ns;
-use netreplay_core::listener::ListenerOptions;
-use netreplay_core::mcl::{self, ReadOptions};
-use netreplay_core::sink::Delivery;
-use netreplay_core::udp::{Route, UdpSink, UdpSinkOptions};
-use netreplay_core::writer::{
-    format_created, HeaderStyle, NetworkRecorder, Recorder, RecorderOptions, RecorderStream,
-    TimeOrigin, WriteFile, WriteOptions,
+use netreplay_core::engine::now_ns;
+use netreplay_core::engine::Delivery;
+use netreplay_core::format::mcl::{self, ReadOptions};
+use netreplay_core::format::mcl::{
+    format_created, HeaderStyle, Recorder, RecorderOptions, RecorderStream, TimeOrigin, WriteFile,
+    WriteOptions,
 };
+use netreplay_core::net::ListenerOptions;
+use netreplay_core::net::NetworkRecorder;
+use netreplay_core::net::{Route, UdpSink, UdpSinkOptions};
 use netreplay_core::{Error, Record};
 
 fn read_file(path: &Path) -> Vec<Record> {
-    read_all(mcl::open_file(path, &ReadOptions::default()).unwrap()).0
+    read_all(netreplay_core::engine::open_file(path, &ReadOptions::default()).unwrap()).0
 }
 
 /// Rewrite a fixture log with the writer; the bytes must be identical.
 fn rewrite_fixture(name: &str, style: HeaderStyle, revision: &str) {
     let fixture = fixtures().join(format!("{name}.log"));
-    let reader = mcl::open_file(&fixture, &ReadOptions::default()).unwrap();
+    let reader = netreplay_core::engine::open_file(&fixture, &ReadOptions::default()).unwrap();
     let header = reader.header().unwrap().clone();
     assert_eq!(header.revision.as_deref(), Some(revision));
     let (records, _) = read_all(reader);
@@ -116,8 +117,9 @@ fn a_recording_round_trips_through_the_reader() {
         include_raw: true,
         ..ReadOptions::default()
     };
-    let (again, again_streams) =
-        read_all(mcl::open_directory(&dir.path().join("copy"), &options).unwrap());
+    let (again, again_streams) = read_all(
+        netreplay_core::engine::open_directory(&dir.path().join("copy"), &options).unwrap(),
+    );
     assert_eq!(again, records);
     assert_eq!(
         again_streams
@@ -337,7 +339,8 @@ fn recorder_makes_an_mcl_directory() {
         "{a}"
     );
     assert!(a.ends_with("     0.25000    't'         02\n"), "{a}");
-    let (records, _) = read_all(mcl::open_directory(&dir, &ReadOptions::default()).unwrap());
+    let (records, _) =
+        read_all(netreplay_core::engine::open_directory(&dir, &ReadOptions::default()).unwrap());
     assert_eq!(records.len(), 2);
     assert_eq!(records[1].time_ns, 500_000_000);
     let err = Recorder::create(
@@ -402,7 +405,8 @@ fn network_recording_of_a_replay() {
         sink.send(
             r,
             Delivery {
-                deadline_ns: now_ns(),
+                run: 0,
+                deadline_ns: Some(now_ns()),
                 lateness_ns: 0,
             },
         );
@@ -420,7 +424,7 @@ fn network_recording_of_a_replay() {
         names(&dir),
         ["UnitTestMessageA.log", "UnitTestMessageB.log"]
     );
-    let reader = mcl::open_directory(&dir, &ReadOptions::default()).unwrap();
+    let reader = netreplay_core::engine::open_directory(&dir, &ReadOptions::default()).unwrap();
     let created: Vec<_> = reader
         .headers()
         .iter()

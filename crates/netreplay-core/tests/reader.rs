@@ -7,9 +7,10 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use netreplay_core::mcl::{open_directory, open_file, ReadOptions};
-use netreplay_core::merge::TimeWindow;
-use netreplay_core::source::{OnError, RecordSource};
+use netreplay_core::engine::{open_directory, open_file};
+use netreplay_core::format::mcl::ReadOptions;
+use netreplay_core::format::TimeWindow;
+use netreplay_core::format::{OnError, RecordSource};
 use netreplay_core::{Error, Record};
 
 const A: &str = "UnitTestMessageA";

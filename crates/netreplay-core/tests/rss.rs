@@ -7,8 +7,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use netreplay_core::mcl::{open_file, ReadOptions};
-use netreplay_core::source::RecordSource;
+use netreplay_core::engine::open_file;
+use netreplay_core::format::mcl::ReadOptions;
+use netreplay_core::format::RecordSource;
 
 const MB: u64 = 1 << 20;
 /// Size of the generated log.

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use napi_derive::napi;
-use netreplay_core::mcl::{self, ReadOptions};
-use netreplay_core::ring::{ring, Slot};
-use netreplay_core::source::RecordSource;
+use netreplay_core::engine::{ring, Slot};
+use netreplay_core::format::mcl::{self, ReadOptions};
+use netreplay_core::format::RecordSource;
 use netreplay_core::Record;
 
 use crate::errors::{to_napi, Code};
@@ -26,7 +26,7 @@ pub struct DecodeCount {
 pub fn bench_decode_log(path: String) -> napi::Result<DecodeCount, Code> {
     let path = Path::new(&path);
     let options = ReadOptions::default();
-    let mut reader = mcl::open_path(path, &options).map_err(to_napi)?;
+    let mut reader = netreplay_core::engine::open_path(path, &options).map_err(to_napi)?;
     let (mut records, mut payload_bytes) = (0u64, 0u64);
     while let Some(record) = reader.next_record().map_err(to_napi)? {
         records += 1;

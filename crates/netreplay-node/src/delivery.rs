@@ -8,15 +8,15 @@
 //! crossing per batch, no JS object made natively: the TS layer decodes.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use netreplay_core::scheduler::Control;
-use netreplay_core::sink::{Delivery, Outcome, Sink};
+use netreplay_core::engine::{Delivery, Outcome, Sink};
+use netreplay_core::engine::{Histogram, LagPolicy, Waiter};
 use netreplay_core::{Error as CoreError, Record};
 
 use crate::errors::code_of;
@@ -98,9 +98,6 @@ pub struct DeliveryState {
     /// Their records and bytes (the batch buffers' lengths).
     pub in_flight_records: AtomicUsize,
     pub in_flight_bytes: AtomicUsize,
-    /// Number of the current scheduler run, so JS can drop batches of a run
-    /// it has stopped and rewound.
-    pub run: AtomicU32,
 }
 impl DeliveryState {
     /// A batch of `records` records in `bytes` bytes went to JS.
@@ -137,6 +134,8 @@ pub struct JsSink {
     state: Arc<DeliveryState>,
     max_in_flight: usize,
     max_batch: usize,
+    /// The run of the records in hand (all of a batch belong to one run).
+    run: u64,
 }
 
 impl JsSink {
@@ -156,6 +155,7 @@ impl JsSink {
             state,
             max_in_flight,
             max_batch,
+            run: 0,
         }
     }
 
@@ -177,14 +177,19 @@ impl JsSink {
     /// Send the batch (and an event). Waits while JS is `max_in_flight`
     /// unacknowledged batches behind, unless a stop is requested: then one
     /// more batch is queued, so nothing is lost and memory stays bounded.
-    fn send(&mut self, control: Option<&Control>, event: Option<String>, error: Option<ErrorInfo>) {
+    /// (Under the drop policy the batch never holds more than JS has room
+    /// for: see `deliver`.)
+    fn send(
+        &mut self,
+        waiter: Option<Waiter<'_>>,
+        event: Option<String>,
+        error: Option<ErrorInfo>,
+    ) {
         if self.count == 0 && event.is_none() {
             return;
         }
-        if let Some(control) = control {
-            while self.js_is_behind() && !control.stop_requested() {
-                control.park(BACKPRESSURE_PARK);
-            }
+        if let Some(waiter) = waiter {
+            while self.js_is_behind() && waiter.wait(BACKPRESSURE_PARK) {}
         }
         let (records, bytes) = (self.count as usize, self.data.len());
         let data = std::mem::take(&mut self.data);
@@ -194,7 +199,8 @@ impl JsSink {
             std::mem::take(&mut self.new_topics),
             event,
             error,
-            self.state.run.load(Ordering::Acquire),
+            // Runs are compared for equality only: wrapping is harmless.
+            self.run as u32,
         ));
         self.count = 0;
         self.state.add(records, bytes);
@@ -209,25 +215,36 @@ impl JsSink {
 
     /// Whether the batch in hand must wait for JS to acknowledge earlier ones.
     fn js_is_behind(&self) -> bool {
+        self.exceeds(self.count as usize, self.data.len())
+    }
+
+    /// Whether a batch of `records` records in `bytes` bytes would exceed
+    /// the in-flight bounds now.
+    fn exceeds(&self, records: usize, bytes: usize) -> bool {
         let s = &self.state;
-        let records = s.in_flight_records.load(Ordering::Acquire);
-        let bytes = s.in_flight_bytes.load(Ordering::Acquire);
+        let in_records = s.in_flight_records.load(Ordering::Acquire);
+        let in_bytes = s.in_flight_bytes.load(Ordering::Acquire);
         s.in_flight.load(Ordering::Acquire) >= self.max_in_flight
-            || (records > 0 && records + self.count as usize > MAX_IN_FLIGHT_RECORDS)
-            || (bytes > 0 && bytes + self.data.len() > MAX_IN_FLIGHT_BYTES)
+            || (in_records > 0 && in_records + records > MAX_IN_FLIGHT_RECORDS)
+            || (in_bytes > 0 && in_bytes + bytes > MAX_IN_FLIGHT_BYTES)
     }
 }
 
 impl Sink for JsSink {
-    fn deliver(&mut self, record: &Record, delivery: Delivery, control: &Control) {
+    fn deliver(&mut self, record: &Record, delivery: Delivery, waiter: Waiter<'_>) {
+        let size = RECORD_HEADER_BYTES + record.payload.len();
+        if waiter.lag() == LagPolicy::Drop
+            && self.exceeds(self.count as usize + 1, self.data.len() + size)
+        {
+            // JS has no room for it: under the drop policy the replay does
+            // not wait for JS, the record is counted instead.
+            waiter.count_dropped(1);
+            return;
+        }
+        self.run = delivery.run;
         let topic = self.topic_id(&record.topic);
-        let deadline = if delivery.deadline_ns == i64::MIN {
-            f64::NAN
-        } else {
-            delivery.deadline_ns as f64
-        };
-        self.data
-            .reserve(RECORD_HEADER_BYTES + record.payload.len());
+        let deadline = delivery.deadline_ns.map_or(f64::NAN, |d| d as f64);
+        self.data.reserve(size);
         self.data
             .extend_from_slice(&(record.time_ns as f64 / 1e9).to_le_bytes());
         self.data
@@ -240,20 +257,45 @@ impl Sink for JsSink {
         self.data.extend_from_slice(&record.payload);
         self.count += 1;
         if self.count as usize >= self.max_batch || self.data.len() >= MAX_BATCH_BYTES {
-            self.send(Some(control), None, None);
+            self.send(Some(waiter), None, None);
         }
     }
 
-    fn flush(&mut self, control: &Control) {
-        self.send(Some(control), None, None);
+    fn flush(&mut self, waiter: Waiter<'_>) {
+        self.send(Some(waiter), None, None);
     }
 
-    fn finish(&mut self, outcome: &Outcome) {
+    fn finish(&mut self, run: u64, outcome: &Outcome) {
+        self.run = run;
         let (event, error) = match outcome {
             Outcome::End => ("end", None),
             Outcome::Error(err) => ("error", Some(ErrorInfo::from(err))),
             Outcome::Stopped => ("stopped", None),
         };
         self.send(None, Some(event.to_string()), error);
+    }
+}
+
+/// Record in `lateness` how late each record of a batch (in the layout
+/// above) reached JS: `handed_at_ns` − its deadline. Records without a
+/// deadline (infinite speed) count as on time.
+pub fn record_handover(data: &[u8], handed_at_ns: i64, lateness: &Histogram) {
+    let mut at = 0;
+    while at + RECORD_HEADER_BYTES <= data.len() {
+        let field = |offset: usize| {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(&data[at + offset..at + offset + 8]);
+            f64::from_le_bytes(bytes)
+        };
+        let deadline = field(16);
+        let late = if deadline.is_nan() {
+            0
+        } else {
+            handed_at_ns.saturating_sub(deadline as i64)
+        };
+        lateness.record(late);
+        let mut len = [0u8; 4];
+        len.copy_from_slice(&data[at + 32..at + 36]);
+        at += RECORD_HEADER_BYTES + u32::from_le_bytes(len) as usize;
     }
 }

@@ -12,14 +12,15 @@ use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use netreplay_core::buffer::{BufferData, BufferOptions, Queue, DEFAULT_MAX_BYTES};
-use netreplay_core::clock::{Speed, BUSY_WAIT_NS};
-use netreplay_core::mcl::{self, MclReader, ReadOptions};
-use netreplay_core::merge::TimeWindow;
-use netreplay_core::record::StreamTable;
-use netreplay_core::ring::{RingProducer, Slot};
-use netreplay_core::scheduler::{Scheduler, SchedulerOptions};
-use netreplay_core::source::{OnError, RecordSource};
+use netreplay_core::engine::MclReader;
+use netreplay_core::engine::{BufferData, BufferOptions, Queue, DEFAULT_MAX_BYTES};
+use netreplay_core::engine::{RingProducer, Slot};
+use netreplay_core::engine::{Scheduler, SchedulerOptions};
+use netreplay_core::engine::{Speed, BUSY_WAIT_NS};
+use netreplay_core::format::mcl::{self, ReadOptions};
+use netreplay_core::format::TimeWindow;
+use netreplay_core::format::{OnError, RecordSource};
+use netreplay_core::StreamTable;
 use netreplay_core::{Record, StreamInfo};
 
 use crate::delivery::{
@@ -27,8 +28,8 @@ use crate::delivery::{
 };
 use crate::errors::{to_napi, Code};
 use crate::net::{lateness_js, udp_sink, udp_stats_js, EventsOnly, UdpOptionsJs, UdpStatsJs};
-use netreplay_core::sink::Sink;
-use netreplay_core::udp::UdpSinkStats;
+use netreplay_core::engine::SinkEntry;
+use netreplay_core::net::UdpSinkStats;
 
 fn seconds_to_ns(name: &'static str, seconds: f64) -> Result<i64, Code> {
     if !seconds.is_finite() {
@@ -139,8 +140,8 @@ impl NativeMclReader {
         };
         let path = PathBuf::from(path);
         let reader = match kind.as_str() {
-            "file" => mcl::open_file(&path, &read_options),
-            "directory" => mcl::open_directory(&path, &read_options),
+            "file" => netreplay_core::engine::open_file(&path, &read_options),
+            "directory" => netreplay_core::engine::open_directory(&path, &read_options),
             other => {
                 return Err(to_napi(netreplay_core::Error::invalid(
                     "kind",
@@ -559,7 +560,7 @@ impl NativeScheduler {
                 .max(1) as usize,
             options.max_batch.unwrap_or(4096).max(1) as usize,
         );
-        let mut sinks: Vec<Box<dyn Sink>> = Vec::with_capacity(2);
+        let mut sinks: Vec<SinkEntry> = Vec::with_capacity(2);
         let mut udp = None;
         if let Some(udp_options) = options.udp {
             let mut sink = udp_sink(udp_options, &buffer.streams)?;
@@ -568,15 +569,22 @@ impl NativeScheduler {
             }
             udp = Some(sink.stats().clone());
             // First: the network sees the deadline before JS delivery.
-            sinks.push(Box::new(sink));
+            sinks.push(SinkEntry::new(Box::new(sink)));
         }
         if options.js.unwrap_or(true) {
-            sinks.push(Box::new(sink));
+            sinks.push(SinkEntry::new(Box::new(sink)));
         } else {
-            sinks.push(Box::new(EventsOnly(sink)));
+            sinks.push(SinkEntry::new(Box::new(EventsOnly(sink))));
         }
-        let scheduler =
-            Scheduler::new(buffer.queue(), sinks, SchedulerOptions { speed }).map_err(to_napi)?;
+        let scheduler = Scheduler::new(
+            buffer.queue(),
+            sinks,
+            SchedulerOptions {
+                speed,
+                ..Default::default()
+            },
+        )
+        .map_err(to_napi)?;
         // A thread spinning on one core makes the JS thread it wakes queue
         // behind it (the kernel places a wakee next to its waker) for up to
         // a time slice, milliseconds: with JS delivery, sleep by default.
@@ -603,7 +611,6 @@ impl NativeScheduler {
         if scheduler.is_alive() {
             return Ok(false);
         }
-        self.delivery.run.fetch_add(1, Ordering::AcqRel);
         scheduler.start().map_err(to_napi)
     }
 
@@ -615,7 +622,7 @@ impl NativeScheduler {
     /// The current run number (batches carry the run they belong to).
     #[napi(getter, catch_unwind)]
     pub fn run(&self) -> u32 {
-        self.delivery.run.load(Ordering::Acquire)
+        self.scheduler.as_ref().map_or(0, |s| s.run() as u32)
     }
 
     /// JS consumed a batch of `records` records in `bytes` bytes (its

@@ -10,19 +10,20 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use netreplay_core::listener::{
+use netreplay_core::engine::Summary;
+use netreplay_core::engine::Waiter;
+use netreplay_core::engine::{Delivery, Outcome, Sink};
+use netreplay_core::format::mcl::{
+    format_created, HeaderStyle, RecorderOptions, RecorderStream, TimeOrigin, WriteFile,
+    WriteOptions,
+};
+use netreplay_core::format::reassembly::ReassemblyOptions;
+use netreplay_core::format::wire::{RawEncoding, WireOptions};
+use netreplay_core::net::NetworkRecorder;
+use netreplay_core::net::{
     Handler, Listener, ListenerOptions, ListenerSnapshot, ListenerStats, Received,
 };
-use netreplay_core::reassembly::ReassemblyOptions;
-use netreplay_core::scheduler::Control;
-use netreplay_core::sink::{Delivery, Outcome, Sink};
-use netreplay_core::stats::Summary;
-use netreplay_core::udp::{Route, UdpSink, UdpSinkOptions, UdpSinkStats};
-use netreplay_core::wire::{RawEncoding, WireOptions};
-use netreplay_core::writer::{
-    format_created, HeaderStyle, NetworkRecorder, RecorderOptions, RecorderStream, TimeOrigin,
-    WriteFile, WriteOptions,
-};
+use netreplay_core::net::{Route, UdpSink, UdpSinkOptions, UdpSinkStats};
 use netreplay_core::{Error as CoreError, Record, StreamInfo};
 
 use crate::errors::{to_napi, Code};
@@ -211,14 +212,14 @@ pub(crate) fn udp_stats_js(stats: &UdpSinkStats) -> UdpStatsJs {
 pub(crate) struct EventsOnly<S: Sink>(pub S);
 
 impl<S: Sink> Sink for EventsOnly<S> {
-    fn deliver(&mut self, _record: &Record, _delivery: Delivery, _control: &Control) {}
+    fn deliver(&mut self, _record: &Record, _delivery: Delivery, _waiter: Waiter<'_>) {}
 
-    fn flush(&mut self, control: &Control) {
-        self.0.flush(control);
+    fn flush(&mut self, waiter: Waiter<'_>) {
+        self.0.flush(waiter);
     }
 
-    fn finish(&mut self, outcome: &Outcome) {
-        self.0.finish(outcome);
+    fn finish(&mut self, run: u64, outcome: &Outcome) {
+        self.0.finish(run, outcome);
     }
 }
 
@@ -574,8 +575,8 @@ impl NativeWriteFile {
     /// Write one record: elapsed seconds, topic, msgpack payload bytes.
     #[napi(catch_unwind)]
     pub fn write(&mut self, elapsed_time: f64, topic: String, payload: &[u8]) -> Result<(), Code> {
-        let ns = netreplay_core::record::log_time_from_seconds("elapsedTime", elapsed_time)
-            .map_err(to_napi)?;
+        let ns =
+            netreplay_core::log_time_from_seconds("elapsedTime", elapsed_time).map_err(to_napi)?;
         self.inner()?.write(ns, &topic, payload).map_err(to_napi)
     }
 

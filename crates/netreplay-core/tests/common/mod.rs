@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use netreplay_core::clock::now_ns;
-use netreplay_core::scheduler::Control;
-use netreplay_core::sink::{Delivery, Outcome, Sink};
-use netreplay_core::source::RecordSource;
+use netreplay_core::engine::now_ns;
+use netreplay_core::engine::Waiter;
+use netreplay_core::engine::{Delivery, Outcome, Sink};
+use netreplay_core::format::RecordSource;
 use netreplay_core::{Error, Record, Result, StreamInfo};
 
 /// The `created` value of every generated header unless a test asks otherwise.
@@ -344,7 +344,7 @@ pub struct Collect {
 }
 
 impl Sink for Collect {
-    fn deliver(&mut self, record: &Record, delivery: Delivery, _control: &Control) {
+    fn deliver(&mut self, record: &Record, delivery: Delivery, _waiter: Waiter<'_>) {
         let wall_ns = now_ns();
         self.out.seen.lock().unwrap().push(Seen {
             time_ns: record.time_ns,
@@ -358,10 +358,10 @@ impl Sink for Collect {
             },
         });
     }
-    fn flush(&mut self, _control: &Control) {
+    fn flush(&mut self, _waiter: Waiter<'_>) {
         self.out.flushes.fetch_add(1, Ordering::Relaxed);
     }
-    fn finish(&mut self, outcome: &Outcome) {
+    fn finish(&mut self, _run: u64, outcome: &Outcome) {
         self.out.outcomes.lock().unwrap().push(outcome.clone());
     }
 }

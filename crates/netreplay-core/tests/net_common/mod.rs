@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use netreplay_core::mcl::{self, ReadOptions};
-use netreplay_core::source::RecordSource;
+use netreplay_core::format::mcl::{self, ReadOptions};
+use netreplay_core::format::RecordSource;
 use netreplay_core::{Record, StreamInfo};
 
 pub fn fixtures() -> PathBuf {
@@ -55,7 +55,7 @@ pub fn fixture_records(include_raw: bool) -> (Vec<Record>, Vec<StreamInfo>) {
         include_raw,
         ..ReadOptions::default()
     };
-    read_all(mcl::open_directory(&fixtures(), &options).unwrap())
+    read_all(netreplay_core::engine::open_directory(&fixtures(), &options).unwrap())
 }
 
 /// Poll `done` until it holds or `timeout` passes.

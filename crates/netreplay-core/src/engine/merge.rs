@@ -1,14 +1,7 @@
 //! Time-ordered k-way merge of record sources, with a time window.
 
-use crate::source::RecordSource;
+use crate::format::source::{RecordSource, TimeWindow};
 use crate::{Error, Record, Result, StreamInfo};
-
-/// Inclusive bounds on elapsed time, in nanoseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct TimeWindow {
-    pub min_ns: Option<i64>,
-    pub max_ns: Option<i64>,
-}
 
 struct Input {
     source: Box<dyn RecordSource>,

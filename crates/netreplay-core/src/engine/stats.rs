@@ -7,7 +7,8 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
-use crate::clock::Anchor;
+pub use crate::counter::Counter;
+use crate::engine::clock::Anchor;
 
 const SUB_BITS: u32 = 5;
 const SUB: usize = 1 << SUB_BITS;
@@ -129,22 +130,6 @@ impl Histogram {
     }
 }
 
-/// A counter with one writer (plain load + store).
-#[derive(Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    pub fn add(&self, n: u64) {
-        self.0.store(self.0.load(Relaxed) + n, Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Relaxed)
-    }
-    pub fn clear(&self) {
-        self.0.store(0, Relaxed);
-    }
-}
-
 /// What a scheduler reports about a replay.
 #[derive(Default)]
 pub struct ReplayStats {
@@ -177,6 +162,23 @@ impl ReplayStats {
     /// before the first record of a replay, or at infinite speed.
     pub fn anchor(&self) -> Option<Anchor> {
         *self.anchor.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What the engine counts for each sink, readable from any thread.
+#[derive(Default)]
+pub struct SinkStats {
+    /// Records this sink dropped under [`LagPolicy::Drop`](crate::engine::LagPolicy).
+    pub dropped: Counter,
+    /// Lateness where the sink hands records on, when it measures it (the
+    /// JS sink: when its callback receives a batch). One writer.
+    pub lateness: Histogram,
+}
+
+impl SinkStats {
+    pub fn clear(&self) {
+        self.dropped.clear();
+        self.lateness.clear();
     }
 }
 

@@ -10,12 +10,14 @@ use std::sync::Arc;
 
 use memmap2::{Advice, Mmap, UncheckedAdvice};
 
-use crate::mapguard::GuardedMap;
-use crate::merge::{MergeReader, TimeWindow};
+use crate::format::source::{OnError, RecordSource, TimeWindow};
+use crate::format::wire::check_value;
 use crate::record::is_log_time;
-use crate::source::{OnError, RecordSource};
-use crate::wire::check_value;
+use crate::sys::GuardedMap;
 use crate::{Error, Record, Result, StreamInfo};
+
+mod writer;
+pub use writer::*;
 
 /// Fields of an MCL log header.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -920,67 +922,10 @@ fn find_split_set(prefix: &Path) -> Result<Vec<PathBuf>> {
     Ok(parts.into_iter().map(|(_, p)| p).collect())
 }
 
-/// The reader behind `ReadFile` and `ReadDirectory`: a time-ordered merge of
-/// MCL streams that keeps each stream's header.
-pub struct MclReader {
-    merge: MergeReader,
-    headers: Vec<Option<Header>>,
-}
-
-impl MclReader {
-    /// Header of the first stream (the file's, for `ReadFile`).
-    pub fn header(&self) -> Option<&Header> {
-        self.headers.first().and_then(|h| h.as_ref())
-    }
-
-    pub fn headers(&self) -> &[Option<Header>] {
-        &self.headers
-    }
-
-    fn from_streams(streams: Vec<MclStream>, window: TimeWindow) -> Self {
-        let headers = streams.iter().map(|s| s.header.clone()).collect();
-        let boxed = streams
-            .into_iter()
-            .map(|s| Box::new(s) as Box<dyn RecordSource>)
-            .collect();
-        MclReader {
-            merge: MergeReader::new(boxed, window),
-            headers,
-        }
-    }
-}
-
-impl RecordSource for MclReader {
-    fn next_record(&mut self) -> Result<Option<Record>> {
-        self.merge.next_record()
-    }
-    fn reset(&mut self) -> Result<()> {
-        self.merge.reset()
-    }
-    fn is_data_pending(&self) -> bool {
-        self.merge.is_data_pending()
-    }
-    fn streams(&self) -> &[StreamInfo] {
-        self.merge.streams()
-    }
-    fn skipped(&self) -> u64 {
-        self.merge.skipped()
-    }
-}
-
-/// A recording directory, a log file, or a split-set prefix: whichever
-/// `path` is.
-pub fn open_path(path: &Path, options: &ReadOptions) -> Result<MclReader> {
-    if path.is_dir() {
-        open_directory(path, options)
-    } else {
-        open_file(path, options)
-    }
-}
-
-/// `ReadFile`: one file, or the split set `<path>_NNN.log` when `path` is a prefix.
-pub fn open_file(path: &Path, options: &ReadOptions) -> Result<MclReader> {
-    let parts = if path.is_file() {
+/// The parts `ReadFile` reads: the file itself, or the split set
+/// `<path>_NNN.log` when `path` is a prefix.
+pub fn file_parts(path: &Path) -> Result<Vec<PathBuf>> {
+    Ok(if path.is_file() {
         vec![path.to_path_buf()]
     } else if path.is_dir() {
         return Err(Error::Io {
@@ -996,13 +941,13 @@ pub fn open_file(path: &Path, options: &ReadOptions) -> Result<MclReader> {
             });
         }
         parts
-    };
-    let stream = MclStream::open(&parts, options.on_error)?;
-    Ok(MclReader::from_streams(vec![stream], options.window))
+    })
 }
 
-/// `ReadDirectory`: every stream of a recording, merged in time order.
-pub fn open_directory(dir: &Path, options: &ReadOptions) -> Result<MclReader> {
+/// The streams of a recording directory `ReadDirectory` reads, in name
+/// order (raw streams only with `include_raw`); their headers must agree
+/// on `created`.
+pub fn directory_streams(dir: &Path, options: &ReadOptions) -> Result<Vec<MclStream>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, &e))?;
     // Key: the stream's name (split prefix or file name); BTreeMap keeps name order.
     let mut sets: BTreeMap<String, Vec<(u64, PathBuf)>> = BTreeMap::new();
@@ -1063,7 +1008,7 @@ pub fn open_directory(dir: &Path, options: &ReadOptions) -> Result<MclReader> {
         }
         streams.push(stream);
     }
-    Ok(MclReader::from_streams(streams, options.window))
+    Ok(streams)
 }
 
 #[cfg(test)]

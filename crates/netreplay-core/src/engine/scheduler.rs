@@ -1,126 +1,75 @@
 //! `ScheduleBroadcasts`: the consumer thread that hands each record to the
 //! sinks at its absolute deadline (DESIGN.md, "Timing semantics").
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{JoinHandle, Thread};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::buffer::{Queue, QueueClaim};
-use crate::clock::{now_ns, set_precise_timer_slack, spin_window, Anchor, Speed, BUSY_WAIT_NS};
-use crate::ring::Slot;
-use crate::sink::{Delivery, Outcome, Sink};
-use crate::stats::ReplayStats;
+use crate::engine::buffer::{Queue, QueueClaim};
+use crate::engine::clock::{now_ns, Anchor, Speed, BUSY_WAIT_NS};
+use crate::engine::control::{Control, LagPolicy, Waiter};
+use crate::engine::ring::Slot;
+use crate::engine::sink::{Delivery, Outcome, Sink};
+use crate::engine::stats::{ReplayStats, SinkStats};
+use crate::engine::thread::StateThread;
+use crate::sys::set_precise_timer_slack;
 use crate::{Error, Record, Result};
 
-/// The longest a waiting scheduler sleeps without looking at its control
-/// flags; control changes also wake it at once (unpark).
-const MAX_PARK: Duration = Duration::from_millis(20);
 /// How long a fresh run waits awake for its first record before sleeping.
 const START_SPIN_NS: i64 = 5_000_000;
 /// Sleep while the ring is starved: short, so a late producer costs little.
 const STARVED_PARK: Duration = Duration::from_micros(200);
 
-/// Requests from the owner to the running scheduler thread.
-pub struct Control {
-    stop: AtomicBool,
-    speed_bits: AtomicU64,
-    speed_changed: AtomicBool,
-    /// Waits up to this long are spun through (see [`spin_window`]).
-    busy_wait_ns: AtomicI64,
-    thread: Mutex<Option<Thread>>,
+/// A sink as the scheduler holds it: with its lag policy and its counters.
+pub struct SinkEntry {
+    pub sink: Box<dyn Sink>,
+    pub lag: LagPolicy,
+    pub stats: Arc<SinkStats>,
 }
 
-impl Control {
-    fn new(speed: Speed) -> Self {
-        Control {
-            stop: AtomicBool::new(false),
-            speed_bits: AtomicU64::new(speed.get().to_bits()),
-            speed_changed: AtomicBool::new(false),
-            busy_wait_ns: AtomicI64::new(BUSY_WAIT_NS),
-            thread: Mutex::new(None),
-        }
+impl SinkEntry {
+    /// A sink with the default policy ([`LagPolicy::Wait`]).
+    pub fn new(sink: Box<dyn Sink>) -> Self {
+        SinkEntry::with_lag(sink, LagPolicy::Wait)
     }
 
-    pub fn speed(&self) -> Speed {
-        Speed::new(f64::from_bits(self.speed_bits.load(Ordering::Acquire))).expect("validated")
-    }
-
-    pub fn stop_requested(&self) -> bool {
-        self.stop.load(Ordering::Acquire)
-    }
-
-    fn interrupted(&self) -> bool {
-        self.stop_requested() || self.speed_changed.load(Ordering::Acquire)
-    }
-
-    fn wake(&self) {
-        if let Some(t) = self
-            .thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            t.unpark();
-        }
-    }
-
-    /// Sleep up to `max` on the scheduler thread; control changes cut it short.
-    pub fn park(&self, max: Duration) {
-        if !self.interrupted() {
-            std::thread::park_timeout(max);
-        }
-    }
-
-    /// Wait for `deadline`: sleep coarsely, then spin the last stretch.
-    /// False if interrupted by stop or a speed change first.
-    pub fn wait_until(&self, deadline: i64) -> bool {
-        let spin = spin_window(
-            deadline.saturating_sub(now_ns()),
-            self.busy_wait_ns.load(Ordering::Relaxed),
-        );
-        loop {
-            if self.interrupted() {
-                return false;
-            }
-            let remaining = deadline.saturating_sub(now_ns());
-            if remaining <= 0 {
-                return true;
-            }
-            if remaining > spin {
-                let sleep = Duration::from_nanos((remaining - spin) as u64);
-                std::thread::park_timeout(sleep.min(MAX_PARK));
-            } else {
-                std::hint::spin_loop();
-            }
+    pub fn with_lag(sink: Box<dyn Sink>, lag: LagPolicy) -> Self {
+        SinkEntry {
+            sink,
+            lag,
+            stats: Arc::default(),
         }
     }
 }
 
 /// State carried from one run of the thread to the next (pause/resume).
 struct Worker {
-    sinks: Vec<Box<dyn Sink>>,
+    sinks: Vec<SinkEntry>,
     /// The record taken from the ring but not yet delivered.
     held: Option<Record>,
     /// Logical (log) time reached when the last run stopped.
     position: Option<i64>,
     /// The last run saw the end of the data (or an error).
     ended: bool,
-    /// The queue epoch `held`/`position` belong to.
+    /// The queue epoch `held`/`position` belong to: the run number every
+    /// delivery and outcome carries.
     epoch: u64,
+    /// How the last run ended, and its run number.
+    outcome: Option<(u64, Outcome)>,
 }
 
 impl Worker {
     fn flush(&mut self, control: &Control) {
-        for sink in &mut self.sinks {
-            sink.flush(control);
+        for entry in &mut self.sinks {
+            let waiter = Waiter::new(control, entry.lag, &entry.stats);
+            entry.sink.flush(waiter);
         }
     }
 
     /// An error a sink raised to stop the replay (`failOnError`); batching
     /// sinks find theirs when they flush, not only when a record is delivered.
     fn sink_error(&mut self) -> Option<Error> {
-        self.sinks.iter_mut().find_map(|s| s.take_error())
+        self.sinks.iter_mut().find_map(|s| s.sink.take_error())
     }
 
     fn run(&mut self, claim: &QueueClaim, control: &Control, stats: &ReplayStats) -> Outcome {
@@ -207,32 +156,32 @@ impl Worker {
                     a
                 }
             };
+            // At infinite speed there is no deadline to wait for or be late for.
             let deadline = a.deadline(record.time_ns, speed);
-            if now < deadline {
-                self.flush(control);
-                if let Some(err) = self.sink_error() {
-                    break Outcome::Error(err);
+            if let Some(due) = deadline {
+                if now < due {
+                    self.flush(control);
+                    if let Some(err) = self.sink_error() {
+                        break Outcome::Error(err);
+                    }
+                    if !control.wait_until(due) {
+                        self.held = Some(record);
+                        continue;
+                    }
+                    now = now_ns();
+                } else if now > due {
+                    stats.late.add(1);
                 }
-                if !control.wait_until(deadline) {
-                    self.held = Some(record);
-                    continue;
-                }
-                now = now_ns();
-            } else if now > deadline && !speed.is_max() {
-                // At infinite speed there is no deadline to be late for.
-                stats.late.add(1);
             }
-            let lateness_ns = if speed.is_max() {
-                0
-            } else {
-                now.saturating_sub(deadline)
-            };
             let delivery = Delivery {
+                run: self.epoch,
                 deadline_ns: deadline,
-                lateness_ns,
+                lateness_ns: deadline.map_or(0, |due| now.saturating_sub(due)),
             };
-            for sink in &mut self.sinks {
-                sink.deliver(&record, delivery, control);
+            let lateness_ns = delivery.lateness_ns;
+            for entry in &mut self.sinks {
+                let waiter = Waiter::new(control, entry.lag, &entry.stats);
+                entry.sink.deliver(&record, delivery, waiter);
             }
             stats.delivered.add(1);
             stats.lateness.record(lateness_ns);
@@ -261,6 +210,17 @@ impl Worker {
 #[derive(Debug, Clone, Copy)]
 pub struct SchedulerOptions {
     pub speed: Speed,
+    /// Waits up to this long are spun through (see [`spin_window`](crate::engine::spin_window)).
+    pub busy_wait_ns: i64,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        SchedulerOptions {
+            speed: Speed::new(1.0).expect("1 is a speed"),
+            busy_wait_ns: BUSY_WAIT_NS,
+        }
+    }
 }
 
 /// Plays a queue to sinks on a native thread (MCL's ScheduleBroadcasts).
@@ -268,37 +228,45 @@ pub struct Scheduler {
     claim: Arc<QueueClaim>,
     control: Arc<Control>,
     stats: Arc<ReplayStats>,
-    idle: Option<Worker>,
-    thread: Option<JoinHandle<(Worker, Outcome)>>,
-    last_outcome: Option<Outcome>,
+    sink_stats: Vec<Arc<SinkStats>>,
+    worker: StateThread<Worker>,
 }
 
 impl Scheduler {
     /// Attach to `queue` as its only consumer.
-    pub fn new(
-        queue: &Queue,
-        sinks: Vec<Box<dyn Sink>>,
-        options: SchedulerOptions,
-    ) -> Result<Self> {
+    pub fn new(queue: &Queue, sinks: Vec<SinkEntry>, options: SchedulerOptions) -> Result<Self> {
         let claim = Arc::new(queue.claim()?);
+        let control = Control::new(options.speed);
+        control
+            .busy_wait_ns
+            .store(options.busy_wait_ns.max(0), Ordering::Relaxed);
         Ok(Scheduler {
             claim,
-            control: Arc::new(Control::new(options.speed)),
+            control: Arc::new(control),
             stats: Arc::default(),
-            idle: Some(Worker {
-                sinks,
-                held: None,
-                position: None,
-                ended: false,
-                epoch: queue.epoch(),
-            }),
-            thread: None,
-            last_outcome: None,
+            sink_stats: sinks.iter().map(|s| s.stats.clone()).collect(),
+            worker: StateThread::new(
+                "scheduler",
+                "its sinks are",
+                Worker {
+                    sinks,
+                    held: None,
+                    position: None,
+                    ended: false,
+                    epoch: queue.epoch(),
+                    outcome: None,
+                },
+            ),
         })
     }
 
     pub fn stats(&self) -> &Arc<ReplayStats> {
         &self.stats
+    }
+
+    /// Each sink's counters, in the order the sinks were given.
+    pub fn sink_stats(&self) -> &[Arc<SinkStats>] {
+        &self.sink_stats
     }
 
     pub fn speed(&self) -> Speed {
@@ -322,6 +290,12 @@ impl Scheduler {
         self.control.wake();
     }
 
+    /// The run the scheduler plays (or played last): the queue epoch its
+    /// position belongs to. Every delivery and outcome carries it.
+    pub fn run(&self) -> u64 {
+        self.claim.queue().epoch()
+    }
+
     /// Start or resume; false if already running, or if the run has ended
     /// (until a rewind or a buffer reset). After the queue was flushed
     /// (buffer reset), starts from the beginning.
@@ -329,53 +303,45 @@ impl Scheduler {
         if self.is_alive() {
             return Ok(false);
         }
-        self.join()?;
-        let mut worker = self.idle.take().ok_or_else(Self::lost)?;
         let epoch = self.claim.queue().epoch();
+        let worker = self.worker.idle_mut()?;
         if worker.epoch != epoch {
             worker.held = None;
             worker.position = None;
             worker.ended = false;
             worker.epoch = epoch;
             self.stats.clear();
+            for s in &self.sink_stats {
+                s.clear();
+            }
         }
         if worker.ended {
             // The run already ended and reported it: a start without a
             // rewind has nothing to play and must not report the end twice.
-            self.idle = Some(worker);
             return Ok(false);
         }
         self.control.stop.store(false, Ordering::Release);
         let (claim, control, stats) =
             (self.claim.clone(), self.control.clone(), self.stats.clone());
-        let spawned = std::thread::Builder::new()
-            .name("netreplay-scheduler".into())
-            .spawn(move || {
-                *control.thread.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(std::thread::current());
-                let mut outcome = worker.run(&claim, &control, &stats);
-                worker.flush(&control);
-                // The final flush may fail what the run delivered last.
-                if outcome == Outcome::End {
-                    if let Some(err) = worker.sink_error() {
-                        outcome = Outcome::Error(err);
-                    }
+        self.worker.spawn(move |mut worker| {
+            *control.thread.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(std::thread::current());
+            let mut outcome = worker.run(&claim, &control, &stats);
+            worker.flush(&control);
+            // The final flush may fail what the run delivered last.
+            if outcome == Outcome::End {
+                if let Some(err) = worker.sink_error() {
+                    outcome = Outcome::Error(err);
                 }
-                for sink in &mut worker.sinks {
-                    sink.finish(&outcome);
-                }
-                *control.thread.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                (worker, outcome)
-            });
-        match spawned {
-            Ok(handle) => {
-                self.thread = Some(handle);
-                Ok(true)
             }
-            Err(err) => Err(Error::State(format!(
-                "cannot start the scheduler thread: {err}"
-            ))),
-        }
+            for entry in &mut worker.sinks {
+                entry.sink.finish(worker.epoch, &outcome);
+            }
+            *control.thread.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            worker.outcome = Some((worker.epoch, outcome));
+            worker
+        })?;
+        Ok(true)
     }
 
     /// Stop (pause), keeping the position and the record in hand; false if
@@ -384,45 +350,50 @@ impl Scheduler {
         let was_alive = self.is_alive();
         self.control.stop.store(true, Ordering::Release);
         self.control.wake();
-        self.join()?;
+        self.worker.join()?;
         Ok(was_alive)
     }
 
-    fn join(&mut self) -> Result<()> {
-        if let Some(handle) = self.thread.take() {
-            let (worker, outcome) = handle.join().map_err(|_| Self::lost())?;
-            self.idle = Some(worker);
-            self.last_outcome = Some(outcome);
-        }
-        Ok(())
-    }
-
-    fn lost() -> Error {
-        Error::State("the scheduler thread failed; its sinks are lost".into())
-    }
-
     pub fn is_alive(&self) -> bool {
-        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+        self.worker.is_alive()
     }
 
     /// How the last finished run ended (joins a thread that ended by itself).
     pub fn last_outcome(&mut self) -> Result<Option<&Outcome>> {
+        Ok(self.last_run_outcome()?.map(|(_, outcome)| outcome))
+    }
+
+    /// The last finished run's number and how it ended.
+    pub fn last_run_outcome(&mut self) -> Result<Option<&(u64, Outcome)>> {
         if !self.is_alive() {
-            self.join()?;
+            self.worker.join()?;
         }
-        Ok(self.last_outcome.as_ref())
+        Ok(self.worker.idle().and_then(|w| w.outcome.as_ref()))
     }
 
     /// Forget the position: the next start plays from the queue's next record
     /// as a fresh replay.
     pub fn rewind(&mut self) -> Result<()> {
-        self.stop()?;
-        if let Some(worker) = &mut self.idle {
-            worker.held = None;
-            worker.position = None;
-            worker.ended = false;
-        }
+        self.reposition(None)?;
         self.stats.clear();
+        for s in &self.sink_stats {
+            s.clear();
+        }
+        Ok(())
+    }
+
+    /// Stop, drop the record in hand, and take logical time to `position`
+    /// (`None`: a fresh replay, anchored on its first record) in the
+    /// queue's current epoch: the next start plays the queue from there,
+    /// its first record due `(t − position) / speed` after the start.
+    pub fn reposition(&mut self, position: Option<i64>) -> Result<()> {
+        self.stop()?;
+        let epoch = self.claim.queue().epoch();
+        let worker = self.worker.idle_mut()?;
+        worker.held = None;
+        worker.position = position;
+        worker.ended = false;
+        worker.epoch = epoch;
         Ok(())
     }
 }

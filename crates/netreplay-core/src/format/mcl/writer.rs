@@ -48,9 +48,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::clock::now_ns;
-use crate::listener::{Handler, Listener, ListenerOptions, ListenerStats, Received};
 use crate::record::{is_log_time, not_a_log_time};
+use crate::sys::now_ns;
 use crate::{Error, Record, Result};
 
 /// `#` followed by 65 dashes.
@@ -531,7 +530,7 @@ impl Drop for WriteFile {
 /// The time origin of a recording: one instant on both clocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeOrigin {
-    /// CLOCK_MONOTONIC ns (the clock of [`Received::received_at_ns`]).
+    /// CLOCK_MONOTONIC ns (the clock of the listener's receive times).
     pub monotonic_ns: i64,
     /// Microseconds since the Unix epoch (UTC), for the header's `created`.
     pub unix_us: i64,
@@ -787,110 +786,6 @@ impl Recorder {
     }
 }
 
-/// The listener handler of a [`NetworkRecorder`].
-pub struct RecordingHandler {
-    recorder: Recorder,
-    error: Option<Error>,
-    write_errors: u64,
-}
-
-impl Handler for RecordingHandler {
-    fn on_message(&mut self, message: &Received<'_>) -> bool {
-        match self.recorder.write(
-            message.socket,
-            message.received_at_ns,
-            message.topic,
-            message.payload,
-        ) {
-            Ok(()) => true,
-            Err(e) => {
-                self.write_errors += 1;
-                self.error.get_or_insert(e);
-                false
-            }
-        }
-    }
-
-    fn on_idle(&mut self) {
-        if let Err(e) = self.recorder.flush() {
-            self.error.get_or_insert(e);
-        }
-    }
-}
-
-/// Records network traffic to files: a [`Listener`] whose address `i`
-/// feeds stream `i` of a [`Recorder`] (MCL's `LogNetwork`, where each
-/// message type has its own address).
-pub struct NetworkRecorder {
-    listener: Listener<RecordingHandler>,
-    directory: PathBuf,
-}
-
-/// What a finished recording produced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordingSummary {
-    pub directory: PathBuf,
-    pub files: Vec<PathBuf>,
-    /// Messages that could not be written (the first error fails `stop`).
-    pub write_errors: u64,
-}
-
-impl NetworkRecorder {
-    /// Listen on `sources` (`udp://` URL and the stream it records into).
-    /// `listen.addresses` is replaced by the sources' URLs.
-    pub fn start(
-        sources: Vec<(String, RecorderStream)>,
-        listen: ListenerOptions,
-        options: RecorderOptions,
-    ) -> Result<NetworkRecorder> {
-        let (addresses, streams): (Vec<String>, Vec<RecorderStream>) = sources.into_iter().unzip();
-        let recorder = Recorder::create(options, &streams)?;
-        let directory = recorder.directory().to_path_buf();
-        let handler = RecordingHandler {
-            recorder,
-            error: None,
-            write_errors: 0,
-        };
-        let listener = Listener::start(
-            ListenerOptions {
-                addresses,
-                ..listen
-            },
-            handler,
-        )?;
-        Ok(NetworkRecorder {
-            listener,
-            directory,
-        })
-    }
-
-    pub fn directory(&self) -> &Path {
-        &self.directory
-    }
-
-    pub fn listener_stats(&self) -> &std::sync::Arc<ListenerStats> {
-        self.listener.stats()
-    }
-
-    pub fn local_addrs(&self) -> &[std::net::SocketAddr] {
-        self.listener.local_addrs()
-    }
-
-    /// Stop listening and finish every file.
-    pub fn stop(self) -> Result<RecordingSummary> {
-        let handler = self.listener.stop()?;
-        let files = handler.recorder.close()?;
-        if let Some(e) = handler.error {
-            return Err(e);
-        }
-        Ok(RecordingSummary {
-            directory: self.directory,
-            files,
-            write_errors: handler.write_errors,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -955,7 +850,7 @@ mod tests {
             let mut out = Vec::new();
             format_topic(&mut out, topic);
             let text = String::from_utf8(out).unwrap();
-            let (parsed, _) = crate::mcl::parse_topic(text.trim_end().as_bytes()).unwrap();
+            let (parsed, _) = crate::format::mcl::parse_topic(text.trim_end().as_bytes()).unwrap();
             assert_eq!(parsed, topic, "{text}");
         }
     }
@@ -983,7 +878,7 @@ mod tests {
         assert!(legacy.contains("\n#     -- revision    abc\n"));
         assert!(legacy.contains("\n#      >>> None\n# \n"));
         assert!(!legacy.contains("\n#\n"));
-        let (parsed, _, lines) = crate::mcl::parse_header(h.as_bytes());
+        let (parsed, _, lines) = crate::format::mcl::parse_header(h.as_bytes());
         let parsed = parsed.unwrap();
         assert_eq!(parsed.message_type.as_deref(), Some("A"));
         assert_eq!(parsed.created.as_deref(), Some("1970-01-01 00:00:00"));

@@ -1,13 +1,16 @@
 //! Where the scheduler hands records at their deadline.
 
-use crate::scheduler::Control;
+use crate::engine::control::Waiter;
 use crate::{Error, Record};
 
 /// Timing of one handover, in CLOCK_MONOTONIC nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Delivery {
-    /// When the record was due (`i64::MIN` at infinite speed).
-    pub deadline_ns: i64,
+    /// The run the record belongs to (the queue's epoch: bumped by every
+    /// rewind and seek), so a consumer can tell a stale record.
+    pub run: u64,
+    /// When the record was due; `None` at infinite speed.
+    pub deadline_ns: Option<i64>,
     /// Actual − scheduled handover time (0 at infinite speed).
     pub lateness_ns: i64,
 }
@@ -26,13 +29,14 @@ pub enum Outcome {
 /// A destination for records. All calls come from the scheduler thread.
 pub trait Sink: Send {
     /// Hand one record over, at its deadline. Must not block for long; a sink
-    /// that has to wait (backpressure) waits through `control` so that stop
-    /// requests still get through.
-    fn deliver(&mut self, record: &Record, delivery: Delivery, control: &Control);
+    /// that has to wait (backpressure) waits through `waiter`, which says
+    /// whether it may (its [`LagPolicy`](crate::engine::LagPolicy)) and cuts
+    /// the wait short for a stop request.
+    fn deliver(&mut self, record: &Record, delivery: Delivery, waiter: Waiter<'_>);
     /// Hand over anything batched. Called before every wait and when a run ends.
-    fn flush(&mut self, _control: &Control) {}
-    /// The run ended (after a final `flush`).
-    fn finish(&mut self, _outcome: &Outcome) {}
+    fn flush(&mut self, _waiter: Waiter<'_>) {}
+    /// Run `run` ended (after a final `flush`).
+    fn finish(&mut self, _run: u64, _outcome: &Outcome) {}
     /// An error that must stop the replay (a sink asked to fail on errors);
     /// checked after each delivery.
     fn take_error(&mut self) -> Option<Error> {
@@ -47,7 +51,7 @@ pub struct NullSink {
 }
 
 impl Sink for NullSink {
-    fn deliver(&mut self, _record: &Record, _delivery: Delivery, _control: &Control) {
+    fn deliver(&mut self, _record: &Record, _delivery: Delivery, _waiter: Waiter<'_>) {
         self.count += 1;
     }
 }

@@ -3,17 +3,6 @@
 //! Times are integer nanoseconds on CLOCK_MONOTONIC — the clock behind
 //! Node's `process.hrtime`, so JS can compare its own readings with ours.
 
-/// Nanoseconds on CLOCK_MONOTONIC.
-pub fn now_ns() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
-}
-
 /// A speed factor: finite and > 0, or infinite for "as fast as possible".
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Speed(f64);
@@ -43,13 +32,11 @@ pub struct Anchor {
     pub log_ns: i64,
 }
 
-/// The range of real deadlines: `i64::MIN` itself means "no deadline"
-/// (infinite speed), so saturated deadlines stop one short of it.
-const EARLIEST_DEADLINE_NS: i64 = i64::MIN + 1;
+pub use crate::sys::now_ns;
 
 /// `value` clamped into the range of deadlines and logical times.
 fn saturate(value: i128) -> i64 {
-    value.clamp(i128::from(EARLIEST_DEADLINE_NS), i128::from(i64::MAX)) as i64
+    value.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
 /// `ns · factor` (or `ns / factor`), rounded, as i128; an infinite or
@@ -66,16 +53,16 @@ fn scale(ns: i128, factor: f64, divide: bool) -> i128 {
 
 impl Anchor {
     /// The absolute deadline of a record logged at `t`:
-    /// `wall + (t − log) / speed`. `i64::MIN` (always due) at infinite speed.
+    /// `wall + (t − log) / speed`; `None` (always due) at infinite speed.
     ///
     /// The maths is done in i128 and saturates: a record due beyond the
     /// clock's range (≈ 292 years of uptime — a tiny speed, or a log spanning
     /// centuries) gets `i64::MAX`, i.e. it is never due in practice, and
     /// pause, stop, seek and speed changes still act at once; one due before
     /// the range gets the earliest deadline and goes out at once, late.
-    pub fn deadline(&self, t: i64, speed: Speed) -> i64 {
+    pub fn deadline(&self, t: i64, speed: Speed) -> Option<i64> {
         if speed.is_max() {
-            return i64::MIN;
+            return None;
         }
         let delta = i128::from(t) - i128::from(self.log_ns);
         let offset = if speed.0 == 1.0 {
@@ -83,7 +70,7 @@ impl Anchor {
         } else {
             scale(delta, speed.0, true)
         };
-        saturate(i128::from(self.wall_ns).saturating_add(offset))
+        Some(saturate(i128::from(self.wall_ns).saturating_add(offset)))
     }
 
     /// The log time that plays at wall time `now` (saturating, as [`Anchor::deadline`]).
@@ -124,16 +111,6 @@ pub fn spin_window(wait_ns: i64, busy_wait_ns: i64) -> i64 {
     }
 }
 
-/// Lower this thread's timer slack to 1 ns: the default 50 µs slack makes
-/// every sleep late by up to that much.
-pub fn set_precise_timer_slack() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: PR_SET_TIMERSLACK takes an unsigned long and affects only the calling thread.
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,17 +132,14 @@ mod tests {
         };
         let one = Speed::new(1.0).unwrap();
         let four = Speed::new(4.0).unwrap();
-        assert_eq!(a.deadline(500, one), 1_000);
-        assert_eq!(a.deadline(1_500, one), 2_000);
-        assert_eq!(a.deadline(4_500, four), 2_000);
-        assert_eq!(
-            a.deadline(1_500, Speed::new(f64::INFINITY).unwrap()),
-            i64::MIN
-        );
+        assert_eq!(a.deadline(500, one), Some(1_000));
+        assert_eq!(a.deadline(1_500, one), Some(2_000));
+        assert_eq!(a.deadline(4_500, four), Some(2_000));
+        assert_eq!(a.deadline(1_500, Speed::new(f64::INFINITY).unwrap()), None);
         // No drift: the millionth deadline is exact, not a sum of sleeps.
         assert_eq!(
             a.deadline(500 + 1_000_000 * 1_000_000, one),
-            1_000 + 1_000_000_000_000
+            Some(1_000 + 1_000_000_000_000)
         );
     }
 
@@ -177,7 +151,7 @@ mod tests {
         };
         let two = Speed::new(2.0).unwrap();
         assert_eq!(a.logical_at(150, two), 200);
-        assert_eq!(a.deadline(200, two), 150);
+        assert_eq!(a.deadline(200, two), Some(150));
     }
 
     #[test]
@@ -189,26 +163,29 @@ mod tests {
             wall_ns: 1_000,
             log_ns: -9_000_000_000_000_000_000,
         };
-        assert_eq!(a.deadline(9_000_000_000_000_000_000, one), i64::MAX);
-        assert_eq!(a.deadline(i64::MAX, Speed::new(1.5).unwrap()), i64::MAX);
-        // Far in the past: the earliest real deadline, never the sentinel.
+        assert_eq!(a.deadline(9_000_000_000_000_000_000, one), Some(i64::MAX));
+        assert_eq!(
+            a.deadline(i64::MAX, Speed::new(1.5).unwrap()),
+            Some(i64::MAX)
+        );
+        // Far in the past: the earliest deadline.
         let b = Anchor {
             wall_ns: -1,
             log_ns: i64::MAX,
         };
-        assert_eq!(b.deadline(i64::MIN, one), i64::MIN + 1);
-        assert_eq!(b.deadline(i64::MIN, Speed::new(0.5).unwrap()), i64::MIN + 1);
+        assert_eq!(b.deadline(i64::MIN, one), Some(i64::MIN));
         assert_eq!(
-            b.logical_at(i64::MIN, Speed::new(2.0).unwrap()),
-            i64::MIN + 1
+            b.deadline(i64::MIN, Speed::new(0.5).unwrap()),
+            Some(i64::MIN)
         );
+        assert_eq!(b.logical_at(i64::MIN, Speed::new(2.0).unwrap()), i64::MIN);
         assert_eq!(a.logical_at(i64::MAX, Speed::new(1e300).unwrap()), i64::MAX);
         // Exact at speed 1 however large (the fuzzer's case).
         let c = Anchor {
             wall_ns: 807,
             log_ns: -9_223_372_036_854_775_807,
         };
-        assert_eq!(c.logical_at(-9_223_372_036_854_775_807, one), i64::MIN + 1);
+        assert_eq!(c.logical_at(-9_223_372_036_854_775_807, one), i64::MIN);
         assert_eq!(c.logical_at(1_000_000_807, one), -9_223_372_035_854_775_807);
     }
 
@@ -220,12 +197,12 @@ mod tests {
         };
         // 10 ms of log at speed 1e-14 is 1e12 s away: saturated, not wrapped.
         let slow = Speed::new(1e-14).unwrap();
-        assert_eq!(a.deadline(10_000_000, slow), i64::MAX);
-        assert_eq!(a.deadline(0, slow), 5_000);
+        assert_eq!(a.deadline(10_000_000, slow), Some(i64::MAX));
+        assert_eq!(a.deadline(0, slow), Some(5_000));
         // The smallest positive speed still gives a defined answer.
         let least = Speed::new(f64::from_bits(1)).unwrap();
-        assert_eq!(a.deadline(1, least), i64::MAX);
-        assert_eq!(a.deadline(-1, least), i64::MIN + 1);
+        assert_eq!(a.deadline(1, least), Some(i64::MAX));
+        assert_eq!(a.deadline(-1, least), Some(i64::MIN));
         assert_eq!(a.logical_at(i64::MAX, least), 0);
     }
 

@@ -22,11 +22,11 @@ use std::time::Duration;
 
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 
-use crate::clock::now_ns;
-use crate::endpoint::{socket_error, Endpoint, Interface};
-use crate::reassembly::{Reassembler, ReassemblyOptions, ReassemblyStats};
-use crate::stats::Counter;
-use crate::wire::{decode_datagram, Datagram};
+use crate::format::reassembly::{Reassembler, ReassemblyOptions, ReassemblyStats};
+use crate::format::wire::{decode_datagram, Datagram};
+use crate::net::endpoint::{socket_error, Endpoint, Interface};
+use crate::sys::now_ns;
+use crate::Counter;
 use crate::{Error, Result};
 
 /// Options of a [`Listener`].

@@ -42,13 +42,15 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::clock::now_ns;
-use crate::endpoint::{set_multicast_if_v4_index, socket_error, Endpoint, Interface};
+use crate::engine::control::{LagPolicy, Waiter};
+use crate::engine::sink::{Delivery, Outcome, Sink};
+use crate::engine::stats::{Histogram, Summary};
+use crate::format::wire::{EncodeError, Encoder, WireOptions};
+use crate::net::endpoint::{socket_error, Endpoint, Interface};
 use crate::record::StreamTable;
-use crate::scheduler::Control;
-use crate::sink::{Delivery, Outcome, Sink};
-use crate::stats::{Counter, Histogram, Summary};
-use crate::wire::{EncodeError, Encoder, WireOptions};
+use crate::sys::now_ns;
+use crate::sys::set_multicast_if_v4_index;
+use crate::Counter;
 use crate::{Error, Record, Result, StreamInfo};
 
 /// MCL's `ALLOWED_MULTICAST_HOPS`.
@@ -713,8 +715,8 @@ impl UdpSink {
                 if n > 1 {
                     stats.fragmented.add(1);
                 }
-                if delivery.deadline_ns != i64::MIN {
-                    stats.lateness.record(now_ns() - delivery.deadline_ns);
+                if let Some(deadline) = delivery.deadline_ns {
+                    stats.lateness.record(now_ns() - deadline);
                 }
                 return;
             }
@@ -1056,18 +1058,24 @@ fn send_many(
     send_once(dest, &bytes[start..ends[range.start]]).map(|()| 1)
 }
 
+/// Whether a send that would block stops waiting: at a stop request, and
+/// at once under [`LagPolicy::Drop`] (the datagram is not sent).
+fn give_up(waiter: Waiter<'_>) -> bool {
+    waiter.lag() == LagPolicy::Drop || waiter.stop_requested()
+}
+
 impl Sink for UdpSink {
-    fn deliver(&mut self, record: &Record, delivery: Delivery, control: &Control) {
+    fn deliver(&mut self, record: &Record, delivery: Delivery, waiter: Waiter<'_>) {
         // No deadline at infinite speed: batch. Otherwise timing comes first.
-        let batch = BATCHING && delivery.deadline_ns == i64::MIN;
-        self.deliver_record(record, delivery, batch, &|| control.stop_requested());
+        let batch = BATCHING && delivery.deadline_ns.is_none();
+        self.deliver_record(record, delivery, batch, &|| give_up(waiter));
     }
 
-    fn flush(&mut self, control: &Control) {
-        self.flush_queued(&|| control.stop_requested());
+    fn flush(&mut self, waiter: Waiter<'_>) {
+        self.flush_queued(&|| give_up(waiter));
     }
 
-    fn finish(&mut self, _outcome: &Outcome) {
+    fn finish(&mut self, _run: u64, _outcome: &Outcome) {
         self.flush_queued(&|| false);
     }
 
@@ -1199,7 +1207,8 @@ mod tests {
         };
         let mut sink = UdpSink::new(opts, &streams()).unwrap();
         let delivery = Delivery {
-            deadline_ns: now_ns(),
+            run: 0,
+            deadline_ns: Some(now_ns()),
             lateness_ns: 0,
         };
         sink.send(&record(1, ""), delivery);
@@ -1287,7 +1296,8 @@ mod tests {
     }
 
     const INFINITE: Delivery = Delivery {
-        deadline_ns: i64::MIN,
+        run: 0,
+        deadline_ns: None,
         lateness_ns: 0,
     };
 
@@ -1547,7 +1557,8 @@ mod tests {
         deliver_all(&mut sink, &records[..5]);
         assert_eq!(sink.queued, 5);
         let timed = Delivery {
-            deadline_ns: now_ns(),
+            run: 0,
+            deadline_ns: Some(now_ns()),
             lateness_ns: 0,
         };
         sink.deliver_record(&records[5], timed, false, &|| false);

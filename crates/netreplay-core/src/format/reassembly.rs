@@ -24,8 +24,8 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use crate::stats::Counter;
-use crate::wire::check_value;
+use crate::format::wire::check_value;
+use crate::Counter;
 
 /// Bounds of a [`Reassembler`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

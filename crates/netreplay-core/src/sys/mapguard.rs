@@ -769,8 +769,9 @@ mod tests {
     /// error, never a crash or a garbage record.
     #[test]
     fn mcl_reader_reports_a_file_that_shrinks_mid_read() {
-        use crate::mcl::{open_file, ReadOptions};
-        use crate::source::{OnError, RecordSource};
+        use crate::engine::open_file;
+        use crate::format::mcl::ReadOptions;
+        use crate::format::{OnError, RecordSource};
         use crate::Error;
 
         let log = |size: usize| {
@@ -927,7 +928,7 @@ mod tests {
     fn run_chain_child(mode: &str) -> std::process::Output {
         std::process::Command::new(std::env::current_exe().unwrap())
             .args([
-                "mapguard::tests::chain_child",
+                "sys::mapguard::tests::chain_child",
                 "--exact",
                 "--ignored",
                 "--nocapture",

@@ -3,11 +3,11 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::ring::{ring, RingConsumer, RingProducer, RingShared, Slot};
-use crate::source::RecordSource;
+use crate::engine::ring::{ring, RingConsumer, RingProducer, RingShared, Slot};
+use crate::engine::thread::StateThread;
+use crate::format::RecordSource;
 use crate::{Error, Result};
 
 /// Default bound on the payload bytes held in a ring.
@@ -329,8 +329,7 @@ impl Default for BufferOptions {
 pub struct BufferData {
     queue: Queue,
     flags: Arc<BufferFlags>,
-    idle: Option<Producer>,
-    thread: Option<JoinHandle<Producer>>,
+    producer: StateThread<Producer>,
     closed: bool,
 }
 
@@ -340,13 +339,16 @@ impl BufferData {
         Ok(BufferData {
             queue,
             flags: Arc::default(),
-            idle: Some(Producer {
-                source,
-                ring,
-                pending: None,
-                ended: false,
-            }),
-            thread: None,
+            producer: StateThread::new(
+                "buffer",
+                "its reader is",
+                Producer {
+                    source,
+                    ring,
+                    pending: None,
+                    ended: false,
+                },
+            ),
             closed: false,
         })
     }
@@ -360,10 +362,8 @@ impl BufferData {
         if self.is_alive() {
             return Ok(false);
         }
-        self.join()?;
-        self.idle_producer()?;
-        let mut producer = self.idle.take().ok_or_else(Self::lost)?;
         let flags = self.flags.clone();
+        let producer = self.idle_producer()?;
         flags.stop.store(false, Ordering::Release);
         flags.data_pending.store(
             !producer.ended || producer.pending.is_some(),
@@ -375,18 +375,8 @@ impl BufferData {
         if producer.ring.shared().is_empty() {
             producer.step(&flags);
         }
-        let spawned = std::thread::Builder::new()
-            .name("netreplay-buffer".into())
-            .spawn(move || producer.run(&flags));
-        match spawned {
-            Ok(handle) => {
-                self.thread = Some(handle);
-                Ok(true)
-            }
-            Err(err) => Err(Error::State(format!(
-                "cannot start the buffer thread: {err}"
-            ))),
-        }
+        self.producer.spawn(move |producer| producer.run(&flags))?;
+        Ok(true)
     }
 
     /// Stop buffering, keeping the read position and every record read; false
@@ -394,23 +384,9 @@ impl BufferData {
     pub fn stop(&mut self) -> Result<bool> {
         let was_alive = self.is_alive();
         self.flags.stop.store(true, Ordering::Release);
-        if let Some(handle) = &self.thread {
-            handle.thread().unpark();
-        }
-        self.join()?;
+        self.producer.unpark();
+        self.producer.join()?;
         Ok(was_alive)
-    }
-
-    fn join(&mut self) -> Result<()> {
-        if let Some(handle) = self.thread.take() {
-            // Only a bug can make the thread panic; the source is lost with it.
-            self.idle = Some(handle.join().map_err(|_| Self::lost())?);
-        }
-        Ok(())
-    }
-
-    fn lost() -> Error {
-        Error::State("the buffer thread failed; its reader is lost".into())
     }
 
     /// Stop, and release the source now — its files, descriptors and
@@ -420,7 +396,7 @@ impl BufferData {
     /// reset is a state error.
     pub fn close(&mut self) -> Result<()> {
         self.stop()?;
-        if self.idle.take().is_some() {
+        if self.producer.release()? {
             self.flags.data_pending.store(false, Ordering::Release);
         }
         self.closed = true;
@@ -433,11 +409,12 @@ impl BufferData {
         if self.closed {
             return Err(Error::State("this BufferData is closed".into()));
         }
-        self.idle.as_mut().ok_or_else(Self::lost)
+        self.producer.idle_mut()
     }
 
-    /// Stop, flush the ring and rewind the source to the beginning.
-    pub fn reset(&mut self) -> Result<()> {
+    /// Stop and flush the ring (a new epoch): the first step of a reset or
+    /// a seek. Returns the idle producer, its pending record dropped.
+    fn stop_and_flush(&mut self) -> Result<&mut Producer> {
         self.stop()?;
         self.idle_producer()?;
         self.queue.flush()?;
@@ -446,11 +423,29 @@ impl BufferData {
         let producer = self.idle_producer()?;
         producer.pending = None;
         producer.ended = false;
-        producer.source.reset()
+        Ok(producer)
+    }
+
+    /// Stop, flush the ring and rewind the source to the beginning.
+    pub fn reset(&mut self) -> Result<()> {
+        self.stop_and_flush()?.source.reset()
+    }
+
+    /// Stop, flush the ring and position the source at its first record
+    /// with time >= `t_ns` (see [`RecordSource::seek`]). Buffering stays
+    /// stopped until the next `start`.
+    pub fn seek(&mut self, t_ns: i64) -> Result<()> {
+        self.stop_and_flush()?.source.seek(t_ns)
+    }
+
+    /// The times of the source's first and last records (see
+    /// [`RecordSource::time_range`]); the producer must be stopped.
+    pub fn time_range(&mut self) -> Result<Option<(i64, i64)>> {
+        self.idle_producer()?.source.time_range()
     }
 
     pub fn is_alive(&self) -> bool {
-        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+        self.producer.is_alive()
     }
 
     /// MCL's meaning: true from `start()` until the source is exhausted.
@@ -465,7 +460,7 @@ impl BufferData {
 
     /// Records skipped as malformed by the source (available while stopped).
     pub fn skipped(&self) -> Option<u64> {
-        self.idle.as_ref().map(|p| p.source.skipped())
+        self.producer.idle().map(|p| p.source.skipped())
     }
 }
 

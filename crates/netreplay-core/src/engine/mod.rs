@@ -1,0 +1,23 @@
+//! Timing and threads: the clock, the ring, the producer (`BufferData`),
+//! the scheduler and its sinks, statistics, and the merge of several readers.
+
+pub(crate) mod buffer;
+pub(crate) mod clock;
+pub(crate) mod control;
+pub(crate) mod merge;
+pub(crate) mod open;
+pub(crate) mod ring;
+pub(crate) mod scheduler;
+pub(crate) mod sink;
+pub(crate) mod stats;
+pub(crate) mod thread;
+
+pub use buffer::{BufferData, BufferOptions, Queue, DEFAULT_MAX_BYTES, MAX_LENGTH};
+pub use clock::{now_ns, spin_window, Anchor, Speed, BUSY_WAIT_NS};
+pub use control::{LagPolicy, Waiter};
+pub use merge::MergeReader;
+pub use open::{open_directory, open_file, open_path, MclReader};
+pub use ring::{ring, RingConsumer, RingProducer, Slot};
+pub use scheduler::{Scheduler, SchedulerOptions, SinkEntry};
+pub use sink::{Delivery, NullSink, Outcome, Sink};
+pub use stats::{Histogram, ReplayStats, SinkStats, Summary};

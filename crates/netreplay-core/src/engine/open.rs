@@ -1,0 +1,79 @@
+//! Opening a log: the MCL streams of a file, split set or directory, merged
+//! in time order (`ReadFile`, `ReadDirectory`).
+
+use std::path::Path;
+
+use crate::engine::merge::MergeReader;
+use crate::format::mcl::{self, Header, MclStream, ReadOptions};
+use crate::format::source::{RecordSource, TimeWindow};
+use crate::{Record, Result, StreamInfo};
+
+/// The reader behind `ReadFile` and `ReadDirectory`: a time-ordered merge of
+/// MCL streams that keeps each stream's header.
+pub struct MclReader {
+    merge: MergeReader,
+    headers: Vec<Option<Header>>,
+}
+
+impl MclReader {
+    /// Header of the first stream (the file's, for `ReadFile`).
+    pub fn header(&self) -> Option<&Header> {
+        self.headers.first().and_then(|h| h.as_ref())
+    }
+
+    pub fn headers(&self) -> &[Option<Header>] {
+        &self.headers
+    }
+
+    fn from_streams(streams: Vec<MclStream>, window: TimeWindow) -> Self {
+        let headers = streams.iter().map(|s| s.header().cloned()).collect();
+        let boxed = streams
+            .into_iter()
+            .map(|s| Box::new(s) as Box<dyn RecordSource>)
+            .collect();
+        MclReader {
+            merge: MergeReader::new(boxed, window),
+            headers,
+        }
+    }
+}
+
+impl RecordSource for MclReader {
+    fn next_record(&mut self) -> Result<Option<Record>> {
+        self.merge.next_record()
+    }
+    fn reset(&mut self) -> Result<()> {
+        self.merge.reset()
+    }
+    fn is_data_pending(&self) -> bool {
+        self.merge.is_data_pending()
+    }
+    fn streams(&self) -> &[StreamInfo] {
+        self.merge.streams()
+    }
+    fn skipped(&self) -> u64 {
+        self.merge.skipped()
+    }
+}
+
+/// A recording directory, a log file, or a split-set prefix: whichever
+/// `path` is.
+pub fn open_path(path: &Path, options: &ReadOptions) -> Result<MclReader> {
+    if path.is_dir() {
+        open_directory(path, options)
+    } else {
+        open_file(path, options)
+    }
+}
+
+/// `ReadFile`: one file, or the split set `<path>_NNN.log` when `path` is a prefix.
+pub fn open_file(path: &Path, options: &ReadOptions) -> Result<MclReader> {
+    let stream = MclStream::open(&mcl::file_parts(path)?, options.on_error)?;
+    Ok(MclReader::from_streams(vec![stream], options.window))
+}
+
+/// `ReadDirectory`: every stream of a recording, merged in time order.
+pub fn open_directory(dir: &Path, options: &ReadOptions) -> Result<MclReader> {
+    let streams = mcl::directory_streams(dir, options)?;
+    Ok(MclReader::from_streams(streams, options.window))
+}

@@ -1,0 +1,10 @@
+//! Log and wire formats: parsing and formatting, no timing and no threads.
+//! The MCL text log, MCL datagrams, fragment reassembly, and the reader
+//! trait every log format implements.
+
+pub mod mcl;
+pub mod reassembly;
+pub(crate) mod source;
+pub mod wire;
+
+pub use source::{OnError, RecordSource, TimeWindow};

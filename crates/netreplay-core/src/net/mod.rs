@@ -1,0 +1,18 @@
+//! Networking: endpoint URLs, the UDP sink, the listener and the network
+//! recorder.
+
+pub(crate) mod endpoint;
+pub(crate) mod listener;
+pub(crate) mod recorder;
+pub(crate) mod udp;
+
+pub use endpoint::{Endpoint, Interface};
+pub use listener::{
+    ChannelHandler, Handler, Listener, ListenerOptions, ListenerSnapshot, ListenerStats, Received,
+    ReceivedMessage,
+};
+pub use recorder::{NetworkRecorder, RecordingHandler, RecordingSummary};
+pub use udp::{
+    FailureKind, Route, UdpSink, UdpSinkOptions, UdpSinkSnapshot, UdpSinkStats, BATCH, BATCH_BYTES,
+    DEFAULT_HOP_LIMIT,
+};

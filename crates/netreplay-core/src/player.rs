@@ -1,0 +1,343 @@
+//! One playback: the reader, the producer thread, the ring, the scheduler
+//! thread and the sinks, built from one [`PlayerConfig`] (DESIGN.md, "The
+//! Player"). Every operation is a request that wakes a waiting thread at
+//! once; the run number ([`Player::run`]) is carried on every delivery and
+//! outcome, so "which run is current" is known here only.
+
+use std::sync::Arc;
+
+use crate::engine::{
+    BufferData, BufferOptions, LagPolicy, NullSink, Outcome, Queue, RingProducer, Scheduler,
+    SchedulerOptions, Sink, SinkEntry, SinkStats, Slot, Speed,
+};
+use crate::format::RecordSource;
+use crate::net::{UdpSink, UdpSinkOptions, UdpSinkStats};
+use crate::{Error, Record, Result, StreamInfo, StreamTable};
+
+/// What a sink is.
+pub enum SinkKind {
+    /// MCL datagrams over UDP, sent from the scheduler thread.
+    Udp(Box<UdpSinkOptions>),
+    /// Discards records (engine throughput).
+    Null,
+    /// A sink built elsewhere (the binding's JS delivery).
+    Custom(Box<dyn Sink>),
+}
+
+/// One sink of a playback and its lag policy.
+pub struct SinkConfig {
+    pub kind: SinkKind,
+    pub lag: LagPolicy,
+}
+
+impl SinkConfig {
+    pub fn new(kind: SinkKind) -> Self {
+        SinkConfig {
+            kind,
+            lag: LagPolicy::default(),
+        }
+    }
+}
+
+/// Everything a playback is built from. Sinks get each record in the order
+/// given.
+#[derive(Default)]
+pub struct PlayerConfig {
+    pub buffer: BufferOptions,
+    pub scheduler: SchedulerOptions,
+    pub sinks: Vec<SinkConfig>,
+}
+
+/// Where a player's records come from.
+pub enum PlayerSource {
+    /// A native reader, read by the producer thread.
+    Reader(Box<dyn RecordSource>),
+    /// Records pushed by the owner ([`Player::push`]), for readers written
+    /// in JS; their streams are defined as their types appear.
+    External,
+}
+
+/// Where a playback is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlayerState {
+    /// Not started, or stopped (rewound), or sought while not playing.
+    Idle,
+    Playing,
+    Paused,
+    /// The run reached the end of the data, or failed.
+    Ended,
+    Closed,
+}
+
+enum Producer {
+    Native(BufferData),
+    External {
+        queue: Queue,
+        ring: RingProducer,
+        streams: Arc<StreamTable>,
+    },
+}
+
+impl Producer {
+    fn queue(&self) -> &Queue {
+        match self {
+            Producer::Native(b) => b.queue(),
+            Producer::External { queue, .. } => queue,
+        }
+    }
+}
+
+pub struct Player {
+    // Declared first: dropped (stopped) before the producer it consumes.
+    scheduler: Scheduler,
+    producer: Producer,
+    streams: Vec<StreamInfo>,
+    state: PlayerState,
+    udp: Vec<Arc<UdpSinkStats>>,
+}
+
+impl Player {
+    /// Build a playback; checks every option before the source is taken
+    /// apart, so a bad config loses nothing but the call.
+    pub fn new(source: PlayerSource, config: PlayerConfig) -> Result<Player> {
+        config.buffer.validate()?;
+        let (producer, streams) = match source {
+            PlayerSource::Reader(source) => {
+                let streams = source.streams().to_vec();
+                (
+                    Producer::Native(BufferData::new(source, config.buffer)?),
+                    streams,
+                )
+            }
+            PlayerSource::External => {
+                let (queue, ring) = Queue::new(config.buffer.length, config.buffer.max_bytes)?;
+                let streams = Arc::default();
+                (
+                    Producer::External {
+                        queue,
+                        ring,
+                        streams,
+                    },
+                    Vec::new(),
+                )
+            }
+        };
+        let mut udp = Vec::new();
+        let mut sinks = Vec::with_capacity(config.sinks.len());
+        for sink in config.sinks {
+            let built: Box<dyn Sink> = match sink.kind {
+                SinkKind::Udp(options) => {
+                    let mut udp_sink = UdpSink::new(*options, &streams)?;
+                    if let Producer::External { streams, .. } = &producer {
+                        udp_sink = udp_sink.with_stream_table(streams.clone());
+                    }
+                    udp.push(udp_sink.stats().clone());
+                    Box::new(udp_sink)
+                }
+                SinkKind::Null => Box::new(NullSink::default()),
+                SinkKind::Custom(sink) => sink,
+            };
+            sinks.push(SinkEntry::with_lag(built, sink.lag));
+        }
+        let scheduler = Scheduler::new(producer.queue(), sinks, config.scheduler)?;
+        Ok(Player {
+            scheduler,
+            producer,
+            streams,
+            state: PlayerState::Idle,
+            udp,
+        })
+    }
+
+    /// The streams of the reader (empty for an external source, whose
+    /// streams are defined as they appear).
+    pub fn streams(&self) -> &[StreamInfo] {
+        &self.streams
+    }
+
+    /// The current run: bumped by every stop (rewind), seek and restart
+    /// after the end. Deliveries and outcomes of older runs are stale.
+    pub fn run(&self) -> u64 {
+        self.producer.queue().epoch()
+    }
+
+    pub fn state(&mut self) -> PlayerState {
+        if self.state == PlayerState::Playing && !self.scheduler.is_alive() {
+            // The scheduler thread ended by itself: end of data or error.
+            if let Ok(Some(Outcome::End | Outcome::Error(_))) = self.scheduler.last_outcome() {
+                self.state = PlayerState::Ended;
+            }
+        }
+        self.state
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.state == PlayerState::Closed {
+            return Err(Error::State("this replay is closed".into()));
+        }
+        Ok(())
+    }
+
+    /// Play, or resume after a pause; after the end, play again from the
+    /// start. False if already playing.
+    pub fn start(&mut self) -> Result<bool> {
+        self.check_open()?;
+        match self.state() {
+            PlayerState::Playing => return Ok(false),
+            PlayerState::Ended => self.rewind()?,
+            _ => {}
+        }
+        if let Producer::Native(buffer) = &mut self.producer {
+            buffer.start()?;
+        }
+        self.scheduler.start()?;
+        self.state = PlayerState::Playing;
+        Ok(true)
+    }
+
+    /// Freeze where it is; `start` continues at once. False if not playing.
+    pub fn pause(&mut self) -> Result<bool> {
+        self.check_open()?;
+        if self.state() != PlayerState::Playing {
+            return Ok(false);
+        }
+        self.scheduler.stop()?;
+        self.state = PlayerState::Paused;
+        Ok(true)
+    }
+
+    /// Stop and rewind to the first record. False if it was neither playing
+    /// nor paused.
+    pub fn stop(&mut self) -> Result<bool> {
+        self.check_open()?;
+        let was = matches!(self.state(), PlayerState::Playing | PlayerState::Paused);
+        self.scheduler.stop()?;
+        self.rewind()?;
+        self.state = PlayerState::Idle;
+        Ok(was)
+    }
+
+    fn rewind(&mut self) -> Result<()> {
+        match &mut self.producer {
+            Producer::Native(buffer) => buffer.reset()?,
+            Producer::External { queue, .. } => {
+                queue.flush()?;
+            }
+        }
+        self.scheduler.rewind()
+    }
+
+    /// Go to the first record with time >= `t_ns`, clamped to the log's
+    /// first and last records: the next record delivered is that one, due
+    /// at once (logical time is re-anchored on it); what was queued is
+    /// dropped. Playing, it plays on from there; paused, it stays paused;
+    /// otherwise the next `start` plays from there. For an external source
+    /// the owner repositions its reader after this call.
+    pub fn seek(&mut self, t_ns: i64) -> Result<()> {
+        self.check_open()?;
+        let state = self.state();
+        self.scheduler.stop()?;
+        match &mut self.producer {
+            Producer::Native(buffer) => {
+                buffer.stop()?;
+                let t = match buffer.time_range()? {
+                    Some((first, last)) => t_ns.clamp(first, last),
+                    None => t_ns,
+                };
+                buffer.seek(t)?;
+            }
+            Producer::External { queue, .. } => {
+                queue.flush()?;
+            }
+        }
+        self.scheduler.reposition(None)?;
+        match state {
+            PlayerState::Playing => {
+                if let Producer::Native(buffer) = &mut self.producer {
+                    buffer.start()?;
+                }
+                self.scheduler.start()?;
+            }
+            PlayerState::Paused => {
+                // Paused keeps the ring full, ready for the resume.
+                if let Producer::Native(buffer) = &mut self.producer {
+                    buffer.start()?;
+                }
+            }
+            _ => self.state = PlayerState::Idle,
+        }
+        Ok(())
+    }
+
+    pub fn speed(&self) -> Speed {
+        self.scheduler.speed()
+    }
+
+    /// Change speed; playing, it re-anchors at the current logical time.
+    pub fn set_speed(&self, speed: Speed) {
+        self.scheduler.set_speed(speed);
+    }
+
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// Each sink's counters, in config order.
+    pub fn sink_stats(&self) -> &[Arc<SinkStats>] {
+        self.scheduler.sink_stats()
+    }
+
+    /// The UDP sinks' statistics, in config order.
+    pub fn udp_stats(&self) -> &[Arc<UdpSinkStats>] {
+        &self.udp
+    }
+
+    /// Records skipped as malformed by a native reader (while its producer
+    /// is stopped: paused at the end, or idle).
+    pub fn skipped(&self) -> Option<u64> {
+        match &self.producer {
+            Producer::Native(b) => b.skipped(),
+            Producer::External { .. } => None,
+        }
+    }
+
+    /// Stop both threads and release the reader at once; safe to call twice.
+    pub fn close(&mut self) -> Result<()> {
+        if self.state == PlayerState::Closed {
+            return Ok(());
+        }
+        self.scheduler.stop()?;
+        if let Producer::Native(buffer) = &mut self.producer {
+            buffer.close()?;
+        }
+        self.state = PlayerState::Closed;
+        Ok(())
+    }
+
+    fn external(&mut self) -> Result<(&mut RingProducer, &Arc<StreamTable>)> {
+        match &mut self.producer {
+            Producer::External { ring, streams, .. } => Ok((ring, streams)),
+            Producer::Native(_) => Err(Error::State(
+                "this replay reads a native reader; records cannot be pushed to it".into(),
+            )),
+        }
+    }
+
+    /// External source: the stream index of records of `message_type`
+    /// (`None`: raw), defined now if new, so routes by type apply to them.
+    pub fn define_stream(&mut self, message_type: Option<&str>) -> Result<u32> {
+        Ok(self.external()?.1.define(message_type))
+    }
+
+    /// External source: push one record; false when the ring is full.
+    pub fn push(&mut self, record: Record) -> Result<bool> {
+        Ok(self.external()?.0.push(Slot::Record(record)).is_ok())
+    }
+
+    /// External source: push the end (or an error) after the last record;
+    /// false when the ring is full.
+    pub fn push_end(&mut self, error: Option<Error>) -> Result<bool> {
+        let slot = error.map_or(Slot::End, Slot::Error);
+        Ok(self.external()?.0.push(slot).is_ok())
+    }
+}

@@ -1,0 +1,10 @@
+//! OS specifics: memory maps with the SIGBUS guard, socket options and
+//! batched sends, the clock and timer slack. Depends on nothing above it.
+
+pub(crate) mod mapguard;
+pub(crate) mod socket;
+pub(crate) mod time;
+
+pub use mapguard::GuardedMap;
+pub use socket::set_multicast_if_v4_index;
+pub use time::{now_ns, set_precise_timer_slack};
