@@ -8,13 +8,23 @@ import { checkRecordReader, nativeReaderOf, type RecordReader } from './reader.j
 import { checkOptions, checkPositiveInteger, optionNames } from './validate.js';
 
 export interface BufferOptions {
-  /** Ring capacity in records (default 5000). */
+  /** Ring capacity in records (default 5000, at most 1048576). */
   length?: number;
   /** Ring capacity in payload bytes (default 256 MiB). */
   maxBytes?: number;
 }
 
 export const BUFFER_OPTION_NAMES = optionNames<BufferOptions>()('length', 'maxBytes');
+
+/** The native ring options (types checked; core checks the range and sets the defaults). */
+export function ringOptions(opts: BufferOptions): { length?: number; maxBytes?: number } {
+  return {
+    ...(opts.length !== undefined && { length: checkPositiveInteger(opts.length, 'length', 2 ** 32 - 1) }),
+    ...(opts.maxBytes !== undefined && {
+      maxBytes: checkPositiveInteger(opts.maxBytes, 'maxBytes', Number.MAX_SAFE_INTEGER),
+    }),
+  };
+}
 
 /** Module-internal access to the native buffer. */
 export const nativeBuffer = Symbol('nativeBuffer');
@@ -102,10 +112,7 @@ export class BufferData {
 
   constructor(reader: RecordReader, options?: BufferOptions) {
     const opts = checkOptions(options, 'options', BUFFER_OPTION_NAMES);
-    const length = opts.length === undefined ? 5000 : checkPositiveInteger(opts.length, 'length');
-    const maxBytes =
-      opts.maxBytes === undefined ? undefined : checkPositiveInteger(opts.maxBytes, 'maxBytes', Number.MAX_SAFE_INTEGER);
-    const nativeOptions = { length, ...(maxBytes !== undefined && { maxBytes }) };
+    const nativeOptions = ringOptions(opts);
     const nativeReader = nativeReaderOf(checkRecordReader(reader, 'BufferData'));
     if (nativeReader) {
       this.streamTypes = nativeReader.streams.map((s) => s.messageType ?? null);
@@ -158,8 +165,9 @@ export class BufferData {
 
   /** Stop, flush the ring and rewind the reader. */
   reset(): void {
-    if (this.#js) this.#js.reset();
-    else callNative(() => this.#native.reset());
+    this.#js?.stop();
+    callNative(() => this.#native.reset());
+    this.#js?.rewind();
     this.#queue.rewound();
   }
 
@@ -181,8 +189,15 @@ export class BufferData {
 const END = Symbol('end');
 type Pending = { t: number; stream: number; topic: string; payload: Uint8Array } | typeof END | Error;
 
+/** Where a JS pump pushes: a native buffer's or a player's ring. */
+export interface PumpTarget {
+  push(elapsedTime: number, stream: number, topic: string, payload: Uint8Array): boolean;
+  pushEnd(error?: string | null): boolean;
+  defineStream(messageType?: string | null): number;
+}
+
 /** Feeds the ring from a JS reader on the event loop, in small chunks. */
-class JsPump {
+export class JsPump {
   running = false;
   dataPending = false;
   ready = false;
@@ -195,7 +210,7 @@ class JsPump {
 
   constructor(
     readonly reader: RecordReader,
-    readonly ring: NativeBuffer,
+    readonly ring: PumpTarget,
     readonly streamTypes: (string | null)[],
   ) {}
 
@@ -214,15 +229,50 @@ class JsPump {
     return true;
   }
 
-  reset(): void {
+  /** Stop and rewind the reader (the owner has flushed the ring). */
+  rewind(): void {
     this.stop();
-    callNative(() => this.ring.reset());
     this.#pending = undefined;
     this.#ended = false;
     this.error = undefined;
     this.ready = false;
     this.dataPending = false;
     this.reader.reset();
+  }
+
+  /**
+   * Stop and go to the first record with time >= t, read from the start (a
+   * reader written in JS has no index); past the last record, to the last
+   * records' time, as a native reader clamps. The owner has flushed the ring.
+   */
+  seek(t: number): void {
+    this.rewind();
+    let last: number | undefined;
+    for (;;) {
+      const p = this.#read();
+      if (p === END || p instanceof Error) {
+        if (p instanceof Error || last === undefined || last >= t) {
+          this.#hold(p);
+          return;
+        }
+        // Past the end: clamp to the time of the last records.
+        this.rewind();
+        t = last;
+        last = undefined;
+        continue;
+      }
+      if (p.t >= t) {
+        this.#pending = p;
+        return;
+      }
+      last = p.t;
+    }
+  }
+
+  #hold(p: Pending): void {
+    this.#pending = p;
+    if (p instanceof Error) this.error = p;
+    if (p === END || p instanceof Error) this.#ended = true;
   }
 
   #cancel(): void {
@@ -289,11 +339,9 @@ class JsPump {
           this.running = false;
           return;
         }
-        this.#pending = this.#read();
-        if (this.#pending instanceof Error) this.error = this.#pending;
-        if (this.#pending === END || this.#pending instanceof Error) this.#ended = true;
+        this.#hold(this.#read());
       }
-      const p = this.#pending;
+      const p = this.#pending!;
       const pushed =
         p === END
           ? this.ring.pushEnd(null)

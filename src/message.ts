@@ -17,7 +17,11 @@ export interface LoggedMessage<P = unknown> {
 
 /** A record as delivered by a replay. */
 export interface Message<P = unknown> extends LoggedMessage<P> {
-  /** Seconds between the record's deadline and its handover by the engine (0 at Infinity speed). */
+  /**
+   * Seconds between the record's deadline and its arrival in JS (when the
+   * batch holding it reached the event loop); 0 at Infinity speed. The
+   * engine's own handover lateness is in `stats().handoverLateness`.
+   */
   lateness: number;
   /**
    * The deadline in nanoseconds of CLOCK_MONOTONIC — the clock of
@@ -79,15 +83,15 @@ export class BatchDecoder {
    * refuses, for example, extension types it does not know) is skipped and
    * counted, or ends the batch with an error, as `onError` says.
    */
-  decode(data: Buffer, count: number, newTopics: readonly string[]): DecodedBatch {
+  decode(data: Buffer, count: number, newTopics: readonly string[], arrivedAtNs: number): DecodedBatch {
     this.addTopics(newTopics);
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     const messages: Message[] = [];
     let at = 0;
     for (let i = 0; i < count; i++) {
       const elapsedTime = view.getFloat64(at, true);
-      const lateness = view.getFloat64(at + 8, true) / 1e9;
       const deadline = view.getFloat64(at + 16, true);
+      const lateness = Number.isNaN(deadline) ? 0 : (arrivedAtNs - deadline) / 1e9;
       const stream = view.getUint32(at + 24, true);
       const topic = this.#topics[view.getUint32(at + 28, true)] ?? '';
       const length = view.getUint32(at + 32, true);

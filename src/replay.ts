@@ -1,25 +1,28 @@
-// Replay: a log played back with its original timing — BufferData and
-// ScheduleBroadcasts behind one object, with events, async iteration and a
-// done promise.
+// Replay: a log played back with its original timing. The playback itself
+// is core's Player (native/NativePlayer); this layer adds events, async
+// iteration and a done promise, nothing of timing.
 import { EventEmitter } from 'node:events';
-import { BUFFER_OPTION_NAMES, BufferData, type BufferOptions } from './buffer.js';
-import { ReplayStateError } from './errors.js';
-import type { Message } from './message.js';
+import { BUFFER_OPTION_NAMES, JsPump, ringOptions, type BufferOptions } from './buffer.js';
+import { BatchReceiver, KeepAlive, weakCallback } from './delivery.js';
+import { callNative, ReplayStateError } from './errors.js';
+import { BatchDecoder, type DeliveryOptions, type Message } from './message.js';
+import { native, type NativePlayer } from './native.js';
 import {
   READ_DIRECTORY_OPTION_NAMES,
   checkRecordReader,
+  nativeReaderOf,
   openLog,
   type ReadDirectoryOptions,
   type RecordReader,
 } from './reader.js';
 import {
   SCHEDULE_OPTION_NAMES,
-  ScheduleBroadcasts,
+  deliveryOptions,
   type PendingDeliveries,
   type ReplayStats,
   type ScheduleOptions,
 } from './scheduler.js';
-import { checkOptions, checkPath, optionNames, pick } from './validate.js';
+import { checkOnError, checkOptions, checkSpeed, optionNames, pick } from './validate.js';
 import type { UdpStats } from './net.js';
 
 export interface ReplayOptions extends ScheduleOptions, BufferOptions, ReadDirectoryOptions {
@@ -45,8 +48,11 @@ const REPLAY_OPTION_NAMES = optionNames<ReplayOptions>()(
 type State = 'idle' | 'playing' | 'paused' | 'ended' | 'closed';
 
 export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<Message>, AsyncDisposable {
-  readonly #buffer: BufferData;
-  readonly #scheduler: ScheduleBroadcasts;
+  readonly #native: NativePlayer;
+  /** Feeds the player from a reader written in JS. */
+  readonly #pump: JsPump | undefined;
+  readonly #receiver: BatchReceiver;
+  readonly #keepAlive = new KeepAlive(this);
   #state: State = 'idle';
   #done: Deferred | undefined;
   /**
@@ -74,18 +80,41 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
       typeof source === 'string'
         ? openLog(source, pick(opts, READ_DIRECTORY_OPTION_NAMES))
         : checkRecordReader(source, 'Replay');
-    this.#buffer = new BufferData(reader, pick(opts, BUFFER_OPTION_NAMES));
-    this.#scheduler = new ScheduleBroadcasts(this.#buffer, pick(opts, SCHEDULE_OPTION_NAMES));
-    this.#scheduler.observe({
-      messages: (messages, ack) => this.#onMessages(messages, ack),
-      event: (event, err) => this.#onEvent(event, err),
-    });
-    if (opts.udp !== undefined) this.#scheduler.on('udpFailures', (s) => this.emit('udpFailures', s));
     const signal = opts.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new TypeError(`'signal' must be an AbortSignal, got ${typeof signal}`);
+    }
+    const schedule = pick(opts, SCHEDULE_OPTION_NAMES) as ScheduleOptions;
+    const nativeOptions = {
+      buffer: ringOptions(pick(opts, BUFFER_OPTION_NAMES)),
+      schedule: deliveryOptions(schedule, schedule.speed === undefined ? undefined : checkSpeed(schedule.speed)),
+    };
+    const nativeReader = nativeReaderOf(reader);
+    const streamTypes: (string | null)[] = nativeReader ? nativeReader.streams.map((s) => s.messageType ?? null) : [];
+    const decoder = new BatchDecoder(streamTypes, {
+      ...(schedule as DeliveryOptions),
+      onError: checkOnError(schedule.onError),
+    });
+    this.#receiver = new BatchReceiver(() => this.#native, decoder, {
+      messages: (messages, ack) => this.#onMessages(messages, ack),
+      // The run ends here: the engine stops (and rewinds) at once.
+      undecodable: () => callNative(() => this.#native.stop()),
+      ended: (event, err) => this.#onEnded(event, err),
+      ...(nativeOptions.schedule.udp !== undefined && {
+        udpFailures: (s: UdpStats) => {
+          if (this.listenerCount('udpFailures') > 0) this.emit('udpFailures', s);
+        },
+      }),
+      readerError: () => this.#pump?.error,
+    });
+    const onBatch = weakCallback(this.#receiver);
+    this.#native = callNative(() =>
+      nativeReader
+        ? native.NativePlayer.fromReader(nativeReader, nativeOptions, onBatch)
+        : native.NativePlayer.external(nativeOptions, onBatch),
+    );
+    if (!nativeReader) this.#pump = new JsPump(reader, this.#native, streamTypes);
     if (signal !== undefined) {
-      if (!(signal instanceof AbortSignal)) {
-        throw new TypeError(`'signal' must be an AbortSignal, got ${typeof signal}`);
-      }
       if (signal.aborted) this.close();
       else {
         const onAbort = () => this.close();
@@ -99,12 +128,13 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
   start(): boolean {
     this.#checkOpen();
     if (this.#state === 'playing') return false;
-    if (this.#state === 'ended') this.#rewind();
+    if (this.#state === 'ended') this.#pump?.rewind();
     if (this.#state !== 'paused') this.#done ??= new Deferred();
     this.#error = undefined;
-    this.#buffer.start();
-    this.#scheduler.start();
+    callNative(() => this.#native.start());
+    this.#pump?.start();
     this.#state = 'playing';
+    this.#keepAlive.hold(true);
     return true;
   }
 
@@ -112,8 +142,9 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
   pause(): boolean {
     this.#checkOpen();
     if (this.#state !== 'playing') return false;
-    this.#scheduler.stop();
+    callNative(() => this.#native.pause());
     this.#state = 'paused';
+    this.#keepAlive.hold(false);
     return true;
   }
 
@@ -121,16 +152,41 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
   stop(): boolean {
     this.#checkOpen();
     const was = this.#state === 'playing' || this.#state === 'paused';
-    this.#scheduler.stop();
-    this.#rewind();
+    callNative(() => this.#native.stop());
+    this.#pump?.rewind();
+    this.#dropQueued();
     this.#state = 'idle';
+    this.#keepAlive.hold(false);
     this.#finish();
     return was;
   }
 
+  /**
+   * Go to `time` (seconds, as the log's elapsed times): the next message is
+   * the first at or after it, delivered at once, and the timing goes on from
+   * there; what was queued is dropped. A time before the first message or
+   * after the last one goes to that message. Playing, the replay plays on;
+   * paused, it stays paused; otherwise the next start() plays from there.
+   */
+  seek(time: number): void {
+    this.#checkOpen();
+    if (typeof time !== 'number' || Number.isNaN(time)) {
+      throw new TypeError(`seek: 'time' must be a number of seconds, got ${typeof time === 'number' ? 'NaN' : typeof time}`);
+    }
+    // Infinite times clamp to the log's ends like any time outside it.
+    const t = Math.max(-9e9, Math.min(9e9, time));
+    callNative(() => this.#native.seek(t));
+    this.#dropQueued();
+    if (this.#pump) {
+      this.#pump.seek(t);
+      if (this.#state === 'playing' || this.#state === 'paused') this.#pump.start();
+    }
+    if (this.#state === 'ended') this.#state = 'idle';
+  }
+
   /** True while playing. */
   isAlive(): boolean {
-    return this.#state === 'playing' && this.#scheduler.isAlive();
+    return this.#state === 'playing' && this.#native.state === 'playing';
   }
 
   /** True while messages remain to be played in this run. */
@@ -139,26 +195,29 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
   }
 
   get speed(): number {
-    return this.#scheduler.speed;
+    return this.#native.speed;
   }
 
   set speed(value: number) {
-    this.#scheduler.speed = value;
+    const speed = checkSpeed(value);
+    callNative(() => {
+      this.#native.speed = speed;
+    });
   }
 
-  /** Engine statistics of the current run (handover lateness in seconds). */
+  /** Statistics of the current run (lateness in seconds; see ReplayStats). */
   stats(): ReplayStats {
-    return this.#scheduler.stats();
+    return { ...callNative(() => this.#native.stats()), skipped: this.#receiver.decoder.skipped };
   }
 
   /** What JS holds unconsumed now: batches, messages and bytes. */
   pending(): PendingDeliveries {
-    return this.#scheduler.pending();
+    return callNative(() => this.#native.pending());
   }
 
   /** Statistics of the UDP sink (with the `udp` option), else null. */
   udpStats(): UdpStats | null {
-    return this.#scheduler.udpStats();
+    return callNative(() => this.#native.udpStats());
   }
 
   /** Resolves when the replay ends (or is stopped or closed); rejects on a replay error. */
@@ -172,8 +231,10 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
   close(): void {
     if (this.#state === 'closed') return;
     this.#unlisten?.();
-    this.#scheduler.close();
-    this.#buffer.close();
+    this.#receiver.closed = true;
+    this.#pump?.stop();
+    this.#keepAlive.hold(false);
+    callNative(() => this.#native.close());
     this.#state = 'closed';
     this.#finish();
   }
@@ -222,9 +283,8 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
     if (this.#state === 'closed') throw new ReplayStateError('this replay is closed');
   }
 
-  #rewind(): void {
-    this.#buffer.reset();
-    this.#scheduler.rewind();
+  /** Drop what the iterator holds of a run that was rewound or moved. */
+  #dropQueued(): void {
     this.#iterQueue = [];
     this.#releaseAcks();
   }
@@ -243,9 +303,9 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
     if (this.listenerCount('message') > 0) for (const m of messages) this.emit('message', m);
   }
 
-  #onEvent(event: 'end' | 'error', err: Error | undefined): void {
-    this.#buffer.stop();
+  #onEnded(event: 'end' | 'error', err: Error | undefined): void {
     this.#state = 'ended';
+    this.#keepAlive.hold(false);
     if (event === 'error') {
       this.#error = err;
       this.#done?.reject(err!);

@@ -2,9 +2,10 @@
 // The timing is native (a scheduler thread); this layer only decodes batches
 // and emits them.
 import { EventEmitter } from 'node:events';
-import { native, type ErrorInfo, type NativeScheduler, type SchedulerStats } from './native.js';
-import { callNative, translateError } from './errors.js';
+import { native, type NativeScheduler, type SchedulerOptionsJs, type SchedulerStats } from './native.js';
+import { callNative } from './errors.js';
 import { BatchDecoder, type DeliveryOptions, type Message } from './message.js';
+import { BatchReceiver, KeepAlive, weakCallback } from './delivery.js';
 import { BufferData, BufferQueue, nativeBuffer, queueOwner, readerError } from './buffer.js';
 import { checkBusyWait, checkOnError, checkOptions, checkSpeed, optionNames } from './validate.js';
 import { UDP_OPTION_NAMES, type UdpOptions, type UdpStats } from './net.js';
@@ -48,6 +49,13 @@ export interface ScheduleOptions extends DeliveryOptions {
    * are caught by the reader, with file and line: see ReadFile's onError.)
    */
   onError?: 'fail' | 'skip';
+  /**
+   * When JS falls behind (its pending bound is reached): 'wait' (default)
+   * slows the replay down and loses nothing; 'drop' drops what JS cannot
+   * take and counts it in `stats().dropped`, so other sinks (UDP) keep their
+   * timing. The UDP sink has its own (`udp.lag`).
+   */
+  lag?: 'wait' | 'drop';
 }
 
 export const SCHEDULE_OPTION_NAMES = optionNames<ScheduleOptions>()(
@@ -57,6 +65,7 @@ export const SCHEDULE_OPTION_NAMES = optionNames<ScheduleOptions>()(
   'js',
   'busyWait',
   'onError',
+  'lag',
   'decode',
   'rawPayload',
 );
@@ -73,15 +82,6 @@ export interface ScheduleEvents {
   udpFailures: [UdpStats];
 }
 
-/** What a batch of the engine brings (see delivery.rs). */
-export type BatchEvent = 'end' | 'error' | 'stopped' | null;
-
-/** Owners (Replay) hook here to see every batch before the events go out. */
-export interface BatchObserver {
-  messages(messages: Message[], ack: () => void): void;
-  event(event: 'end' | 'error', error: Error | undefined): void;
-}
-
 export type { SchedulerStats };
 
 /** Deliveries handed to JS and not yet consumed. */
@@ -91,73 +91,61 @@ export interface PendingDeliveries {
   bytes: number;
 }
 
-/** The engine's statistics, and the payloads the JS side skipped. */
+/**
+ * The engine's statistics, and the payloads the JS side skipped. `lateness`
+ * is measured where records are delivered: on their arrival in JS with JS
+ * delivery, else at the engine's handover (which `handoverLateness` always
+ * gives); the UDP sink's send lateness is in `udpStats()`.
+ */
 export interface ReplayStats extends SchedulerStats {
   /** Records dropped because msgpackr could not decode their payload (`onError: 'skip'`). */
   skipped: number;
 }
 
-// A ref'd handle keeps Node alive while a replay plays: the native callback
-// itself is weak, so a replay that is paused or done never holds the process.
-const KEEP_ALIVE_MS = 2 ** 31 - 1;
-/** Schedulers playing now: held here so that a replay nobody references plays on. */
-const playing = new Set<ScheduleBroadcasts>();
-
 export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
   readonly #native: NativeScheduler;
-  readonly #decoder: BatchDecoder;
+  readonly #receiver: BatchReceiver;
   readonly #buffer: BufferData;
-  #observer: BatchObserver | undefined;
-  #keepAlive: NodeJS.Timeout | undefined;
-  /** Batches of runs before this one belong to a rewound replay: dropped. */
-  #firstLiveRun = 0;
-  /** The run a payload that did not decode has ended, whose later batches are dropped. */
-  #failedRun = -1;
+  readonly #keepAlive = new KeepAlive(this);
   #closed = false;
-  readonly #udp: boolean;
-  #reportedFailures = 0;
 
   constructor(queue: BufferQueue | BufferData, options?: ScheduleOptions) {
     super();
     const opts = checkOptions(options, 'options', SCHEDULE_OPTION_NAMES);
-    const speed = opts.speed === undefined ? 1 : checkSpeed(opts.speed);
+    const speed = opts.speed === undefined ? undefined : checkSpeed(opts.speed);
     const buffer =
       queue instanceof BufferData ? queue : queue instanceof BufferQueue ? queue[queueOwner] : undefined;
     if (!buffer) throw new TypeError("ScheduleBroadcasts: 'queue' must be a BufferData or its queue");
     this.#buffer = buffer;
-    this.#decoder = new BatchDecoder(buffer.streamTypes, {
+    const decoder = new BatchDecoder(buffer.streamTypes, {
       ...(opts as DeliveryOptions),
       onError: checkOnError(opts.onError),
     });
-    if (opts.js !== undefined && typeof opts.js !== 'boolean') {
-      throw new TypeError(`'js' must be a boolean, got ${typeof opts.js}`);
-    }
-    const udp = opts.udp === undefined ? undefined : (checkOptions(opts.udp, 'udp', UDP_OPTION_NAMES) as UdpOptions);
-    this.#udp = udp !== undefined;
-    const nativeOptions = {
-      speed,
-      ...(typeof opts.maxPendingBatches === 'number' && { maxPendingBatches: opts.maxPendingBatches }),
-      ...(udp !== undefined && { udp }),
-      ...(opts.js === false && { js: false }),
-      ...(opts.busyWait !== undefined && { busyWait: checkBusyWait(opts.busyWait) }),
-    };
-    // The native object holds its callback strongly: were the callback to
-    // hold this object, neither could ever be collected (a replay dropped
-    // without close() would keep its files open for good). So it holds it
-    // weakly, and a playing replay is kept alive by `playing` instead.
-    const self = new WeakRef(this);
+    const nativeOptions = deliveryOptions(opts, speed);
+    this.#receiver = new BatchReceiver(() => this.#native, decoder, {
+      messages: (messages, ack) => {
+        ack();
+        if (this.listenerCount('message') > 0) for (const m of messages) this.emit('message', m);
+      },
+      undecodable: () => callNative(() => this.#native.stop()),
+      ended: (event, err) => {
+        this.#keepAlive.hold(false);
+        if (event === 'end') this.emit('end');
+        // With no listener, EventEmitter throws: as for any stream.
+        else this.emit('error', err!);
+      },
+      ...(nativeOptions.udp !== undefined && {
+        udpFailures: (s: UdpStats) => {
+          if (this.listenerCount('udpFailures') > 0) this.emit('udpFailures', s);
+        },
+      }),
+      readerError: () => buffer[readerError],
+    });
+    const onBatch = weakCallback(this.#receiver);
     this.#native = callNative(
       () =>
-        new native.NativeScheduler(buffer[nativeBuffer], nativeOptions, (data, count, topics, event, error, run) => {
-          const scheduler = self.deref();
-          if (scheduler) scheduler.#onBatch(data, count, topics, event, error, run);
-        }),
+        new native.NativeScheduler(buffer[nativeBuffer], nativeOptions, onBatch),
     );
-  }
-
-  /** @internal Replay observes batches to drive its iterator and state. */
-  observe(observer: BatchObserver): void {
-    this.#observer = observer;
   }
 
   get buffer(): BufferData {
@@ -167,21 +155,15 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
   /** Start or resume; false if already running, or if the run has ended (until the buffer is reset). */
   start(): boolean {
     const started = callNative(() => this.#native.start());
-    if (started) this.#hold(true);
+    if (started) this.#keepAlive.hold(true);
     return started;
   }
 
   /** Stop (pause) keeping the position and the record in hand; false if not running. */
   stop(): boolean {
     const stopped = callNative(() => this.#native.stop());
-    this.#hold(false);
+    this.#keepAlive.hold(false);
     return stopped;
-  }
-
-  /** @internal Forget the position and drop batches still on their way. */
-  rewind(): void {
-    callNative(() => this.#native.rewind());
-    this.#firstLiveRun = this.#native.run + 1;
   }
 
   isAlive(): boolean {
@@ -200,9 +182,9 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
     });
   }
 
-  /** Engine statistics: delivered, late, and handover lateness (seconds); `skipped`: payloads that did not decode. */
+  /** Engine statistics (see ReplayStats); `skipped`: payloads that did not decode. */
   stats(): ReplayStats {
-    return { ...callNative(() => this.#native.stats()), skipped: this.#decoder.skipped };
+    return { ...callNative(() => this.#native.stats()), skipped: this.#receiver.decoder.skipped };
   }
 
   /** What JS holds unconsumed now: batches, messages and bytes (see maxPendingBatches). */
@@ -219,74 +201,27 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#hold(false);
+    this.#receiver.closed = true;
+    this.#keepAlive.hold(false);
     callNative(() => this.#native.close());
   }
+}
 
-  #hold(on: boolean): void {
-    if (on) playing.add(this);
-    else playing.delete(this);
-    if (on && this.#keepAlive === undefined) this.#keepAlive = setInterval(() => {}, KEEP_ALIVE_MS);
-    if (!on && this.#keepAlive !== undefined) {
-      clearInterval(this.#keepAlive);
-      this.#keepAlive = undefined;
-    }
+/** The native delivery options of ScheduleOptions (types checked; core checks values and sets defaults). */
+export function deliveryOptions(opts: ScheduleOptions, speed: number | undefined): SchedulerOptionsJs {
+  if (opts.js !== undefined && typeof opts.js !== 'boolean') {
+    throw new TypeError(`'js' must be a boolean, got ${typeof opts.js}`);
   }
-
-  #onBatch(
-    data: Buffer,
-    count: number,
-    topics: string[],
-    event: string | null,
-    error: ErrorInfo | null,
-    run: number,
-  ): void {
-    const ack = () => this.#native.ack(count, data.byteLength);
-    if (this.#closed || run < this.#firstLiveRun || run === this.#failedRun) {
-      // Closed: batches queued before close() are not emitted.
-      // A rewound or failed run's batch is dropped, but its new topics are
-      // not: the native topic table outlives runs and never sends a topic twice.
-      this.#decoder.addTopics(topics);
-      ack();
-      return;
-    }
-    // Decode even when no one listens: the topic table must stay in step.
-    const decoded = count > 0 ? this.#decoder.decode(data, count, topics) : { messages: [] };
-    const messages = decoded.messages;
-    if (decoded.error) {
-      // This run ends here, as it would at a malformed line of the log.
-      this.#failedRun = run;
-      callNative(() => this.#native.stop());
-      event = 'error';
-      error = null;
-    }
-    try {
-      if (this.#observer) this.#observer.messages(messages, ack);
-      else ack();
-      if (this.listenerCount('message') > 0) for (const m of messages) this.emit('message', m);
-      if (this.#udp && this.listenerCount('udpFailures') > 0) {
-        const s = this.#native.udpStats();
-        if (s && s.sendFailures > this.#reportedFailures) {
-          this.#reportedFailures = s.sendFailures;
-          this.emit('udpFailures', s);
-        }
-      }
-      if (event === 'end' || event === 'error') {
-        this.#hold(false);
-        const err =
-          event === 'error'
-            ? (decoded.error ?? this.#buffer[readerError] ?? (error ? translateError(error) : undefined))
-            : undefined;
-        this.#observer?.event(event, err);
-        if (event === 'end') this.emit('end');
-        // Unobserved with no listener, EventEmitter throws: as for any stream.
-        else if (this.listenerCount('error') > 0 || !this.#observer) this.emit('error', err!);
-      }
-    } catch (err) {
-      // A listener threw: rethrow outside this native callback, as uncaught.
-      queueMicrotask(() => {
-        throw err;
-      });
-    }
+  if (opts.lag !== undefined && typeof opts.lag !== 'string') {
+    throw new TypeError(`'lag' must be 'wait' or 'drop', got ${typeof opts.lag}`);
   }
+  const udp = opts.udp === undefined ? undefined : (checkOptions(opts.udp, 'udp', UDP_OPTION_NAMES) as UdpOptions);
+  return {
+    ...(speed !== undefined && { speed }),
+    ...(typeof opts.maxPendingBatches === 'number' && { maxPendingBatches: opts.maxPendingBatches }),
+    ...(udp !== undefined && { udp }),
+    ...(opts.js === false && { js: false }),
+    ...(opts.busyWait !== undefined && { busyWait: checkBusyWait(opts.busyWait) }),
+    ...(opts.lag !== undefined && { lag: opts.lag }),
+  };
 }

@@ -87,6 +87,53 @@ impl Producer {
     }
 }
 
+/// A playback's sinks, built in config order, with the UDP sinks'
+/// statistics and, for an external source, the stream table they route by.
+pub struct PlayerSinks {
+    entries: Vec<SinkEntry>,
+    udp: Vec<Arc<UdpSinkStats>>,
+    table: Option<Arc<StreamTable>>,
+}
+
+impl PlayerSinks {
+    /// Build sinks for records of `streams` — or, for an external source
+    /// (`table`), of the streams the table defines as they appear.
+    pub fn build(
+        configs: Vec<SinkConfig>,
+        streams: &[StreamInfo],
+        table: Option<Arc<StreamTable>>,
+    ) -> Result<PlayerSinks> {
+        let mut udp = Vec::new();
+        let mut entries = Vec::with_capacity(configs.len());
+        for config in configs {
+            let built: Box<dyn Sink> = match config.kind {
+                SinkKind::Udp(options) => {
+                    let mut sink = UdpSink::new(*options, streams)?;
+                    if let Some(table) = &table {
+                        sink = sink.with_stream_table(table.clone());
+                    }
+                    udp.push(sink.stats().clone());
+                    Box::new(sink)
+                }
+                SinkKind::Null => Box::new(NullSink::default()),
+                SinkKind::Custom(sink) => sink,
+            };
+            entries.push(SinkEntry::with_lag(built, config.lag));
+        }
+        Ok(PlayerSinks {
+            entries,
+            udp,
+            table,
+        })
+    }
+
+    /// The built sinks and the UDP sinks' statistics (for a scheduler
+    /// built by hand, as MCL's ScheduleBroadcasts).
+    pub fn into_parts(self) -> (Vec<SinkEntry>, Vec<Arc<UdpSinkStats>>) {
+        (self.entries, self.udp)
+    }
+}
+
 pub struct Player {
     // Declared first: dropped (stopped) before the producer it consumes.
     scheduler: Scheduler,
@@ -97,21 +144,37 @@ pub struct Player {
 }
 
 impl Player {
-    /// Build a playback; checks every option before the source is taken
-    /// apart, so a bad config loses nothing but the call.
+    /// Build a playback from one config.
     pub fn new(source: PlayerSource, config: PlayerConfig) -> Result<Player> {
-        config.buffer.validate()?;
+        let streams = match &source {
+            PlayerSource::Reader(reader) => reader.streams().to_vec(),
+            PlayerSource::External => Vec::new(),
+        };
+        let table = matches!(source, PlayerSource::External).then(Arc::<StreamTable>::default);
+        let sinks = PlayerSinks::build(config.sinks, &streams, table)?;
+        Player::with_sinks(source, config.buffer, config.scheduler, sinks)
+    }
+
+    /// Build a playback with sinks built already (by [`PlayerSinks::build`]
+    /// for the source's streams): whoever owns the source can check every
+    /// option before handing the source over, so a bad one loses nothing.
+    pub fn with_sinks(
+        source: PlayerSource,
+        buffer: BufferOptions,
+        scheduler: SchedulerOptions,
+        sinks: PlayerSinks,
+    ) -> Result<Player> {
+        buffer.validate()?;
         let (producer, streams) = match source {
             PlayerSource::Reader(source) => {
                 let streams = source.streams().to_vec();
-                (
-                    Producer::Native(BufferData::new(source, config.buffer)?),
-                    streams,
-                )
+                (Producer::Native(BufferData::new(source, buffer)?), streams)
             }
             PlayerSource::External => {
-                let (queue, ring) = Queue::new(config.buffer.length, config.buffer.max_bytes)?;
-                let streams = Arc::default();
+                let (queue, ring) = Queue::new(buffer.length, buffer.max_bytes)?;
+                let streams = sinks.table.clone().ok_or_else(|| {
+                    Error::State("sinks for an external source need its stream table".into())
+                })?;
                 (
                     Producer::External {
                         queue,
@@ -122,30 +185,13 @@ impl Player {
                 )
             }
         };
-        let mut udp = Vec::new();
-        let mut sinks = Vec::with_capacity(config.sinks.len());
-        for sink in config.sinks {
-            let built: Box<dyn Sink> = match sink.kind {
-                SinkKind::Udp(options) => {
-                    let mut udp_sink = UdpSink::new(*options, &streams)?;
-                    if let Producer::External { streams, .. } = &producer {
-                        udp_sink = udp_sink.with_stream_table(streams.clone());
-                    }
-                    udp.push(udp_sink.stats().clone());
-                    Box::new(udp_sink)
-                }
-                SinkKind::Null => Box::new(NullSink::default()),
-                SinkKind::Custom(sink) => sink,
-            };
-            sinks.push(SinkEntry::with_lag(built, sink.lag));
-        }
-        let scheduler = Scheduler::new(producer.queue(), sinks, config.scheduler)?;
+        let scheduler = Scheduler::new(producer.queue(), sinks.entries, scheduler)?;
         Ok(Player {
             scheduler,
             producer,
             streams,
             state: PlayerState::Idle,
-            udp,
+            udp: sinks.udp,
         })
     }
 

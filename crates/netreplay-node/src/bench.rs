@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use napi_derive::napi;
 use netreplay_core::engine::{ring, Slot};
-use netreplay_core::format::mcl::{self, ReadOptions};
+use netreplay_core::format::mcl::ReadOptions;
 use netreplay_core::format::RecordSource;
 use netreplay_core::Record;
 

@@ -19,7 +19,11 @@ use netreplay_core::engine::{Delivery, Outcome, Sink};
 use netreplay_core::engine::{Histogram, LagPolicy, Waiter};
 use netreplay_core::{Error as CoreError, Record};
 
+use netreplay_core::{SinkConfig, SinkKind};
+
 use crate::errors::code_of;
+use crate::net::{udp_sink_config, EventsOnly};
+use crate::options::{Result as NapiResult, SchedulerOptionsJs};
 
 pub const RECORD_HEADER_BYTES: usize = 36;
 const MAX_BATCH_BYTES: usize = 1 << 20;
@@ -32,6 +36,8 @@ pub const MAX_IN_FLIGHT_BYTES: usize = 8 << 20;
 /// Default bound on unacknowledged batches: high enough that batches of
 /// one record (a slow replay) can fill the record bound too.
 pub const DEFAULT_MAX_IN_FLIGHT_BATCHES: u32 = 1024;
+/// Default most records in one batch.
+pub const DEFAULT_MAX_BATCH: u32 = 4096;
 /// Poll interval while JS is behind (bounded in-flight batches, records, bytes).
 const BACKPRESSURE_PARK: Duration = Duration::from_micros(200);
 
@@ -265,6 +271,10 @@ impl Sink for JsSink {
         self.send(Some(waiter), None, None);
     }
 
+    fn wakes_a_thread(&self) -> bool {
+        true
+    }
+
     fn finish(&mut self, run: u64, outcome: &Outcome) {
         self.run = run;
         let (event, error) = match outcome {
@@ -298,4 +308,52 @@ pub fn record_handover(data: &[u8], handed_at_ns: i64, lateness: &Histogram) {
         len.copy_from_slice(&data[at + 32..at + 36]);
         at += RECORD_HEADER_BYTES + u32::from_le_bytes(len) as usize;
     }
+}
+
+/// A replay's sinks as JS asked for them: the UDP sink first (the network
+/// sees the deadline before JS delivery), then JS delivery — or, with
+/// `js: false`, a sink that reports only the end of a run.
+pub struct JsDelivery {
+    pub sinks: Vec<SinkConfig>,
+    pub state: Arc<DeliveryState>,
+    /// The index of the JS sink in `sinks`, when records go to JS.
+    pub js_sink: Option<usize>,
+}
+
+pub fn js_delivery(
+    options: &mut SchedulerOptionsJs,
+    callback: ReplayCallback,
+) -> NapiResult<JsDelivery> {
+    let state = Arc::new(DeliveryState::default());
+    let sink = JsSink::new(
+        callback,
+        state.clone(),
+        options
+            .max_pending_batches
+            .unwrap_or(DEFAULT_MAX_IN_FLIGHT_BATCHES)
+            .max(1) as usize,
+        options.max_batch.unwrap_or(DEFAULT_MAX_BATCH).max(1) as usize,
+    );
+    let mut sinks = Vec::with_capacity(2);
+    if let Some(udp) = options.udp.take() {
+        sinks.push(udp_sink_config(udp)?);
+    }
+    let lag = crate::options::lag("lag", options.lag.as_deref())?;
+    let js_sink = if options.js.unwrap_or(true) {
+        sinks.push(SinkConfig {
+            kind: SinkKind::Custom(Box::new(sink)),
+            lag,
+        });
+        Some(sinks.len() - 1)
+    } else {
+        sinks.push(SinkConfig::new(SinkKind::Custom(Box::new(EventsOnly(
+            sink,
+        )))));
+        None
+    };
+    Ok(JsDelivery {
+        sinks,
+        state,
+        js_sink,
+    })
 }

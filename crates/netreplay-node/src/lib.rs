@@ -5,6 +5,8 @@ mod bench;
 mod delivery;
 mod errors;
 mod net;
+mod options;
+mod player;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -12,43 +14,18 @@ use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use netreplay_core::engine::MclReader;
-use netreplay_core::engine::{BufferData, BufferOptions, Queue, DEFAULT_MAX_BYTES};
-use netreplay_core::engine::{RingProducer, Slot};
-use netreplay_core::engine::{Scheduler, SchedulerOptions};
-use netreplay_core::engine::{Speed, BUSY_WAIT_NS};
-use netreplay_core::format::mcl::{self, ReadOptions};
-use netreplay_core::format::TimeWindow;
-use netreplay_core::format::{OnError, RecordSource};
-use netreplay_core::StreamTable;
-use netreplay_core::{Record, StreamInfo};
-
-use crate::delivery::{
-    DeliveryState, ErrorInfo, JsSink, ReplayCallback, DEFAULT_MAX_IN_FLIGHT_BATCHES,
+use netreplay_core::engine::{
+    now_ns, open_directory, open_file, BufferData, MclReader, Queue, RingProducer, Scheduler, Slot,
 };
-use crate::errors::{to_napi, Code};
-use crate::net::{lateness_js, udp_sink, udp_stats_js, EventsOnly, UdpOptionsJs, UdpStatsJs};
-use netreplay_core::engine::SinkEntry;
+use netreplay_core::format::mcl;
+use netreplay_core::format::RecordSource;
 use netreplay_core::net::UdpSinkStats;
+use netreplay_core::{PlayerSinks, Record, StreamInfo, StreamTable};
 
-fn seconds_to_ns(name: &'static str, seconds: f64) -> Result<i64, Code> {
-    if !seconds.is_finite() {
-        return Err(to_napi(netreplay_core::Error::invalid(
-            name,
-            format!("must be a finite number of seconds, got {seconds}"),
-        )));
-    }
-    Ok((seconds * 1e9).round() as i64)
-}
-
-#[napi(object)]
-pub struct ReaderOptions {
-    pub min_time: Option<f64>,
-    pub max_time: Option<f64>,
-    pub include_raw: Option<bool>,
-    /// "fail" (default) or "skip".
-    pub on_error: Option<String>,
-}
+use crate::delivery::{js_delivery, record_handover, DeliveryState, ErrorInfo, ReplayCallback};
+use crate::errors::{to_napi, Code};
+use crate::net::{lateness_js, udp_stats_js, UdpStatsJs};
+use crate::options::{BufferOptionsJs, ReaderOptions, SchedulerOptionsJs};
 
 #[napi(object)]
 pub struct HeaderInfo {
@@ -107,41 +84,11 @@ impl NativeMclReader {
     /// `kind` is "file" or "directory".
     #[napi(constructor, catch_unwind)]
     pub fn new(kind: String, path: String, options: Option<ReaderOptions>) -> Result<Self, Code> {
-        let options = options.unwrap_or(ReaderOptions {
-            min_time: None,
-            max_time: None,
-            include_raw: None,
-            on_error: None,
-        });
-        let on_error = match options.on_error.as_deref() {
-            None | Some("fail") => OnError::Fail,
-            Some("skip") => OnError::Skip,
-            Some(other) => {
-                return Err(to_napi(netreplay_core::Error::invalid(
-                    "onError",
-                    format!("must be 'fail' or 'skip', got '{other}'"),
-                )))
-            }
-        };
-        let window = TimeWindow {
-            min_ns: options
-                .min_time
-                .map(|s| seconds_to_ns("minTime", s))
-                .transpose()?,
-            max_ns: options
-                .max_time
-                .map(|s| seconds_to_ns("maxTime", s))
-                .transpose()?,
-        };
-        let read_options = ReadOptions {
-            window,
-            include_raw: options.include_raw.unwrap_or(false),
-            on_error,
-        };
+        let read_options = options::read_options(options)?;
         let path = PathBuf::from(path);
         let reader = match kind.as_str() {
-            "file" => netreplay_core::engine::open_file(&path, &read_options),
-            "directory" => netreplay_core::engine::open_directory(&path, &read_options),
+            "file" => open_file(&path, &read_options),
+            "directory" => open_directory(&path, &read_options),
             other => {
                 return Err(to_napi(netreplay_core::Error::invalid(
                     "kind",
@@ -154,6 +101,16 @@ impl NativeMclReader {
             streams: reader.streams().to_vec(),
             headers: reader.headers().to_vec(),
             reader: Some(reader),
+        })
+    }
+
+    /// Hand the native reader over (to a buffer or a player).
+    pub(crate) fn take(&mut self) -> Result<MclReader, Code> {
+        self.reader.take().ok_or_else(|| {
+            Error::new(
+                Code::State,
+                "this reader already belongs to another BufferData or Replay",
+            )
         })
     }
 
@@ -205,35 +162,6 @@ impl NativeMclReader {
     }
 }
 
-#[napi(object)]
-pub struct BufferOptionsJs {
-    pub length: Option<u32>,
-    pub max_bytes: Option<f64>,
-}
-
-fn buffer_options(options: Option<BufferOptionsJs>) -> Result<BufferOptions, Code> {
-    let options = options.unwrap_or(BufferOptionsJs {
-        length: None,
-        max_bytes: None,
-    });
-    let max_bytes = match options.max_bytes {
-        None => DEFAULT_MAX_BYTES,
-        Some(b) if b.is_finite() && b >= 1.0 => b as usize,
-        Some(b) => {
-            return Err(to_napi(netreplay_core::Error::invalid(
-                "maxBytes",
-                format!("must be a number >= 1, got {b}"),
-            )))
-        }
-    };
-    Ok(BufferOptions {
-        length: options
-            .length
-            .map_or(BufferOptions::default().length, |n| n as usize),
-        max_bytes,
-    })
-}
-
 enum Producer {
     /// A native thread reads a native source.
     Native(BufferData),
@@ -270,15 +198,9 @@ impl NativeBuffer {
         reader: &mut NativeMclReader,
         options: Option<BufferOptionsJs>,
     ) -> Result<Self, Code> {
-        let options = buffer_options(options)?;
         // Checked before the reader is taken: a bad option loses nothing.
-        options.validate().map_err(to_napi)?;
-        let source = reader.reader.take().ok_or_else(|| {
-            Error::new(
-                Code::State,
-                "this reader already belongs to another BufferData",
-            )
-        })?;
+        let options = options::buffer_options(options)?;
+        let source = reader.take()?;
         let streams = source.streams().to_vec();
         let buffer = BufferData::new(Box::new(source), options).map_err(to_napi)?;
         Ok(NativeBuffer {
@@ -290,7 +212,7 @@ impl NativeBuffer {
     /// A buffer that JS fills with `push` (for readers written in JS).
     #[napi(factory, catch_unwind)]
     pub fn external(options: Option<BufferOptionsJs>) -> Result<Self, Code> {
-        let options = buffer_options(options)?;
+        let options = options::buffer_options(options)?;
         let (queue, producer) = Queue::new(options.length, options.max_bytes).map_err(to_napi)?;
         Ok(NativeBuffer {
             producer: Producer::External {
@@ -438,7 +360,7 @@ impl NativeBuffer {
         topic: String,
         payload: &[u8],
     ) -> Result<bool, Code> {
-        let time_ns = seconds_to_ns("elapsedTime", elapsed_time)?;
+        let time_ns = options::seconds_to_ns("elapsedTime", elapsed_time)?;
         let record = Record {
             time_ns,
             stream,
@@ -459,21 +381,6 @@ impl NativeBuffer {
     }
 }
 
-#[napi(object)]
-pub struct SchedulerOptionsJs {
-    pub speed: Option<f64>,
-    /// Most batches handed to JS but not yet processed (backpressure bound).
-    pub max_pending_batches: Option<u32>,
-    /// Most records in one batch.
-    pub max_batch: Option<u32>,
-    /// Also broadcast over UDP, from the scheduler thread.
-    pub udp: Option<UdpOptionsJs>,
-    /// Deliver records to JS (default true); false still reports end/error.
-    pub js: Option<bool>,
-    /// Waits up to this many seconds are spun through (validated in TS).
-    pub busy_wait: Option<f64>,
-}
-
 /// Deliveries handed to JS and not yet acknowledged.
 #[napi(object)]
 pub struct PendingJs {
@@ -483,6 +390,7 @@ pub struct PendingJs {
 }
 
 #[napi(object)]
+#[derive(Clone)]
 pub struct LatenessSummary {
     pub count: f64,
     pub mean: f64,
@@ -506,14 +414,54 @@ pub struct AnchorJs {
 pub struct SchedulerStats {
     pub delivered: f64,
     pub late: f64,
-    /// Handover lateness, in seconds.
+    /// Lateness where records are delivered, in seconds: when JS received
+    /// them (JS delivery), else the engine's handover.
     pub lateness: LatenessSummary,
+    /// The engine's handover lateness (deadline to the sinks), in seconds.
+    pub handover_lateness: LatenessSummary,
+    /// Records that sinks under the "drop" lag policy dropped.
+    pub dropped: f64,
     /// The anchor in force; null before the first record and at infinite speed.
     pub anchor: Option<AnchorJs>,
 }
 
-fn parse_speed(speed: f64) -> Result<Speed, Code> {
-    Speed::new(speed).map_err(to_napi)
+impl SchedulerStats {
+    fn of(scheduler: &Scheduler, js_sink: Option<usize>) -> Self {
+        let stats = scheduler.stats();
+        let sinks = scheduler.sink_stats();
+        let handover = lateness_js(stats.lateness.summary());
+        SchedulerStats {
+            delivered: stats.delivered.get() as f64,
+            late: stats.late.get() as f64,
+            lateness: js_sink.map_or(handover.clone(), |i| {
+                lateness_js(sinks[i].lateness.summary())
+            }),
+            handover_lateness: handover,
+            dropped: sinks.iter().map(|s| s.dropped.get()).sum::<u64>() as f64,
+            anchor: stats.anchor().map(|a| AnchorJs {
+                wall_ns: a.wall_ns as f64,
+                log_ns: a.log_ns as f64,
+            }),
+        }
+    }
+}
+
+impl PendingJs {
+    fn of(d: &DeliveryState) -> Self {
+        PendingJs {
+            batches: d.in_flight.load(Ordering::Acquire) as f64,
+            messages: d.in_flight_records.load(Ordering::Acquire) as f64,
+            bytes: d.in_flight_bytes.load(Ordering::Acquire) as f64,
+        }
+    }
+}
+
+/// JS received `data` (a batch) now: record how late its records are at
+/// the JS sink (index `js_sink` of `scheduler`'s sinks).
+fn record_js_handover(scheduler: &Scheduler, js_sink: Option<usize>, data: &[u8]) {
+    if let Some(i) = js_sink {
+        record_handover(data, now_ns(), &scheduler.sink_stats()[i].lateness);
+    }
 }
 
 fn closed() -> Error<Code> {
@@ -525,6 +473,7 @@ fn closed() -> Error<Code> {
 pub struct NativeScheduler {
     scheduler: Option<Scheduler>,
     delivery: Arc<DeliveryState>,
+    js_sink: Option<usize>,
     udp: Option<Arc<UdpSinkStats>>,
 }
 
@@ -541,63 +490,23 @@ impl NativeScheduler {
         )]
         on_batch: ReplayCallback,
     ) -> Result<Self, Code> {
-        let options = options.unwrap_or(SchedulerOptionsJs {
-            speed: None,
-            max_pending_batches: None,
-            max_batch: None,
-            udp: None,
-            js: None,
-            busy_wait: None,
-        });
-        let speed = parse_speed(options.speed.unwrap_or(1.0))?;
-        let delivery = Arc::new(DeliveryState::default());
-        let sink = JsSink::new(
-            on_batch,
-            delivery.clone(),
-            options
-                .max_pending_batches
-                .unwrap_or(DEFAULT_MAX_IN_FLIGHT_BATCHES)
-                .max(1) as usize,
-            options.max_batch.unwrap_or(4096).max(1) as usize,
-        );
-        let mut sinks: Vec<SinkEntry> = Vec::with_capacity(2);
-        let mut udp = None;
-        if let Some(udp_options) = options.udp {
-            let mut sink = udp_sink(udp_options, &buffer.streams)?;
-            if let Producer::External { streams, .. } = &buffer.producer {
-                sink = sink.with_stream_table(streams.clone());
-            }
-            udp = Some(sink.stats().clone());
-            // First: the network sees the deadline before JS delivery.
-            sinks.push(SinkEntry::new(Box::new(sink)));
-        }
-        if options.js.unwrap_or(true) {
-            sinks.push(SinkEntry::new(Box::new(sink)));
-        } else {
-            sinks.push(SinkEntry::new(Box::new(EventsOnly(sink))));
-        }
-        let scheduler = Scheduler::new(
-            buffer.queue(),
-            sinks,
-            SchedulerOptions {
-                speed,
-                ..Default::default()
-            },
-        )
-        .map_err(to_napi)?;
-        // A thread spinning on one core makes the JS thread it wakes queue
-        // behind it (the kernel places a wakee next to its waker) for up to
-        // a time slice, milliseconds: with JS delivery, sleep by default.
-        let busy_wait = match options.busy_wait {
-            Some(seconds) => seconds_to_ns("busyWait", seconds)?,
-            None if options.js.unwrap_or(true) => 0,
-            None => BUSY_WAIT_NS,
+        let mut options = options.unwrap_or_default();
+        let scheduler_options = options::scheduler_options(&options)?;
+        let delivery = js_delivery(&mut options, on_batch)?;
+        let table = match &buffer.producer {
+            Producer::External { streams, .. } => Some(streams.clone()),
+            Producer::Native(_) => None,
         };
-        scheduler.set_busy_wait(busy_wait);
+        let (sinks, udp) = PlayerSinks::build(delivery.sinks, &buffer.streams, table)
+            .map_err(to_napi)?
+            .into_parts();
+        let scheduler =
+            Scheduler::new(buffer.queue(), sinks, scheduler_options).map_err(to_napi)?;
         Ok(NativeScheduler {
             scheduler: Some(scheduler),
-            delivery,
-            udp,
+            delivery: delivery.state,
+            js_sink: delivery.js_sink,
+            udp: udp.into_iter().next(),
         })
     }
 
@@ -607,11 +516,7 @@ impl NativeScheduler {
 
     #[napi(catch_unwind)]
     pub fn start(&mut self) -> Result<bool, Code> {
-        let scheduler = self.scheduler.as_mut().ok_or_else(closed)?;
-        if scheduler.is_alive() {
-            return Ok(false);
-        }
-        scheduler.start().map_err(to_napi)
+        self.inner()?.start().map_err(to_napi)
     }
 
     #[napi(catch_unwind)]
@@ -632,15 +537,19 @@ impl NativeScheduler {
         self.delivery.ack(records as usize, bytes as usize);
     }
 
+    /// JS received this batch now (called first thing in the callback):
+    /// measures lateness at the JS sink.
+    #[napi(catch_unwind)]
+    pub fn handed(&self, data: &[u8]) {
+        if let Some(s) = &self.scheduler {
+            record_js_handover(s, self.js_sink, data);
+        }
+    }
+
     /// What JS holds unacknowledged: batches, records and bytes.
     #[napi(catch_unwind)]
     pub fn pending(&self) -> PendingJs {
-        let d = &self.delivery;
-        PendingJs {
-            batches: d.in_flight.load(Ordering::Acquire) as f64,
-            messages: d.in_flight_records.load(Ordering::Acquire) as f64,
-            bytes: d.in_flight_bytes.load(Ordering::Acquire) as f64,
-        }
+        PendingJs::of(&self.delivery)
     }
 
     /// Forget the position (after the buffer was reset, or to replay afresh).
@@ -661,23 +570,15 @@ impl NativeScheduler {
 
     #[napi(setter, catch_unwind)]
     pub fn set_speed(&mut self, speed: f64) -> Result<(), Code> {
-        let speed = parse_speed(speed)?;
+        let speed = options::speed(speed)?;
         self.inner()?.set_speed(speed);
         Ok(())
     }
 
     #[napi(catch_unwind)]
     pub fn stats(&mut self) -> Result<SchedulerStats, Code> {
-        let stats = self.inner()?.stats().clone();
-        Ok(SchedulerStats {
-            delivered: stats.delivered.get() as f64,
-            late: stats.late.get() as f64,
-            lateness: lateness_js(stats.lateness.summary()),
-            anchor: stats.anchor().map(|a| AnchorJs {
-                wall_ns: a.wall_ns as f64,
-                log_ns: a.log_ns as f64,
-            }),
-        })
+        let js_sink = self.js_sink;
+        Ok(SchedulerStats::of(self.inner()?, js_sink))
     }
 
     /// Statistics of the UDP sink; null without one.

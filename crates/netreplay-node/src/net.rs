@@ -23,8 +23,9 @@ use netreplay_core::net::NetworkRecorder;
 use netreplay_core::net::{
     Handler, Listener, ListenerOptions, ListenerSnapshot, ListenerStats, Received,
 };
-use netreplay_core::net::{Route, UdpSink, UdpSinkOptions, UdpSinkStats};
-use netreplay_core::{Error as CoreError, Record, StreamInfo};
+use netreplay_core::net::{Route, UdpSinkOptions, UdpSinkStats};
+use netreplay_core::{Error as CoreError, Record};
+use netreplay_core::{SinkConfig, SinkKind};
 
 use crate::errors::{to_napi, Code};
 use crate::LatenessSummary;
@@ -99,9 +100,15 @@ pub struct UdpOptionsJs {
     pub send_timeout: Option<f64>,
     /// Stop the replay with an error at the first send failure (default false).
     pub fail_on_error: Option<bool>,
+    /// "wait" (default: the replay slows down, nothing is lost) or "drop"
+    /// (a datagram that cannot be sent at once is dropped and counted).
+    pub lag: Option<String>,
 }
 
-pub(crate) fn udp_sink(options: UdpOptionsJs, streams: &[StreamInfo]) -> Result<UdpSink, Code> {
+/// The UDP sink's config: its options (core's defaults for what JS leaves
+/// out) and its lag policy.
+pub(crate) fn udp_sink_config(options: UdpOptionsJs) -> Result<SinkConfig, Code> {
+    let lag = crate::options::lag("udp.lag", options.lag.as_deref())?;
     let defaults = UdpSinkOptions::default();
     let routes = options
         .routes
@@ -129,22 +136,22 @@ pub(crate) fn udp_sink(options: UdpOptionsJs, streams: &[StreamInfo]) -> Result<
         Some(s) => seconds("sendTimeout", s)?,
         None => defaults.send_timeout,
     };
-    UdpSink::new(
-        UdpSinkOptions {
-            destination: options.destination,
-            routes,
-            hop_limit: options.hop_limit.unwrap_or(defaults.hop_limit),
-            unicast_hops: options.unicast_hops,
-            interface: options.interface,
-            multicast_loop: options.multicast_loop.unwrap_or(defaults.multicast_loop),
-            wire,
-            send_buffer_bytes: options.send_buffer_bytes.map(|b| b as usize),
-            send_timeout,
-            fail_on_error: options.fail_on_error.unwrap_or(false),
-        },
-        streams,
-    )
-    .map_err(to_napi)
+    let options = UdpSinkOptions {
+        destination: options.destination,
+        routes,
+        hop_limit: options.hop_limit.unwrap_or(defaults.hop_limit),
+        unicast_hops: options.unicast_hops,
+        interface: options.interface,
+        multicast_loop: options.multicast_loop.unwrap_or(defaults.multicast_loop),
+        wire,
+        send_buffer_bytes: options.send_buffer_bytes.map(|b| b as usize),
+        send_timeout,
+        fail_on_error: options.fail_on_error.unwrap_or(defaults.fail_on_error),
+    };
+    Ok(SinkConfig {
+        kind: SinkKind::Udp(Box::new(options)),
+        lag,
+    })
 }
 
 #[napi(object)]

@@ -210,15 +210,20 @@ impl Worker {
 #[derive(Debug, Clone, Copy)]
 pub struct SchedulerOptions {
     pub speed: Speed,
-    /// Waits up to this long are spun through (see [`spin_window`](crate::engine::spin_window)).
-    pub busy_wait_ns: i64,
+    /// Waits up to this long are spun through (see
+    /// [`spin_window`](crate::engine::spin_window)). `None`: [`BUSY_WAIT_NS`],
+    /// or 0 when a sink hands records to another thread
+    /// ([`Sink::wakes_a_thread`]): a thread spinning on one core makes the
+    /// thread it wakes queue behind it (the kernel places a wakee next to
+    /// its waker) for up to a time slice, milliseconds.
+    pub busy_wait_ns: Option<i64>,
 }
 
 impl Default for SchedulerOptions {
     fn default() -> Self {
         SchedulerOptions {
             speed: Speed::new(1.0).expect("1 is a speed"),
-            busy_wait_ns: BUSY_WAIT_NS,
+            busy_wait_ns: None,
         }
     }
 }
@@ -237,9 +242,16 @@ impl Scheduler {
     pub fn new(queue: &Queue, sinks: Vec<SinkEntry>, options: SchedulerOptions) -> Result<Self> {
         let claim = Arc::new(queue.claim()?);
         let control = Control::new(options.speed);
+        let busy_wait_ns = options.busy_wait_ns.unwrap_or_else(|| {
+            if sinks.iter().any(|s| s.sink.wakes_a_thread()) {
+                0
+            } else {
+                BUSY_WAIT_NS
+            }
+        });
         control
             .busy_wait_ns
-            .store(options.busy_wait_ns.max(0), Ordering::Relaxed);
+            .store(busy_wait_ns.max(0), Ordering::Relaxed);
         Ok(Scheduler {
             claim,
             control: Arc::new(control),

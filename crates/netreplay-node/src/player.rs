@@ -1,0 +1,210 @@
+//! `NativePlayer`: one playback owned by core's `Player` — the TS `Replay`
+//! adds events, iteration and promises over it, nothing of timing.
+
+use std::sync::Arc;
+
+use napi_derive::napi;
+use netreplay_core::{
+    Error as CoreError, Player, PlayerSinks, PlayerSource, PlayerState, Record, StreamInfo,
+    StreamTable,
+};
+
+use crate::delivery::{js_delivery, DeliveryState, ReplayCallback};
+use crate::errors::to_napi;
+use crate::net::{udp_stats_js, UdpStatsJs};
+use crate::options::{self, PlayerOptionsJs, Result};
+use crate::{record_js_handover, NativeMclReader, PendingJs, SchedulerStats};
+
+#[napi]
+pub struct NativePlayer {
+    player: Player,
+    delivery: Arc<DeliveryState>,
+    js_sink: Option<usize>,
+}
+
+impl NativePlayer {
+    /// Check every option and build the sinks for `streams` first, then
+    /// take the source (`take`): a bad option loses nothing.
+    fn build(
+        streams: &[StreamInfo],
+        take: impl FnOnce() -> Result<PlayerSource>,
+        options: Option<PlayerOptionsJs>,
+        on_batch: ReplayCallback,
+    ) -> Result<Self> {
+        let options = options.unwrap_or_default();
+        let buffer = options::buffer_options(options.buffer)?;
+        let mut schedule = options.schedule.unwrap_or_default();
+        let scheduler = options::scheduler_options(&schedule)?;
+        let delivery = js_delivery(&mut schedule, on_batch)?;
+        let source = take()?;
+        let table = matches!(source, PlayerSource::External).then(Arc::<StreamTable>::default);
+        let sinks = PlayerSinks::build(delivery.sinks, streams, table).map_err(to_napi)?;
+        let player = Player::with_sinks(source, buffer, scheduler, sinks).map_err(to_napi)?;
+        Ok(NativePlayer {
+            player,
+            delivery: delivery.state,
+            js_sink: delivery.js_sink,
+        })
+    }
+}
+
+#[napi]
+impl NativePlayer {
+    /// A playback of a native reader (which it takes over). Every option is
+    /// checked before the reader is taken: a bad one loses nothing.
+    #[napi(factory, catch_unwind)]
+    pub fn from_reader(
+        reader: &mut NativeMclReader,
+        options: Option<PlayerOptionsJs>,
+        #[napi(
+            ts_arg_type = "(data: Buffer, count: number, newTopics: string[], event: string | null, error: ErrorInfo | null, run: number) => void"
+        )]
+        on_batch: ReplayCallback,
+    ) -> Result<Self> {
+        let streams = reader.streams.clone();
+        Self::build(
+            &streams,
+            || Ok(PlayerSource::Reader(Box::new(reader.take()?))),
+            options,
+            on_batch,
+        )
+    }
+
+    /// A playback of records JS pushes (readers written in JS).
+    #[napi(factory, catch_unwind)]
+    pub fn external(
+        options: Option<PlayerOptionsJs>,
+        #[napi(
+            ts_arg_type = "(data: Buffer, count: number, newTopics: string[], event: string | null, error: ErrorInfo | null, run: number) => void"
+        )]
+        on_batch: ReplayCallback,
+    ) -> Result<Self> {
+        Self::build(&[], || Ok(PlayerSource::External), options, on_batch)
+    }
+
+    /// Play or resume; after the end, again from the start. False if playing.
+    #[napi(catch_unwind)]
+    pub fn start(&mut self) -> Result<bool> {
+        self.player.start().map_err(to_napi)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn pause(&mut self) -> Result<bool> {
+        self.player.pause().map_err(to_napi)
+    }
+
+    /// Stop and rewind; false if it was neither playing nor paused.
+    #[napi(catch_unwind)]
+    pub fn stop(&mut self) -> Result<bool> {
+        self.player.stop().map_err(to_napi)
+    }
+
+    /// Go to the first record at or after `time` seconds (clamped to the log).
+    #[napi(catch_unwind)]
+    pub fn seek(&mut self, time: f64) -> Result<()> {
+        let t = options::log_time("time", time)?;
+        self.player.seek(t).map_err(to_napi)
+    }
+
+    /// "idle", "playing", "paused", "ended" or "closed".
+    #[napi(getter, catch_unwind)]
+    pub fn state(&mut self) -> String {
+        match self.player.state() {
+            PlayerState::Idle => "idle",
+            PlayerState::Playing => "playing",
+            PlayerState::Paused => "paused",
+            PlayerState::Ended => "ended",
+            PlayerState::Closed => "closed",
+        }
+        .into()
+    }
+
+    /// The current run (batches carry theirs; one of another run is stale).
+    #[napi(getter, catch_unwind)]
+    pub fn run(&self) -> u32 {
+        self.player.run() as u32
+    }
+
+    #[napi(getter, catch_unwind)]
+    pub fn speed(&self) -> f64 {
+        self.player.speed().get()
+    }
+
+    #[napi(setter, catch_unwind)]
+    pub fn set_speed(&mut self, speed: f64) -> Result<()> {
+        self.player.set_speed(options::speed(speed)?);
+        Ok(())
+    }
+
+    #[napi(catch_unwind)]
+    pub fn ack(&self, records: u32, bytes: f64) {
+        self.delivery.ack(records as usize, bytes as usize);
+    }
+
+    /// JS received this batch now: measures lateness at the JS sink.
+    #[napi(catch_unwind)]
+    pub fn handed(&self, data: &[u8]) {
+        record_js_handover(self.player.scheduler(), self.js_sink, data);
+    }
+
+    #[napi(catch_unwind)]
+    pub fn pending(&self) -> PendingJs {
+        PendingJs::of(&self.delivery)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn stats(&self) -> SchedulerStats {
+        SchedulerStats::of(self.player.scheduler(), self.js_sink)
+    }
+
+    /// Malformed records the native reader skipped (null while it reads).
+    #[napi(catch_unwind)]
+    pub fn skipped(&self) -> Option<f64> {
+        self.player.skipped().map(|n| n as f64)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn udp_stats(&self) -> Option<UdpStatsJs> {
+        self.player.udp_stats().first().map(|s| udp_stats_js(s))
+    }
+
+    /// Stop both threads and release the reader; safe to call twice.
+    #[napi(catch_unwind)]
+    pub fn close(&mut self) -> Result<()> {
+        self.player.close().map_err(to_napi)
+    }
+
+    /// The stream index of records of `message_type` pushed from JS.
+    #[napi(catch_unwind)]
+    pub fn define_stream(&mut self, message_type: Option<String>) -> Result<u32> {
+        self.player
+            .define_stream(message_type.as_deref())
+            .map_err(to_napi)
+    }
+
+    /// Push one record from JS; false when the ring is full.
+    #[napi(catch_unwind)]
+    pub fn push(
+        &mut self,
+        elapsed_time: f64,
+        stream: u32,
+        topic: String,
+        payload: &[u8],
+    ) -> Result<bool> {
+        let record = Record {
+            time_ns: options::seconds_to_ns("elapsedTime", elapsed_time)?,
+            stream,
+            topic: Arc::from(topic),
+            payload: payload.to_vec(),
+        };
+        self.player.push(record).map_err(to_napi)
+    }
+
+    /// Push the end marker (or an error) after the last record; false when full.
+    #[napi(catch_unwind)]
+    pub fn push_end(&mut self, error: Option<String>) -> Result<bool> {
+        self.player
+            .push_end(error.map(CoreError::State))
+            .map_err(to_napi)
+    }
+}
