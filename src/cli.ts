@@ -121,7 +121,7 @@ async function play(args: string[]): Promise<void> {
     if (!print) count = s.delivered;
     process.stderr.write(
       `netreplay: ${count} messages in ${((performance.now() - started) / 1000).toFixed(3)} s; ` +
-        `handover lateness p50 ${us(s.lateness.p50)} µs, p99 ${us(s.lateness.p99)} µs, max ${us(s.lateness.max)} µs\n`,
+        `handover lateness p50 ${us(s.handoverLateness.p50)} µs, p99 ${us(s.handoverLateness.p99)} µs, max ${us(s.handoverLateness.max)} µs\n`,
     );
     const u = replay.udpStats();
     if (u) {

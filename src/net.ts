@@ -52,6 +52,13 @@ export interface UdpOptions {
   sendTimeout?: number;
   /** End the replay with an error at the first send failure (default false: count and go on). */
   failOnError?: boolean;
+  /**
+   * When a datagram cannot be sent at once (the socket's buffer is full):
+   * 'wait' (default) waits for room, up to `sendTimeout`, and the replay
+   * slows down; 'drop' drops it and counts it in the replay's
+   * `stats().dropped`, so the other sinks keep their timing.
+   */
+  lag?: 'wait' | 'drop';
 }
 
 export const UDP_OPTION_NAMES = optionNames<UdpOptions>()(
@@ -67,6 +74,7 @@ export const UDP_OPTION_NAMES = optionNames<UdpOptions>()(
   'sendBufferBytes',
   'sendTimeout',
   'failOnError',
+  'lag',
 );
 
 /** Statistics of a replay's UDP sink (lateness in seconds, against the deadline). */

@@ -276,6 +276,18 @@ impl RecordSource for VecSource {
         self.errored = false;
         Ok(())
     }
+    fn seek(&mut self, t_ns: i64) -> Result<()> {
+        self.errored = false;
+        self.pos = self.records.partition_point(|r| r.time_ns < t_ns);
+        Ok(())
+    }
+    fn time_range(&mut self) -> Result<Option<(i64, i64)>> {
+        Ok(self
+            .records
+            .first()
+            .zip(self.records.last())
+            .map(|(a, b)| (a.time_ns, b.time_ns)))
+    }
     fn is_data_pending(&self) -> bool {
         self.pos < self.records.len()
     }
