@@ -3,7 +3,7 @@
 // JSON line, the result. Spawned by bench/run.ts.
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { Replay } from '../src/index.js';
+import { Replay, type Message } from '../src/index.js';
 import { replayWithSetTimeout } from './baseline-settimeout.js';
 import { datagramOf } from './lib/schedule.js';
 
@@ -16,7 +16,9 @@ export type Task =
   | { kind: 'settimeout'; schedule: string; port: number; cpuWindows?: CpuWindow[] }
   | { kind: 'pause'; log: string; port: number; pauseAtMs: number; pauseForMs: number }
   | { kind: 'throughput'; log: string; sink: 'null' | 'udp' | 'js-raw' | 'js-decoded'; port?: number }
-  | { kind: 'memory'; log: string; sink: 'null' | 'js'; startups: number };
+  | { kind: 'memory'; log: string; sink: 'null' | 'js'; startups: number }
+  | { kind: 'seek'; log: string; durationS: number; seeks: number }
+  | { kind: 'drop'; log: string; port: number; blockMs: number; maxPendingBatches: number };
 
 export interface CpuSample {
   cpuUs: number;
@@ -217,6 +219,57 @@ async function memory(task: Extract<Task, { kind: 'memory' }>): Promise<Result> 
   };
 }
 
+/**
+ * Seek latency on a big log while it plays: seek() → the first record
+ * delivered, in JS and at the engine (its deadline is its handover), and the
+ * RSS before and after the seeks.
+ */
+async function seekLatency(task: Extract<Task, { kind: 'seek' }>): Promise<Result> {
+  const replay = new Replay(task.log, { decode: false });
+  let waiter: ((m: Message) => void) | undefined;
+  replay.on('message', (m) => waiter?.(m));
+  replay.start();
+  await new Promise<Message>((resolve) => (waiter = resolve));
+  const rssBeforeKb = statusKb('VmRSS');
+  const jsNs: number[] = [];
+  const engineNs: number[] = [];
+  // Spread over the log in a fixed shuffled order: each seek lands far from the last.
+  for (let k = 0; k < task.seeks; k++) {
+    const t = (((k * 7919) % task.seeks) + 0.5) * (task.durationS / task.seeks);
+    const first = new Promise<Message>((resolve) => (waiter = resolve));
+    const t0 = now();
+    replay.seek(t);
+    const m = await first;
+    jsNs.push(now() - t0);
+    engineNs.push(m.deadline - t0);
+    if (m.elapsedTime < t) throw new Error(`seek(${t}) delivered ${m.elapsedTime} first`);
+  }
+  const rssAfterKb = statusKb('VmRSS');
+  replay.close();
+  return { wallNs: 0, cpuUs: 0, jsNs, engineNs, rssBeforeKb, rssAfterKb, peakRssKb: statusKb('VmHWM') };
+}
+
+/** A UDP sink beside a JS listener that blocks, with JS delivery under the drop policy. */
+async function dropPolicy(task: Extract<Task, { kind: 'drop' }>): Promise<Result> {
+  const replay = new Replay(task.log, {
+    lag: 'drop',
+    maxPendingBatches: task.maxPendingBatches,
+    decode: false,
+    udp: { destination: `udp://127.0.0.1:${task.port}` },
+  });
+  let js = 0;
+  replay.on('message', () => {
+    js++;
+    const end = now() + task.blockMs * 1e6;
+    while (now() < end);
+  });
+  const result = await playTimed(replay);
+  const stats = replay.stats();
+  const udp = replay.udpStats()!;
+  replay.close();
+  return { ...result, sent: udp.datagrams, jsReceived: js, dropped: stats.dropped, delivered: stats.delivered };
+}
+
 async function udpSocket(): Promise<Socket> {
   const socket = createSocket('udp4');
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
@@ -237,6 +290,10 @@ async function run(task: Task): Promise<Result> {
       return throughput(task);
     case 'memory':
       return memory(task);
+    case 'seek':
+      return seekLatency(task);
+    case 'drop':
+      return dropPolicy(task);
   }
 }
 

@@ -212,6 +212,61 @@ async function timeSchedule(s: Schedule, runs: number, contenders: 'all' | 'nati
   }
 }
 
+/**
+ * The drop policy: the UDP sink beside a JS listener that blocks for
+ * `blockMs` per message (far slower than the schedule), JS delivery under
+ * `lag: 'drop'`. The UDP timing should match the native UDP row of the same
+ * schedule; every record is delivered to JS or counted as dropped.
+ */
+async function dropSchedule(s: Schedule, blockMs: number): Promise<{ js: number; dropped: number; records: number }> {
+  log(`\n# ${s.name}, UDP beside a JS listener blocking ${blockMs} ms per message (lag 'drop')`);
+  const logPath = writeScheduleLog(join(work, `${s.name}-drop`), s);
+  let counts = { js: 0, dropped: 0, records: s.timesNs.length };
+  await udpContender(s, DROP_CONTENDER, 1, async (port) => {
+    const r = await contender({ kind: 'drop', log: logPath, port, blockMs, maxPendingBatches: 4 });
+    counts = { ...counts, js: r.jsReceived as number, dropped: r.dropped as number };
+    return { originNs: r.originNs!, cpuPct: cpuPercent(r.cpuUs, r.wallNs) };
+  });
+  log(`  JS received ${counts.js}, dropped ${counts.dropped}, of ${counts.records} (${counts.js + counts.dropped === counts.records ? 'exact' : 'NOT EXACT'})`);
+  return counts;
+}
+
+const DROP_CONTENDER = "UDP beside a blocking JS listener, lag 'drop'";
+
+// ---------------------------------------------------------------- seek
+
+interface SeekRow {
+  log: string;
+  seeks: number;
+  jsMs: number[];
+  engineMs: number[];
+  rssBeforeMB: number;
+  rssAfterMB: number;
+}
+
+async function seekSuite(): Promise<SeekRow> {
+  const recordBytes = 2070;
+  const records = Math.ceil((size.bigLogMB * 1e6) / recordBytes);
+  const l = generatedLog(`blob-${size.bigLogMB}MB`, records, 1_000_000, blobPayload(1000));
+  const seeks = quick ? 20 : 100;
+  log(`\n# Seek while playing, ${(l.bytes / 1e6).toFixed(0)} MB log: seek() → first record delivered (${seeks} seeks across the log)`);
+  const r = await contender({ kind: 'seek', log: l.path, durationS: (records - 1) / 1000, seeks });
+  const row: SeekRow = {
+    log: `${(l.bytes / 1e6).toFixed(0)} MB`,
+    seeks,
+    jsMs: (r.jsNs as number[]).map((x) => x / 1e6),
+    engineMs: (r.engineNs as number[]).map((x) => x / 1e6),
+    rssBeforeMB: (r.rssBeforeKb as number) / 1024,
+    rssAfterMB: (r.rssAfterKb as number) / 1024,
+  };
+  log(
+    `  engine: median ${median(row.engineMs).toFixed(3)} ms, max ${Math.max(...row.engineMs).toFixed(3)} ms; ` +
+      `in JS: median ${median(row.jsMs).toFixed(3)} ms, max ${Math.max(...row.jsMs).toFixed(3)} ms; ` +
+      `RSS ${row.rssBeforeMB.toFixed(1)} → ${row.rssAfterMB.toFixed(1)} MB`,
+  );
+  return row;
+}
+
 // ---------------------------------------------------------------- throughput
 
 interface ThroughputRow {
@@ -362,7 +417,12 @@ function medianOf(schedule: string, name: string, pick: (r: TimingRun) => number
   return median(timing.filter((r) => r.schedule === schedule && r.contender === name).map(pick));
 }
 
-function evaluate(micro: MicroResult[], throughput: ThroughputRow[], memory: MemoryRow[], pausedPct: number): Target[] {
+interface PlayerRows {
+  seek: SeekRow;
+  drop: { js: number; dropped: number; records: number };
+}
+
+function evaluate(micro: MicroResult[], throughput: ThroughputRow[], memory: MemoryRow[], pausedPct: number, player: PlayerRows): Target[] {
   const t: Target[] = [];
   const format = (value: number, unit: string) =>
     unit === 'µs' ? us(value) : unit === 'records' ? String(value) : value.toFixed(Math.abs(value) < 10 ? 2 : 1);
@@ -429,6 +489,18 @@ function evaluate(micro: MicroResult[], throughput: ThroughputRow[], memory: Mem
   }
   const first = Math.max(...memory.filter((r) => r.bytes === Math.max(...memory.map((x) => x.bytes))).flatMap((r) => r.firstRecordJsMs));
   check('start() → first record in JS, biggest log (max of runs)', '≤ 5 ms', first, first <= 5, 'ms');
+  const seekMs = median(player.seek.engineMs);
+  check(`seek() → first record delivered, ${player.seek.log} log (engine, median of ${player.seek.seeks})`, '≤ 1 ms', seekMs, seekMs <= 1, 'ms');
+  const seekJs = median(player.seek.jsMs);
+  check(`seek() → first record in JS, ${player.seek.log} log (median)`, '≤ 1 ms', seekJs, seekJs <= 1, 'ms');
+  const seekRss = player.seek.rssAfterMB - player.seek.rssBeforeMB;
+  check(`RSS growth over ${player.seek.seeks} seeks`, '≤ 8 MB', seekRss, seekRss <= 8, 'MB');
+  const s10k = 'steady-10kHz';
+  const normal = medianOf(s10k, 'netreplay native UDP', (r) => r.stats.latenessUs.p99);
+  const besideJs = medianOf(s10k, DROP_CONTENDER, (r) => r.stats.latenessUs.p99);
+  check(`UDP 10 kHz p99 beside a blocking JS listener (lag 'drop'), vs ${us(normal)} µs without JS`, '≤ 2 × without JS', besideJs, besideJs <= 2 * normal);
+  const { js, dropped, records } = player.drop;
+  check(`drop policy: JS received + dropped = records (${js} + ${dropped} of ${records})`, 'exact', js + dropped - records, js + dropped === records, 'records');
   return t;
 }
 
@@ -450,9 +522,9 @@ function machine() {
   };
 }
 
-function writeResults(micro: MicroResult[], throughput: ThroughputRow[], memory: MemoryRow[], pausedPct: number): void {
+function writeResults(micro: MicroResult[], throughput: ThroughputRow[], memory: MemoryRow[], pausedPct: number, player: PlayerRows): void {
   mkdirSync(outDir, { recursive: true });
-  const targets = evaluate(micro, throughput, memory, pausedPct);
+  const targets = evaluate(micro, throughput, memory, pausedPct, player);
   const info = machine();
   const date = new Date().toISOString();
   const results = {
@@ -466,6 +538,8 @@ function writeResults(micro: MicroResult[], throughput: ThroughputRow[], memory:
     timing: timing.map(({ sortedUs: _, ...rest }) => rest),
     throughput,
     memory,
+    seek: player.seek,
+    drop: player.drop,
     pausedCpuPct: pausedPct,
     targets,
   };
@@ -571,6 +645,27 @@ function writeResults(micro: MicroResult[], throughput: ThroughputRow[], memory:
     ),
     '',
   );
+  const sk = player.seek;
+  md.push(
+    `## Seek while playing (${sk.log} log, ${sk.seeks} seeks across it)`,
+    '',
+    markdownTable(
+      ['seek() → first record delivered', 'median ms', 'max ms'],
+      [
+        ['engine (its deadline: the handover)', median(sk.engineMs).toFixed(3), Math.max(...sk.engineMs).toFixed(3)],
+        ['in JS', median(sk.jsMs).toFixed(3), Math.max(...sk.jsMs).toFixed(3)],
+      ],
+    ),
+    '',
+    `RSS ${sk.rssBeforeMB.toFixed(1)} MB before the seeks, ${sk.rssAfterMB.toFixed(1)} MB after.`,
+    '',
+    `## Drop policy`,
+    '',
+    `A JS listener blocking 2 ms per message beside the UDP sink at 10 kHz, JS delivery under \`lag: 'drop'\`: ` +
+      `JS received ${player.drop.js}, dropped ${player.drop.dropped}, of ${player.drop.records}. ` +
+      `Its UDP timing is the row "${DROP_CONTENDER}" of the steady-10kHz table.`,
+    '',
+  );
   writeFileSync(join(outDir, 'results.md'), md.join('\n'));
   log(`\n# Targets`);
   for (const t of targets) log(`  ${t.met ? 'met   ' : 'MISSED'} ${t.what}: ${t.measured} (target ${t.target})`);
@@ -599,6 +694,7 @@ try {
 
   await timeSchedule(steady(1000, size.steady1k), size.runs1k, 'all');
   await timeSchedule(steady(10_000, size.steady10k), 1, 'all');
+  const drop = await dropSchedule(steady(10_000, size.steady10k), 2);
   await timeSchedule(bursty(10, 10, size.bursts), 1, 'all');
   await timeSchedule(longGap(500, size.gapMs, 500), 1, 'all');
   await timeSchedule({ ...steady(1000, size.drift), name: 'drift-1kHz' }, 1, 'native');
@@ -614,7 +710,8 @@ try {
 
   const throughput = await throughputSuite(big);
   const memory = await memorySuite();
-  writeResults(micro, throughput, memory, pausedPct);
+  const seek = await seekSuite();
+  writeResults(micro, throughput, memory, pausedPct, { seek, drop });
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
