@@ -10,8 +10,8 @@ use memmap2::{Advice, Mmap, UncheckedAdvice};
 use crate::format::mcl::header::{parse_header, Header};
 use crate::format::mcl::hex::decode_hex;
 use crate::format::mcl::line::{parse_plain_time, parse_time_ns, parse_topic};
+use crate::format::msgpack::check_value;
 use crate::format::source::{OnError, RecordSource, TimeWindow};
-use crate::format::wire::check_value;
 use crate::sys::GuardedMap;
 use crate::{Error, Record, Result, StreamInfo};
 
