@@ -126,6 +126,21 @@ pub(super) fn parse_plain_time(line: &[u8]) -> Option<(i64, usize)> {
     Some((whole * 1_000_000_000 + frac * FRAC_SCALE[frac_digits], i))
 }
 
+/// The time column at the start of a record line (leading blanks already
+/// trimmed): the time and the bytes it spans. The plain form first, then
+/// any other form [`parse_time_ns`] takes. The reader decodes records with
+/// it and seeks with it, parsing only this column of the lines it probes.
+pub(super) fn parse_line_time(line: &[u8]) -> Option<(i64, usize)> {
+    if let Some(parsed) = parse_plain_time(line) {
+        return Some(parsed);
+    }
+    let time_end = line
+        .iter()
+        .position(|b| b.is_ascii_whitespace())
+        .unwrap_or(line.len());
+    Some((parse_time_ns(&line[..time_end])?, time_end))
+}
+
 /// Decode a topic written as a Python `repr` of a string: `''`, `'abc'`,
 /// `"it's"`, with backslash escapes. Returns the topic and the bytes consumed.
 pub fn parse_topic(text: &[u8]) -> std::result::Result<(String, usize), String> {
@@ -319,6 +334,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_time_column_of_a_line_parses_either_way() {
+        for line in [
+            "0.01000    ''  80",
+            "1e-3 '' 80",
+            "-0.5\t'' 80",
+            "7",
+            "+1.5 x",
+        ] {
+            let end = line.find([' ', '\t']).unwrap_or(line.len());
+            let want = parse_time_ns(&line.as_bytes()[..end]).map(|t| (t, end));
+            assert!(want.is_some(), "{line:?}");
+            assert_eq!(parse_line_time(line.as_bytes()), want, "{line:?}");
+        }
+        assert_eq!(parse_line_time(b"0.0x000 '' 80"), None);
+        assert_eq!(parse_line_time(b""), None);
     }
 
     #[test]
