@@ -275,6 +275,62 @@ fn check_columns(text: &[u8]) {
     }
 }
 
+/// The times of the lines the reader's seek looks at, as it sees them: not
+/// blank, not a comment, and a first column `parse_time_ns` takes.
+fn line_times(data: &[u8]) -> Vec<i64> {
+    let blank = |b: &u8| matches!(b, b' ' | b'\t');
+    data.split(|&b| b == b'\n')
+        .filter_map(|line| {
+            let start = line.iter().position(|b| !blank(b)).unwrap_or(line.len());
+            let end = line
+                .iter()
+                .rposition(|b| !blank(b) && *b != b'\r')
+                .map_or(0, |i| i + 1);
+            let content = line
+                .get(start..end)
+                .filter(|c| !c.is_empty() && c[0] != b'#')?;
+            let token = content.split(u8::is_ascii_whitespace).next()?;
+            mcl::parse_time_ns(token)
+        })
+        .collect()
+}
+
+/// On a file whose timed lines are in time order: `time_range` gives the
+/// first and last of them, and a seek to a time picked by `hash` then a
+/// read to the end gives the records of a full read from that time on.
+fn check_seek(path: &Path, data: &[u8], hash: u64, calls: usize) {
+    let timed = line_times(data);
+    if !timed.is_sorted() {
+        return; // seeks assume time-ordered logs
+    }
+    let options = ReadOptions {
+        on_error: OnError::Skip,
+        ..ReadOptions::default()
+    };
+    let mut reader = netreplay_core::engine::open_file(path, &options).expect("opened before");
+    let range = reader.time_range().expect("time_range");
+    assert_eq!(
+        range,
+        timed.first().zip(timed.last()).map(|(f, l)| (*f, *l))
+    );
+    let full = read_all(&mut reader, calls, &[(path, data.len())]).records;
+    let t = match (hash >> 16) % 8 {
+        0 => i64::MIN,
+        1 => i64::MAX,
+        _ if timed.is_empty() => (hash >> 24) as i64,
+        k => timed[(hash >> 24) as usize % timed.len()] + (k as i64 % 3 - 1),
+    };
+    reader.seek(t).expect("seek");
+    let after = read_all(&mut reader, calls, &[(path, data.len())]).records;
+    let want: Vec<&Record> = full.iter().filter(|r| r.time_ns >= t).collect();
+    assert!(
+        after.iter().eq(want.iter().copied()),
+        "seek to {t}: {} records, want {}",
+        after.len(),
+        want.len()
+    );
+}
+
 fuzz_target!(|data: &[u8]| {
     check_parsers(data);
 
@@ -301,6 +357,7 @@ fuzz_target!(|data: &[u8]| {
         1,
         true,
     );
+    check_seek(&path, data, hash, calls);
 
     // A quarter of the inputs: split at a line end into two files with headers.
     if !hash.is_multiple_of(4) || data.is_empty() {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::*;
 use netreplay_core::engine::{open_directory, open_file};
@@ -298,25 +298,6 @@ fn fixture_reset_rewinds_and_data_pending() {
 }
 
 // ------------------------------------------------------- generated: layout
-
-fn write_split_set(dir: &Path, prefix: &str, ty: &str, records: &[Gen]) -> Vec<PathBuf> {
-    let chunks: Vec<&[Gen]> = records.chunks(records.len().div_ceil(3)).collect();
-    assert_eq!(chunks.len(), 3);
-    let mut paths = Vec::new();
-    // Written out of order, so that creation order does not help.
-    for i in [2usize, 0, 1] {
-        let path = dir.join(format!("{prefix}_{i:03}.log"));
-        let header = if i == 0 {
-            Some((Some(ty), CREATED))
-        } else {
-            None
-        };
-        write_log(&path, header, chunks[i]);
-        paths.push((i, path));
-    }
-    paths.sort();
-    paths.into_iter().map(|(_, p)| p).collect()
-}
 
 #[test]
 fn split_set_is_one_stream_via_open_file() {

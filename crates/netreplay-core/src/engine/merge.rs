@@ -113,6 +113,46 @@ impl RecordSource for MergeReader {
         Ok(())
     }
 
+    /// Every input is sought to `t_ns`, or to the window's start if that is
+    /// later; the records in hand are dropped. Ties then keep input order,
+    /// as in a read from the start. Past the window's end, the inputs end
+    /// at their first record. After an error some inputs may not have
+    /// moved: seek again or reset.
+    fn seek(&mut self, t_ns: i64) -> Result<()> {
+        let t_ns = self.window.min_ns.map_or(t_ns, |min| t_ns.max(min));
+        self.primed = false;
+        self.deferred = None;
+        for input in &mut self.inputs {
+            input.head = None;
+            input.exhausted = false;
+        }
+        for input in &mut self.inputs {
+            input.source.seek(t_ns)?;
+        }
+        Ok(())
+    }
+
+    /// The inputs' earliest first and latest last times, clamped to the
+    /// window: a bound of the window stands for the first or last record
+    /// inside it, which is not looked for. `None` when nothing overlaps.
+    fn time_range(&mut self) -> Result<Option<(i64, i64)>> {
+        let mut range: Option<(i64, i64)> = None;
+        for input in &mut self.inputs {
+            if let Some((first, last)) = input.source.time_range()? {
+                range = Some(match range {
+                    None => (first, last),
+                    Some((f, l)) => (f.min(first), l.max(last)),
+                });
+            }
+        }
+        let Some((first, last)) = range else {
+            return Ok(None);
+        };
+        let first = self.window.min_ns.map_or(first, |min| first.max(min));
+        let last = self.window.max_ns.map_or(last, |max| last.min(max));
+        Ok((first <= last).then_some((first, last)))
+    }
+
     fn is_data_pending(&self) -> bool {
         self.deferred.is_some() || self.inputs.iter().any(|i| i.head.is_some() || !i.exhausted)
     }

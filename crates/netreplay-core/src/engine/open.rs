@@ -45,6 +45,12 @@ impl RecordSource for MclReader {
     fn reset(&mut self) -> Result<()> {
         self.merge.reset()
     }
+    fn seek(&mut self, t_ns: i64) -> Result<()> {
+        self.merge.seek(t_ns)
+    }
+    fn time_range(&mut self) -> Result<Option<(i64, i64)>> {
+        self.merge.time_range()
+    }
     fn is_data_pending(&self) -> bool {
         self.merge.is_data_pending()
     }

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use crate::format::wire::check_value;
+use crate::format::msgpack::check_value;
 use crate::Counter;
 
 /// Bounds of a [`Reassembler`].

@@ -170,6 +170,28 @@ pub fn write_log(path: &Path, header_of: Option<(Option<&str>, &str)>, records: 
     std::fs::write(path, text).expect("write log");
 }
 
+/// A split set `<prefix>_000.log` .. `_002.log` in `dir` of `records` in
+/// three near-equal parts, the header (type `ty`) in the first only;
+/// returns the parts in order.
+pub fn write_split_set(dir: &Path, prefix: &str, ty: &str, records: &[Gen]) -> Vec<PathBuf> {
+    let chunks: Vec<&[Gen]> = records.chunks(records.len().div_ceil(3)).collect();
+    assert_eq!(chunks.len(), 3);
+    let mut paths = Vec::new();
+    // Written out of order, so that creation order does not help.
+    for i in [2usize, 0, 1] {
+        let path = dir.join(format!("{prefix}_{i:03}.log"));
+        let header = if i == 0 {
+            Some((Some(ty), CREATED))
+        } else {
+            None
+        };
+        write_log(&path, header, chunks[i]);
+        paths.push((i, path));
+    }
+    paths.sort();
+    paths.into_iter().map(|(_, p)| p).collect()
+}
+
 /// A log of type `M` holding `good` (topic ''), then the malformed line
 /// `bad`, then the first record again at `after_ns`: a reader must stop at
 /// `bad`, after the good records.

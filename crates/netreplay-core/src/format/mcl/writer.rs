@@ -1,17 +1,14 @@
 //! Writing MCL text logs: MCL's `WriteFile` and `LogNetwork`
 //! (`mcl/logging/file.py`), to the character.
 //!
+//! The header and record lines themselves are written by `header`
+//! and `line`, next to their parsers.
+//!
 //! What MCL does, and this module does too:
 //! - The header is written when the first record arrives (a writer that
 //!   never receives anything creates no file), into `<prefix>.tmp`, or
 //!   `<prefix>_000.tmp` when splitting is on (`max_entries` and/or
 //!   `max_time`). Only the first part of a split set has the header.
-//! - Header lines: `#` + 65 `-`, then each text line as `# <line>`, a blank
-//!   line as `#`, then the `#---` line again. Version `%1.1f` (`1.0`),
-//!   `created` is Python's `str(datetime)` of the (UTC) time origin.
-//! - Record lines: `'%1.5f' % elapsed` right-justified to 12 characters, 4
-//!   spaces, the topic as `'%s'` left-justified to 8, 4 spaces, the payload
-//!   as lowercase hex, `\n`.
 //! - Splitting: with `max_entries`, a record that would be entry
 //!   `max_entries + 1` of the current part starts a new part; with
 //!   `max_time`, a record `>= max_time` after the first record of the current
@@ -23,19 +20,8 @@
 //!   directory `<root>/<YYYYmmddTHHMMSS>_<hostname>` (local time) with one
 //!   file set per message type, named after the type.
 //!
-//! Header variants found in MCL's own files: the current `WriteFile` writes
-//! blank header lines as `#`, while the writer that produced the typed
-//! fixture logs (`UnitTestMessageA.log`, `…B.log`) prefixed every line with
-//! `# `, blank ones included (`hdr = [COMMENT_CHARACTER + ' ' + line for
-//! line in lines]`); [`HeaderStyle::Legacy`] reproduces that. An empty
-//! revision is written as `#     -- revision` with no trailing spaces, as
-//! in MCL's `RawUnitTestData.log` (MCL's code would leave four spaces
-//! there; its readers do not care).
-//!
 //! Where this module differs from MCL:
 //! - Payload bytes are written as received (MCL decoded and re-encoded them).
-//! - A topic containing `'`, `\` or control characters is written as a
-//!   Python string literal (MCL wrote `'%s'`, which no reader can parse back).
 //! - Files are never overwritten: MCL checked only the first `.tmp`, and its
 //!   rename silently replaced an existing `.log`.
 //! - The file stays open; each record line (or a batch of whole lines, see
@@ -48,188 +34,12 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::format::mcl::header::{civil_from_days, format_created, header_text, HeaderStyle};
+use crate::format::mcl::layout::part_path;
+use crate::format::mcl::line::format_line;
 use crate::record::{is_log_time, not_a_log_time};
 use crate::sys::now_ns;
 use crate::{Error, Record, Result};
-
-/// `#` followed by 65 dashes.
-pub const COMMENT_BLOCK: &str =
-    "#-----------------------------------------------------------------";
-const TIME_PADDING: usize = 12;
-const TOPIC_PADDING: usize = 8;
-
-/// How blank header lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum HeaderStyle {
-    /// MCL's current `WriteFile`: `#`.
-    #[default]
-    Mcl,
-    /// The earlier writer (MCL's typed fixture logs): `# `.
-    Legacy,
-}
-
-/// The header block, every line ending in `\n`.
-pub fn header_text(
-    message_type: Option<&str>,
-    revision: &str,
-    created: &str,
-    style: HeaderStyle,
-) -> String {
-    let field = |name: &str, value: &str| {
-        let line = format!("    -- {name:<11} {value}");
-        line.trim_end().to_string()
-    };
-    let lines = [
-        "MCL_LOG".to_string(),
-        field("version", "1.0"),
-        field("revision", revision),
-        field("created", created),
-        String::new(),
-        "Each line of this file records a packet of data transmitted over the".into(),
-        "network. The columns in this file are:".into(),
-        String::new(),
-        "    1) The time when the data frame was received relative".into(),
-        "       to when this file was created.".into(),
-        "    2) The topic associated with the data frame.".into(),
-        "    3) The binary data stored as a hex string.".into(),
-        String::new(),
-        "The following data type was recorded in this file:".into(),
-        String::new(),
-        format!("     >>> {}", message_type.unwrap_or("None")),
-        String::new(),
-        format!(
-            "{:>width$}    {:<8}    <Payload>",
-            "<Time>",
-            "<Topic>",
-            width = TIME_PADDING - 2
-        ),
-    ];
-    let mut out = String::with_capacity(1024);
-    out.push_str(COMMENT_BLOCK);
-    out.push('\n');
-    for line in &lines {
-        if line.is_empty() {
-            out.push_str(match style {
-                HeaderStyle::Mcl => "#",
-                HeaderStyle::Legacy => "# ",
-            });
-        } else {
-            out.push_str("# ");
-            out.push_str(line);
-        }
-        out.push('\n');
-    }
-    out.push_str(COMMENT_BLOCK);
-    out.push('\n');
-    out
-}
-
-/// Elapsed nanoseconds as MCL writes them: Python's `'%1.5f'` of the
-/// elapsed seconds (microsecond resolution, as `timedelta.total_seconds()`),
-/// right-justified to 12 characters.
-pub fn format_elapsed(out: &mut Vec<u8>, elapsed_ns: i64) {
-    let micros = (i128::from(elapsed_ns) + 500).div_euclid(1000);
-    let seconds = micros as f64 / 1e6;
-    // Rust's `{:.5}` rounds the exact binary value, ties to even: the same
-    // digits as Python's correctly rounded `%f`.
-    let _ = write!(out, "{seconds:>TIME_PADDING$.5}");
-}
-
-fn needs_literal(topic: &str) -> bool {
-    topic
-        .chars()
-        .any(|c| c == '\'' || c == '\\' || c.is_control())
-}
-
-/// A topic as MCL writes it (`'%s'`), or as a Python string literal when
-/// the plain form could not be read back; left-justified to 8 bytes.
-pub fn format_topic(out: &mut Vec<u8>, topic: &str) {
-    let start = out.len();
-    if !needs_literal(topic) {
-        out.push(b'\'');
-        out.extend_from_slice(topic.as_bytes());
-        out.push(b'\'');
-    } else {
-        let quote = if topic.contains('\'') && !topic.contains('"') {
-            '"'
-        } else {
-            '\''
-        };
-        let mut text = String::with_capacity(topic.len() + 8);
-        text.push(quote);
-        for c in topic.chars() {
-            match c {
-                '\\' => text.push_str("\\\\"),
-                '\n' => text.push_str("\\n"),
-                '\r' => text.push_str("\\r"),
-                '\t' => text.push_str("\\t"),
-                c if c == quote => {
-                    text.push('\\');
-                    text.push(c);
-                }
-                c if c.is_control() => {
-                    let _ =
-                        std::fmt::Write::write_fmt(&mut text, format_args!("\\x{:02x}", c as u32));
-                }
-                c => text.push(c),
-            }
-        }
-        text.push(quote);
-        out.extend_from_slice(text.as_bytes());
-    }
-    let written = out.len() - start;
-    out.resize(out.len() + TOPIC_PADDING.saturating_sub(written), b' ');
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// One record line, `\n` included.
-pub fn format_line(out: &mut Vec<u8>, elapsed_ns: i64, topic: &str, payload: &[u8]) {
-    format_elapsed(out, elapsed_ns);
-    out.extend_from_slice(b"    ");
-    format_topic(out, topic);
-    out.extend_from_slice(b"    ");
-    out.reserve(payload.len() * 2 + 1);
-    for &b in payload {
-        out.push(HEX[(b >> 4) as usize]);
-        out.push(HEX[(b & 15) as usize]);
-    }
-    out.push(b'\n');
-}
-
-/// Python's `str(datetime)` of a UTC time given in microseconds since the
-/// Unix epoch: `YYYY-MM-DD HH:MM:SS`, then `.ffffff` if not a whole second.
-pub fn format_created(unix_us: i64) -> String {
-    let secs = unix_us.div_euclid(1_000_000);
-    let micros = unix_us.rem_euclid(1_000_000);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    let mut s = format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    );
-    if micros != 0 {
-        s.push_str(&format!(".{micros:06}"));
-    }
-    s
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
-/// calendar (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
 
 /// Options of [`WriteFile`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -359,13 +169,7 @@ impl WriteFile {
     }
 
     fn path(&self, number: u64, ext: &str) -> PathBuf {
-        let mut name = self.prefix.as_os_str().to_owned();
-        if self.split {
-            name.push(format!("_{number:03}.{ext}"));
-        } else {
-            name.push(format!(".{ext}"));
-        }
-        PathBuf::from(name)
+        part_path(&self.prefix, self.split.then_some(number), ext)
     }
 
     /// The `.tmp` file being written, once the first record created it.
@@ -790,98 +594,8 @@ impl Recorder {
 mod tests {
     use super::*;
 
-    fn line(elapsed_ns: i64, topic: &str, payload: &[u8]) -> String {
-        let mut out = Vec::new();
-        format_line(&mut out, elapsed_ns, topic, payload);
-        String::from_utf8(out).unwrap()
-    }
-
     #[test]
-    fn lines_follow_mcl_columns() {
-        assert_eq!(
-            line(10_000_000, "", &[0x90]),
-            "     0.01000    ''          90\n"
-        );
-        assert_eq!(
-            line(10_000_000_000, "", &[0x91, 0x00]),
-            "    10.00000    ''          9100\n"
-        );
-        assert_eq!(
-            line(1_500_000, "gnss", &[0xab]),
-            "     0.00150    'gnss'      ab\n"
-        );
-        assert_eq!(
-            line(0, "a_long_topic", &[0x01]),
-            "     0.00000    'a_long_topic'    01\n"
-        );
-        assert_eq!(
-            line(1_234_567_890_123, "", &[0x01]),
-            "  1234.56789    ''          01\n"
-        );
-        assert_eq!(
-            line(-5_000_000, "", &[0x01]),
-            "    -0.00500    ''          01\n"
-        );
-    }
-
-    #[test]
-    fn time_rounds_like_python() {
-        let t = |ns: i64| {
-            let mut out = Vec::new();
-            format_elapsed(&mut out, ns);
-            String::from_utf8(out).unwrap().trim().to_string()
-        };
-        // '%1.5f' % 0.015625 == '0.01562' (an exact tie, to even).
-        assert_eq!(t(15_625_000), "0.01562");
-        assert_eq!(t(46_875_000), "0.04688");
-        // Microsecond resolution, as timedelta.total_seconds().
-        assert_eq!(t(5_499), "0.00001");
-        assert_eq!(t(123_456_789), "0.12346");
-    }
-
-    #[test]
-    fn odd_topics_become_python_literals() {
-        assert_eq!(line(0, "it's", &[1]), "     0.00000    \"it's\"      01\n");
-        assert_eq!(
-            line(0, "a\\b\n", &[1]),
-            "     0.00000    'a\\\\b\\n'    01\n"
-        );
-        for topic in ["it's", "a\\b\n", "both'\"", "tab\there", "\u{7f}x", "é ü"] {
-            let mut out = Vec::new();
-            format_topic(&mut out, topic);
-            let text = String::from_utf8(out).unwrap();
-            let (parsed, _) = crate::format::mcl::parse_topic(text.trim_end().as_bytes()).unwrap();
-            assert_eq!(parsed, topic, "{text}");
-        }
-    }
-
-    #[test]
-    fn created_is_python_str_of_datetime() {
-        assert_eq!(format_created(0), "1970-01-01 00:00:00");
-        assert_eq!(
-            format_created(1_433_160_896_123_456),
-            "2015-06-01 12:14:56.123456"
-        );
-        assert_eq!(format_created(951_782_400_000_000), "2000-02-29 00:00:00");
-        assert_eq!(format_created(-1), "1969-12-31 23:59:59.999999");
+    fn local_timestamp_has_its_fixed_width() {
         assert_eq!(local_timestamp(0).len(), 15);
-    }
-
-    #[test]
-    fn headers_in_both_styles() {
-        let h = header_text(Some("A"), "", "1970-01-01 00:00:00", HeaderStyle::Mcl);
-        assert!(h.starts_with(&format!("{COMMENT_BLOCK}\n# MCL_LOG\n#     -- version     1.0\n#     -- revision\n#     -- created     1970-01-01 00:00:00\n#\n")));
-        assert!(h.contains("\n#      >>> A\n#\n#     <Time>    <Topic>     <Payload>\n"));
-        assert!(h.ends_with(&format!("{COMMENT_BLOCK}\n")));
-        assert_eq!(h.lines().count(), 20);
-        let legacy = header_text(None, "abc", "x", HeaderStyle::Legacy);
-        assert!(legacy.contains("\n#     -- revision    abc\n"));
-        assert!(legacy.contains("\n#      >>> None\n# \n"));
-        assert!(!legacy.contains("\n#\n"));
-        let (parsed, _, lines) = crate::format::mcl::parse_header(h.as_bytes());
-        let parsed = parsed.unwrap();
-        assert_eq!(parsed.message_type.as_deref(), Some("A"));
-        assert_eq!(parsed.created.as_deref(), Some("1970-01-01 00:00:00"));
-        assert_eq!(lines, 20);
     }
 }
