@@ -74,6 +74,9 @@ impl<'a> Waiter<'a> {
 /// Requests from the owner to the running scheduler thread.
 pub(crate) struct Control {
     pub(crate) stop: AtomicBool,
+    /// Set by the scheduler thread once its run has ended (it is then only
+    /// reporting the outcome to its sinks and exiting).
+    pub(crate) finished: AtomicBool,
     pub(crate) speed_bits: AtomicU64,
     pub(crate) speed_changed: AtomicBool,
     /// Waits up to this long are spun through (see [`spin_window`]).
@@ -85,6 +88,7 @@ impl Control {
     pub(crate) fn new(speed: Speed) -> Self {
         Control {
             stop: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
             speed_bits: AtomicU64::new(speed.get().to_bits()),
             speed_changed: AtomicBool::new(false),
             busy_wait_ns: AtomicI64::new(BUSY_WAIT_NS),

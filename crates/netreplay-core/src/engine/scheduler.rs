@@ -333,12 +333,17 @@ impl Scheduler {
             return Ok(false);
         }
         self.control.stop.store(false, Ordering::Release);
+        self.control.finished.store(false, Ordering::Release);
         let (claim, control, stats) =
             (self.claim.clone(), self.control.clone(), self.stats.clone());
         self.worker.spawn(move |mut worker| {
             *control.thread.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some(std::thread::current());
             let mut outcome = worker.run(&claim, &control, &stats);
+            // From here on the run is over: an owner told of its end by a
+            // sink (below) may start again at once, and must not find the
+            // thread still "running".
+            control.finished.store(true, Ordering::Release);
             worker.flush(&control);
             // The final flush may fail what the run delivered last.
             if outcome == Outcome::End {
@@ -366,8 +371,10 @@ impl Scheduler {
         Ok(was_alive)
     }
 
+    /// True while a run plays (false once it has ended, even while its
+    /// thread is still reporting the outcome to the sinks).
     pub fn is_alive(&self) -> bool {
-        self.worker.is_alive()
+        self.worker.is_alive() && !self.control.finished.load(Ordering::Acquire)
     }
 
     /// How the last finished run ended (joins a thread that ended by itself).
