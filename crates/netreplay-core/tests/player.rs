@@ -75,7 +75,11 @@ fn pause_keeps_the_position_and_stop_rewinds() {
     p.start().unwrap();
     wait_for("more records", LONG, || out.len() >= at_pause + 3);
     let got = numbers(&out);
-    assert_eq!(got, (0..got.len() as u32).collect::<Vec<_>>(), "nothing lost or repeated");
+    assert_eq!(
+        got,
+        (0..got.len() as u32).collect::<Vec<_>>(),
+        "nothing lost or repeated"
+    );
     let run = p.run();
     assert!(p.stop().unwrap());
     assert_eq!(p.state(), PlayerState::Idle);
@@ -109,7 +113,11 @@ fn seek_while_playing_goes_on_from_the_first_record_at_or_after_t_due_at_once() 
     wait_for("records after the seek", LONG, || {
         out.seen().iter().filter(|s| s.delivery.run == run).count() >= 5
     });
-    let after: Vec<_> = out.seen().into_iter().filter(|s| s.delivery.run == run).collect();
+    let after: Vec<_> = out
+        .seen()
+        .into_iter()
+        .filter(|s| s.delivery.run == run)
+        .collect();
     // The first of the tie at 500 ms, then its ties in order, then 530 ms...
     let first: Vec<u32> = after
         .iter()
@@ -161,7 +169,11 @@ fn seek_outside_the_log_clamps_to_its_ends() {
     let before = out.len();
     p.start().unwrap();
     wait_for("the end", LONG, || p.state() == PlayerState::Ended);
-    assert_eq!(numbers(&out)[before..], [8, 9], "past the end: the last records");
+    assert_eq!(
+        numbers(&out)[before..],
+        [8, 9],
+        "past the end: the last records"
+    );
 }
 
 #[test]
@@ -200,7 +212,10 @@ fn every_operation_wakes_a_waiting_scheduler_at_once() {
     time(&mut |p| p.close().unwrap());
     // Each takes microseconds on a quiet machine; a loaded 2-core VM can
     // delay a thread's wake-up by tens of milliseconds.
-    assert!(worst < Duration::from_millis(200), "slowest operation {worst:?}");
+    assert!(
+        worst < Duration::from_millis(200),
+        "slowest operation {worst:?}"
+    );
 }
 
 #[test]
@@ -272,11 +287,24 @@ fn a_sink_under_drop_drops_what_it_cannot_take_and_the_others_keep_their_timing(
     wait_for("the end", LONG, || p.state() == PlayerState::Ended);
     let dropped = p.sink_stats()[1].dropped.get();
     assert!(dropped >= 10, "dropped {dropped}");
-    assert_eq!(dropped as usize + taken.len(), 50, "every record taken or counted");
+    assert_eq!(
+        dropped as usize + taken.len(),
+        50,
+        "every record taken or counted"
+    );
     assert_eq!(p.sink_stats()[0].dropped.get(), 0);
     assert_eq!(timely.len(), 50);
-    let worst = timely.seen().iter().map(|s| s.delivery.lateness_ns).max().unwrap();
-    assert!(worst < 100 * MS, "the other sink kept its timing: worst {} ms late", worst / MS);
+    let worst = timely
+        .seen()
+        .iter()
+        .map(|s| s.delivery.lateness_ns)
+        .max()
+        .unwrap();
+    assert!(
+        worst < 100 * MS,
+        "the other sink kept its timing: worst {} ms late",
+        worst / MS
+    );
 }
 
 #[test]
@@ -289,6 +317,15 @@ fn a_sink_under_wait_slows_the_replay_and_loses_nothing() {
     wait_for("the end", LONG, || p.state() == PlayerState::Ended);
     assert_eq!(taken.len(), 50);
     assert_eq!(p.sink_stats()[1].dropped.get(), 0);
-    let worst = timely.seen().iter().map(|s| s.delivery.lateness_ns).max().unwrap();
-    assert!(worst >= 150 * MS, "the wait shows as lateness: {} ms", worst / MS);
+    let worst = timely
+        .seen()
+        .iter()
+        .map(|s| s.delivery.lateness_ns)
+        .max()
+        .unwrap();
+    assert!(
+        worst >= 150 * MS,
+        "the wait shows as lateness: {} ms",
+        worst / MS
+    );
 }

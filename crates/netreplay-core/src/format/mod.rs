@@ -8,5 +8,6 @@ mod msgpack;
 pub mod reassembly;
 pub(crate) mod source;
 pub mod wire;
+pub(crate) mod wire_error;
 
 pub use source::{OnError, RecordSource, TimeWindow};

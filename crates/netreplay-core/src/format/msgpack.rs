@@ -6,7 +6,7 @@
 //! `InvalidByte`, `EmptyPayload`, `TrailingBytes`), the one error type of
 //! the wire format, so a datagram's msgpack and framing errors are one type.
 
-use crate::format::wire::WireError;
+use crate::format::wire_error::WireError;
 
 pub(super) fn byte_at(buf: &[u8], pos: usize) -> Result<u8, WireError> {
     buf.get(pos)
