@@ -9,7 +9,7 @@ use std::time::Duration;
 use net_common::*;
 use netreplay_core::engine::now_ns;
 use netreplay_core::engine::Delivery;
-use netreplay_core::format::mcl::{self, ReadOptions};
+use netreplay_core::format::mcl::ReadOptions;
 use netreplay_core::format::mcl::{
     format_created, HeaderStyle, Recorder, RecorderOptions, RecorderStream, TimeOrigin, WriteFile,
     WriteOptions,

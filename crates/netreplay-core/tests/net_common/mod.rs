@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use netreplay_core::format::mcl::{self, ReadOptions};
+use netreplay_core::format::mcl::ReadOptions;
 use netreplay_core::format::RecordSource;
 use netreplay_core::{Record, StreamInfo};
 
