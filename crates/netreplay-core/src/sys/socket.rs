@@ -43,9 +43,10 @@ pub fn set_multicast_if_v4_index(_socket: &Socket, _index: u32) -> io::Result<()
 
 /// Send datagrams `range` of `bytes` in order with one `sendmmsg`, up to `N`
 /// of them: datagram `i` is `bytes[ends[i - 1]..ends[i]]` (the first starts
-/// at 0). To `target`, or to the connected peer if `None`. Returns how many
-/// were sent, or the error of the first one if none was (the kernel drops
-/// the error of a later one and returns a short count).
+/// at 0). To `target`, or to the connected peer if `None`, with `flags`
+/// (`MSG_*`). Returns how many were sent, or the error of the first one if
+/// none was (the kernel drops the error of a later one and returns a short
+/// count).
 #[cfg(target_os = "linux")]
 pub fn send_many<const N: usize>(
     socket: &Socket,
@@ -53,6 +54,7 @@ pub fn send_many<const N: usize>(
     bytes: &[u8],
     ends: &[usize],
     range: Range<usize>,
+    flags: libc::c_int,
 ) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
     let n = range.len().min(N);
@@ -87,7 +89,7 @@ pub fn send_many<const N: usize>(
             socket.as_raw_fd(),
             headers.as_mut_ptr(),
             n as libc::c_uint,
-            0,
+            flags,
         )
     };
     if sent < 0 {

@@ -12,7 +12,9 @@
 //! between count as `suppressed`), and an asynchronous error (ECONNREFUSED
 //! from an earlier datagram's ICMP) that hits a datagram after the first of
 //! a `sendmmsg` call is dropped by the kernel, so that datagram is sent
-//! again instead of counted as failed.
+//! again instead of counted as failed. Under `LagPolicy::Drop` each
+//! `sendmmsg` is made with `MSG_DONTWAIT`, and a record that finds no room
+//! is dropped and counted, as in send.rs.
 
 use std::convert::Infallible;
 use std::io;
@@ -23,7 +25,7 @@ use std::time::Instant;
 
 use crate::format::wire::{EncodeError, Encoder};
 use crate::net::udp::routing::Destination;
-use crate::net::udp::send::{Failure, Sender};
+use crate::net::udp::send::{Failure, OnFull, Sender};
 use crate::net::udp::stats::FailureKind;
 use crate::Record;
 
@@ -82,9 +84,11 @@ impl Batch {
 }
 
 /// Sends datagrams `range` of a batch (`bytes`, `ends`) in order, up to
-/// [`BATCH`] of them: how many were sent, or the error of the first one if
-/// none was. A function pointer so unit tests can stand in for the kernel.
-pub(super) type SendMany = fn(&Destination, &[u8], &[usize], Range<usize>) -> io::Result<usize>;
+/// [`BATCH`] of them, with send flags: how many were sent, or the error of
+/// the first one if none was. A function pointer so unit tests can stand in
+/// for the kernel.
+pub(super) type SendMany =
+    fn(&Destination, &[u8], &[usize], Range<usize>, libc::c_int) -> io::Result<usize>;
 
 /// The batches of every destination (same index as the destinations).
 pub(super) struct Batches {
@@ -113,7 +117,7 @@ impl Batches {
         encoder: &mut Encoder,
         index: usize,
         record: &Record,
-        stop: &dyn Fn() -> bool,
+        on_full: OnFull<'_>,
     ) {
         let batch = &mut self.batches[index];
         let (bytes_before, first) = (batch.bytes.len(), batch.ends.len());
@@ -134,14 +138,14 @@ impl Batches {
                 self.next_seq += 1;
                 self.queued += 1;
                 if batch.ends.len() >= BATCH || batch.bytes.len() >= BATCH_BYTES {
-                    self.flush(out, stop);
+                    self.flush(out, on_full);
                 }
             }
             Err(EncodeError::Wire(e)) => {
                 batch.bytes.truncate(bytes_before);
                 batch.ends.truncate(first);
                 // The failure comes after the records queued before it.
-                self.flush(out, stop);
+                self.flush(out, on_full);
                 if out.stats.failed.load(Ordering::Relaxed) {
                     out.stats.suppressed.add(1);
                     return;
@@ -160,7 +164,7 @@ impl Batches {
     }
 
     /// Send everything queued.
-    pub(super) fn flush(&mut self, out: &mut Sender, stop: &dyn Fn() -> bool) {
+    pub(super) fn flush(&mut self, out: &mut Sender, on_full: OnFull<'_>) {
         if self.queued == 0 {
             return;
         }
@@ -194,7 +198,7 @@ impl Batches {
             } else {
                 u64::MAX
             };
-            self.send_run(out, index, limit, stop);
+            self.send_run(out, index, limit, on_full);
         }
         for b in &mut self.batches {
             b.clear();
@@ -204,13 +208,14 @@ impl Batches {
 
     /// Send the queued records of destination `index` up to sequence
     /// `limit`, counting each as the per-datagram path would.
-    fn send_run(&mut self, out: &mut Sender, index: usize, limit: u64, stop: &dyn Fn() -> bool) {
+    fn send_run(&mut self, out: &mut Sender, index: usize, limit: u64, on_full: OnFull<'_>) {
         let Sender {
             destinations,
             stats,
             send_timeout,
             fail_on_error,
             error,
+            ..
         } = out;
         let Batches {
             batches, send_many, ..
@@ -242,7 +247,8 @@ impl Batches {
             } else {
                 last.min(d + BATCH)
             };
-            let result = match send_many(dest, &batch.bytes, &batch.ends, d..upto) {
+            let flags = on_full.flags();
+            let result = match send_many(dest, &batch.bytes, &batch.ends, d..upto, flags) {
                 Ok(0) => Err(io::Error::other("sendmmsg sent nothing")),
                 other => other,
             };
@@ -261,9 +267,17 @@ impl Batches {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e)
                     if FailureKind::of(&e) == FailureKind::WouldBlock
-                        && !stop()
-                        && waiting_since.get_or_insert_with(Instant::now).elapsed()
-                            < *send_timeout => {}
+                        && !on_full.stops_waiting(
+                            *waiting_since.get_or_insert_with(Instant::now),
+                            *send_timeout,
+                        ) => {}
+                Err(e) if on_full.dropped(&e) => {
+                    // No room for datagram `d` under Drop: its record is
+                    // dropped (the rest of it is not sent), the next one tried.
+                    waiting_since = None;
+                    r += 1;
+                    d = batch.records.get(r).map_or(last, |q| q.first);
+                }
                 Err(e) => {
                     // Datagram `d` failed: so does its record; the rest of
                     // the record is not sent.
@@ -300,9 +314,10 @@ fn send_many(
     bytes: &[u8],
     ends: &[usize],
     range: Range<usize>,
+    flags: libc::c_int,
 ) -> io::Result<usize> {
     let target = (!dest.connected).then_some(&dest.target);
-    crate::sys::send_many::<BATCH>(&dest.socket, target, bytes, ends, range)
+    crate::sys::send_many::<BATCH>(&dest.socket, target, bytes, ends, range, flags)
 }
 
 /// [`SendMany`] without `sendmmsg`: one datagram per call (unused while
@@ -313,20 +328,25 @@ fn send_many(
     bytes: &[u8],
     ends: &[usize],
     range: Range<usize>,
+    flags: libc::c_int,
 ) -> io::Result<usize> {
     let start = if range.start == 0 {
         0
     } else {
         ends[range.start - 1]
     };
-    crate::net::udp::send::send_once(dest, &bytes[start..ends[range.start]]).map(|()| 1)
+    crate::net::udp::send::send_once(dest, &bytes[start..ends[range.start]], flags).map(|()| 1)
 }
 
-/// Batching at infinite speed, against a stand-in for the kernel.
+/// Batching at infinite speed, and the lag policy, against a stand-in for
+/// the kernel.
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::clock::Speed;
+    use crate::engine::control::{Control, LagPolicy, Waiter};
     use crate::engine::sink::Delivery;
+    use crate::engine::stats::SinkStats;
     use crate::format::wire::WireOptions;
     use crate::net::udp::tests::streams;
     use crate::net::udp::{Route, UdpSink, UdpSinkOptions};
@@ -342,6 +362,9 @@ mod tests {
     /// A datagram containing this byte fails at its first attempt only (as an
     /// ICMP error reported once: ECONNREFUSED).
     const FAIL_ONCE: u8 = 0xef;
+    /// A datagram containing this byte finds the socket buffer full at every
+    /// attempt (EAGAIN).
+    const FULL: u8 = 0xed;
 
     thread_local! {
         /// (destination port, datagram) in the order "sent".
@@ -349,6 +372,26 @@ mod tests {
         /// Datagrams per call.
         static CALLS: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
         static FAILED_ONCE: RefCell<HashSet<Vec<u8>>> = RefCell::new(HashSet::new());
+        /// Send flags per call.
+        static FLAGS: RefCell<Vec<libc::c_int>> = const { RefCell::new(Vec::new()) };
+        /// EAGAIN errors returned (a datagram marked FULL that cut a
+        /// `sendmmsg` short is not reported: the call returns a count).
+        static EAGAINS: RefCell<usize> = const { RefCell::new(0) };
+    }
+
+    /// The error the fake kernel meets sending `datagram`, if any.
+    fn fake_errno(datagram: &[u8]) -> Option<i32> {
+        if datagram.contains(&FAIL_ALWAYS) {
+            Some(libc::EMSGSIZE)
+        } else if datagram.contains(&FULL) {
+            Some(libc::EAGAIN)
+        } else if datagram.contains(&FAIL_ONCE)
+            && FAILED_ONCE.with(|f| f.borrow_mut().insert(datagram.to_vec()))
+        {
+            Some(libc::ECONNREFUSED)
+        } else {
+            None
+        }
     }
 
     /// `sendmmsg` as the kernel does it: datagrams in order up to the first
@@ -358,27 +401,16 @@ mod tests {
         bytes: &[u8],
         ends: &[usize],
         range: Range<usize>,
+        flags: libc::c_int,
     ) -> io::Result<usize> {
         let n = range.len().min(BATCH);
         CALLS.with(|c| c.borrow_mut().push(n));
+        FLAGS.with(|f| f.borrow_mut().push(flags));
         for (k, i) in (range.start..range.start + n).enumerate() {
             let start = if i == 0 { 0 } else { ends[i - 1] };
             let datagram = &bytes[start..ends[i]];
-            let errno = if datagram.contains(&FAIL_ALWAYS) {
-                Some(libc::EMSGSIZE)
-            } else if datagram.contains(&FAIL_ONCE)
-                && FAILED_ONCE.with(|f| f.borrow_mut().insert(datagram.to_vec()))
-            {
-                Some(libc::ECONNREFUSED)
-            } else {
-                None
-            };
-            if let Some(errno) = errno {
-                return if k == 0 {
-                    Err(io::Error::from_raw_os_error(errno))
-                } else {
-                    Ok(k)
-                };
+            if let Some(errno) = fake_errno(datagram) {
+                return if k == 0 { Err(reported(errno)) } else { Ok(k) };
             }
             SENT.with(|s| s.borrow_mut().push((dest.addr.port(), datagram.to_vec())));
         }
@@ -389,8 +421,33 @@ mod tests {
         SENT.with(|s| std::mem::take(&mut *s.borrow_mut()))
     }
 
+    fn reported(errno: i32) -> io::Error {
+        if errno == libc::EAGAIN {
+            EAGAINS.with(|n| *n.borrow_mut() += 1);
+        }
+        io::Error::from_raw_os_error(errno)
+    }
+
+    /// `send` as the kernel does it.
+    fn fake_send_one(dest: &Destination, datagram: &[u8], flags: libc::c_int) -> io::Result<()> {
+        FLAGS.with(|f| f.borrow_mut().push(flags));
+        if let Some(errno) = fake_errno(datagram) {
+            return Err(reported(errno));
+        }
+        SENT.with(|s| s.borrow_mut().push((dest.addr.port(), datagram.to_vec())));
+        Ok(())
+    }
+
     fn take_calls() -> Vec<usize> {
         CALLS.with(|c| std::mem::take(&mut *c.borrow_mut()))
+    }
+
+    fn take_flags() -> Vec<libc::c_int> {
+        FLAGS.with(|f| std::mem::take(&mut *f.borrow_mut()))
+    }
+
+    fn take_eagains() -> usize {
+        EAGAINS.with(|n| std::mem::take(&mut *n.borrow_mut()))
     }
 
     const INFINITE: Delivery = Delivery {
@@ -421,8 +478,11 @@ mod tests {
         )
         .unwrap();
         sink.batches.send_many = fake_send_many;
+        sink.sender.send_one = fake_send_one;
         take_sent();
         take_calls();
+        take_flags();
+        take_eagains();
         sink
     }
 
@@ -469,7 +529,7 @@ mod tests {
 
     fn deliver_all(sink: &mut UdpSink, records: &[Record]) {
         for r in records {
-            sink.deliver_record(r, INFINITE, true, &|| false);
+            sink.deliver_record(r, INFINITE, true, OnFull::Wait(None));
         }
     }
 
@@ -485,7 +545,7 @@ mod tests {
         assert!(sink.batches.queued > 0);
         let sent_before_flush = take_sent().len();
         assert!(sent_before_flush >= BATCH, "{sent_before_flush}");
-        sink.flush_queued(&|| false);
+        sink.flush_queued(OnFull::Wait(None));
         assert_eq!(sink.batches.queued, 0);
         assert_eq!(
             sent_before_flush + take_sent().len(),
@@ -512,7 +572,7 @@ mod tests {
         // The same records again: the buffers are reused, and the datagrams
         // are exactly the encoder's, in order.
         deliver_all(&mut sink, &records);
-        sink.flush_queued(&|| false);
+        sink.flush_queued(OnFull::Wait(None));
         let sent: Vec<Vec<u8>> = take_sent().into_iter().map(|(_, d)| d).collect();
         assert_eq!(sent, expected);
     }
@@ -531,7 +591,7 @@ mod tests {
         // Fails at the start of a call: the kernel reports its error.
         records[40].payload = vec![0xcc, FAIL_ALWAYS];
         deliver_all(&mut sink, &records);
-        sink.flush_queued(&|| false);
+        sink.flush_queued(OnFull::Wait(None));
         let s = sink.stats().snapshot();
         assert_eq!((s.too_big, s.send_failures), (3, 3));
         assert_eq!((s.records_sent, s.fragmented), (n as u64 - 3, 0));
@@ -575,7 +635,7 @@ mod tests {
         // again (the one difference from sending one at a time).
         records[5].payload = vec![0xcd, FAIL_ONCE, 5];
         deliver_all(&mut sink, &records);
-        sink.flush_queued(&|| false);
+        sink.flush_queued(OnFull::Wait(None));
         let s = sink.stats().snapshot();
         assert_eq!((s.refused, s.records_sent, s.datagrams), (1, 9, 9));
         // Record 0 failed alone; the call after it came back short at 5,
@@ -596,7 +656,7 @@ mod tests {
         records[7].payload = vec![0xcc, FAIL_ALWAYS];
         deliver_all(&mut sink, &records);
         assert!(!sink.has_failed(), "nothing sent yet");
-        sink.flush_queued(&|| false);
+        sink.flush_queued(OnFull::Wait(None));
         assert!(sink.has_failed());
         let expected: Vec<(u16, Vec<u8>)> = records[..7]
             .iter()
@@ -662,7 +722,7 @@ mod tests {
             deadline_ns: Some(now_ns()),
             lateness_ns: 0,
         };
-        sink.deliver_record(&records[5], timed, false, &|| false);
+        sink.deliver_record(&records[5], timed, false, OnFull::Wait(None));
         assert_eq!(sink.batches.queued, 0);
         let mut buf = [0u8; 64];
         for expected in encoded(1000, &records) {
@@ -671,5 +731,93 @@ mod tests {
         }
         let s = sink.stats().snapshot();
         assert_eq!((s.records_sent, s.datagrams, s.lateness.count), (6, 6, 1));
+    }
+
+    /// Records 0..20 of stream 0, every fifth (5, 10, 15) finding the socket
+    /// buffer full; record 12 is fragmented at `mtu` 64 with its last
+    /// fragment finding it full.
+    fn some_full() -> Vec<Record> {
+        let mut records: Vec<Record> = (0..20).map(numbered).collect();
+        for i in [5, 10, 15] {
+            records[i].payload = vec![0xcc, FULL];
+        }
+        records[12] = long(12, 300, FULL);
+        records
+    }
+
+    /// Deliver `records` through a sink under `lag`, the way a scheduler
+    /// does (`batch`: at infinite speed), then flush; what the waiter
+    /// counted as dropped.
+    fn play(sink: &mut UdpSink, records: &[Record], batch: bool, lag: LagPolicy) -> u64 {
+        let control = Control::new(Speed::new(f64::INFINITY).unwrap());
+        let sink_stats = SinkStats::default();
+        let waiter = Waiter::new(&control, lag, &sink_stats);
+        let delivery = if batch {
+            INFINITE
+        } else {
+            Delivery {
+                run: 0,
+                deadline_ns: Some(now_ns()),
+                lateness_ns: 0,
+            }
+        };
+        for r in records {
+            sink.deliver_record(r, delivery, batch, OnFull::of(waiter));
+        }
+        sink.flush_queued(OnFull::of(waiter));
+        sink_stats.dropped.get()
+    }
+
+    #[test]
+    fn under_drop_a_full_socket_buffer_drops_the_record_at_once() {
+        let records = some_full();
+        for batch in [true, false] {
+            let mut sink = fake_sink(false, 64);
+            let dropped = play(&mut sink, &records, batch, LagPolicy::Drop);
+            let s = sink.stats().snapshot();
+            assert_eq!(dropped, 4, "batch {batch}");
+            assert_eq!((s.records, s.records_sent), (20, 16), "batch {batch}");
+            assert_eq!((s.send_failures, s.would_block), (0, 0), "batch {batch}");
+            assert!(s.last_error.is_none(), "a drop is not a failure");
+            // One EAGAIN per full record: no retry, no wait.
+            assert_eq!(take_eagains(), 4, "batch {batch}");
+            assert!(
+                take_flags().iter().all(|&f| f == libc::MSG_DONTWAIT),
+                "every send of a Drop sink is non-blocking"
+            );
+            // The records that fit went out in order; of record 12, the
+            // fragments before the full one.
+            let fragments = encoded(64, &records[12..13]);
+            let expected: Vec<Vec<u8>> = records
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| ![5, 10, 15, 12].contains(i))
+                .flat_map(|(_, r)| encoded(64, std::slice::from_ref(r)))
+                .collect();
+            let mut sent: Vec<Vec<u8>> = take_sent().into_iter().map(|(_, d)| d).collect();
+            let at = sent.iter().position(|d| *d == fragments[0]).unwrap();
+            let partial: Vec<Vec<u8>> = sent.drain(at..at + fragments.len() - 1).collect();
+            assert_eq!(partial, fragments[..fragments.len() - 1]);
+            assert_eq!(sent, expected, "batch {batch}");
+        }
+    }
+
+    #[test]
+    fn under_wait_a_full_socket_buffer_waits_then_fails() {
+        let records = some_full();
+        for batch in [true, false] {
+            let mut sink = fake_sink(false, 64);
+            sink.sender.send_timeout = Duration::from_millis(5);
+            let dropped = play(&mut sink, &records, batch, LagPolicy::Wait);
+            let s = sink.stats().snapshot();
+            assert_eq!(dropped, 0, "batch {batch}");
+            assert_eq!(
+                (s.records_sent, s.would_block, s.send_failures),
+                (16, 4, 4),
+                "batch {batch}"
+            );
+            assert!(take_eagains() > 4, "it tried again while waiting");
+            assert!(take_flags().iter().all(|&f| f == 0), "blocking sends");
+        }
     }
 }

@@ -17,13 +17,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::control::{LagPolicy, Waiter};
+use crate::engine::control::Waiter;
 use crate::engine::sink::{Delivery, Outcome, Sink};
 use crate::format::wire::{Encoder, WireOptions};
 use crate::net::endpoint::Interface;
 use crate::net::udp::batch::{Batches, BATCHING};
 use crate::net::udp::routing::{Routing, SocketOptions};
-use crate::net::udp::send::Sender;
+use crate::net::udp::send::{send_once, OnFull, Sender};
 use crate::record::StreamTable;
 use crate::{Error, Record, Result, StreamInfo};
 
@@ -139,6 +139,7 @@ impl UdpSink {
                 send_timeout: options.send_timeout,
                 fail_on_error: options.fail_on_error,
                 error: None,
+                send_one: send_once,
             },
         })
     }
@@ -189,17 +190,17 @@ impl UdpSink {
 
     /// Send one record now, outside a scheduler (never interrupted).
     pub fn send(&mut self, record: &Record, delivery: Delivery) {
-        self.deliver_record(record, delivery, false, &|| false);
+        self.deliver_record(record, delivery, false, OnFull::Wait(None));
     }
 
-    /// Send (or, with `batch`, queue) one record. `stop` cuts waits for
-    /// room in a full socket buffer short.
+    /// Send (or, with `batch`, queue) one record; `on_full` says whether
+    /// to wait for room in a full socket buffer, or to drop.
     fn deliver_record(
         &mut self,
         record: &Record,
         delivery: Delivery,
         batch: bool,
-        stop: &dyn Fn() -> bool,
+        on_full: OnFull<'_>,
     ) {
         self.sender.stats.records.add(1);
         if self.sender.stats.failed.load(Ordering::Relaxed) {
@@ -212,44 +213,40 @@ impl UdpSink {
         };
         if batch && record.payload.len() <= BATCH_BYTES {
             self.batches
-                .queue(&mut self.sender, &mut self.encoder, index, record, stop);
+                .queue(&mut self.sender, &mut self.encoder, index, record, on_full);
             return;
         }
         // What was queued before goes first.
-        self.flush_queued(stop);
+        self.flush_queued(on_full);
         if self.sender.stats.failed.load(Ordering::Relaxed) {
             self.sender.stats.suppressed.add(1);
             return;
         }
         self.sender
-            .send_now(&mut self.encoder, index, record, delivery, stop);
+            .send_now(&mut self.encoder, index, record, delivery, on_full);
     }
 
     /// Send everything queued.
-    fn flush_queued(&mut self, stop: &dyn Fn() -> bool) {
-        self.batches.flush(&mut self.sender, stop);
+    fn flush_queued(&mut self, on_full: OnFull<'_>) {
+        self.batches.flush(&mut self.sender, on_full);
     }
-}
-
-/// Whether a send that would block stops waiting: at a stop request, and
-/// at once under [`LagPolicy::Drop`] (the datagram is not sent).
-fn give_up(waiter: Waiter<'_>) -> bool {
-    waiter.lag() == LagPolicy::Drop || waiter.stop_requested()
 }
 
 impl Sink for UdpSink {
     fn deliver(&mut self, record: &Record, delivery: Delivery, waiter: Waiter<'_>) {
         // No deadline at infinite speed: batch. Otherwise timing comes first.
         let batch = BATCHING && delivery.deadline_ns.is_none();
-        self.deliver_record(record, delivery, batch, &|| give_up(waiter));
+        self.deliver_record(record, delivery, batch, OnFull::of(waiter));
     }
 
     fn flush(&mut self, waiter: Waiter<'_>) {
-        self.flush_queued(&|| give_up(waiter));
+        self.flush_queued(OnFull::of(waiter));
     }
 
     fn finish(&mut self, _run: u64, _outcome: &Outcome) {
-        self.flush_queued(&|| false);
+        // The scheduler flushed with the waiter just before: nothing is
+        // queued here unless the sink is driven by hand.
+        self.flush_queued(OnFull::Wait(None));
     }
 
     fn take_error(&mut self) -> Option<Error> {

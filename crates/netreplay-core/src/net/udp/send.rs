@@ -10,6 +10,14 @@
 //! through, and bounded by `send_timeout`, after which the record counts as
 //! a `would_block` failure.
 //!
+//! Under [`LagPolicy::Drop`] a sink never waits: each send is made with
+//! `MSG_DONTWAIT` (the socket stays blocking for the other policy), and a
+//! record that finds no room (EAGAIN, ENOBUFS) is dropped and counted in the
+//! sink's [`SinkStats`](crate::engine::SinkStats) `dropped` — not a failure,
+//! not retried. A fragmented record whose later fragment finds no room is
+//! dropped too, after its earlier fragments went out (a listener discards
+//! the incomplete message at its reassembly timeout).
+//!
 //! With `fail_on_error`, the first failure is kept for
 //! [`UdpSink::take_error`](super::UdpSink::take_error) and later records are
 //! not sent (counted as `suppressed`).
@@ -19,12 +27,77 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::engine::control::{LagPolicy, Waiter};
 use crate::engine::sink::Delivery;
 use crate::format::wire::{EncodeError, Encoder};
 use crate::net::udp::routing::Destination;
 use crate::net::udp::stats::{FailureKind, UdpSinkStats};
 use crate::sys::now_ns;
 use crate::{Error, Record};
+
+/// What a send does when the socket buffer is full.
+#[derive(Clone, Copy)]
+pub(super) enum OnFull<'a> {
+    /// Wait for room, up to the send timeout; a stop request seen through
+    /// the waiter (none outside a scheduler) cuts the wait short, and the
+    /// record counts as a `would_block` failure.
+    Wait(Option<Waiter<'a>>),
+    /// Never wait: drop the record and count it through the waiter.
+    Drop(Waiter<'a>),
+}
+
+impl<'a> OnFull<'a> {
+    /// What the waiter's lag policy asks for.
+    pub(super) fn of(waiter: Waiter<'a>) -> Self {
+        match waiter.lag() {
+            LagPolicy::Wait => OnFull::Wait(Some(waiter)),
+            LagPolicy::Drop => OnFull::Drop(waiter),
+        }
+    }
+
+    /// Whether a send that would block stops waiting (at once under Drop).
+    fn give_up(self) -> bool {
+        match self {
+            OnFull::Wait(waiter) => waiter.is_some_and(|w| w.stop_requested()),
+            OnFull::Drop(_) => true,
+        }
+    }
+
+    /// Send flags: under Drop, the call itself must not block.
+    pub(super) fn flags(self) -> libc::c_int {
+        match self {
+            OnFull::Wait(_) => 0,
+            OnFull::Drop(_) => libc::MSG_DONTWAIT,
+        }
+    }
+
+    /// Under Drop, a send that failed with `err` for want of room drops its
+    /// record: counted, and true. False for any other case (a failure).
+    pub(super) fn dropped(self, err: &io::Error) -> bool {
+        match self {
+            OnFull::Drop(waiter)
+                if matches!(
+                    FailureKind::of(err),
+                    FailureKind::WouldBlock | FailureKind::NoBuffers
+                ) =>
+            {
+                waiter.count_dropped(1);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The wait for room gives up (under Wait: at a stop request or after
+    /// `timeout` since `since`).
+    pub(super) fn stops_waiting(self, since: Instant, timeout: Duration) -> bool {
+        self.give_up() || since.elapsed() >= timeout
+    }
+}
+
+/// Sends one datagram with send flags: [`send_once`]. A function pointer so
+/// unit tests can stand in for the kernel.
+pub(super) type SendOne = fn(&Destination, &[u8], libc::c_int) -> io::Result<()>;
 
 /// The sockets, and what every send counts into: shared by the per-record
 /// path (here) and the batched one (batch.rs).
@@ -36,6 +109,7 @@ pub(super) struct Sender {
     pub(super) fail_on_error: bool,
     /// Under `fail_on_error`: the failure that stopped the sink, until taken.
     pub(super) error: Option<Error>,
+    pub(super) send_one: SendOne,
 }
 
 impl Sender {
@@ -46,7 +120,7 @@ impl Sender {
         index: usize,
         record: &Record,
         delivery: Delivery,
-        stop: &dyn Fn() -> bool,
+        on_full: OnFull<'_>,
     ) {
         let Sender {
             destinations,
@@ -54,11 +128,11 @@ impl Sender {
             send_timeout,
             fail_on_error,
             error,
-            ..
+            send_one,
         } = self;
         let dest = &destinations[index];
         let result = encoder.encode(&record.topic, &record.payload, |datagram| {
-            send_datagram(dest, datagram, *send_timeout, stop)?;
+            send_datagram(*send_one, dest, datagram, *send_timeout, on_full)?;
             stats.datagrams.add(1);
             stats.bytes.add(datagram.len() as u64);
             Ok::<(), io::Error>(())
@@ -75,6 +149,7 @@ impl Sender {
                 return;
             }
             Err(EncodeError::Wire(e)) => (FailureKind::Invalid, e.to_string()),
+            Err(EncodeError::Emit(e)) if on_full.dropped(&e) => return,
             Err(EncodeError::Emit(e)) => (FailureKind::of(&e), e.to_string()),
         };
         let failure = Failure {
@@ -126,22 +201,23 @@ impl Failure<'_> {
     }
 }
 
-/// Send one datagram, waiting (in slices, so `stop` is seen) while the
-/// socket buffer is full, up to `timeout`.
+/// Send one datagram, waiting (in slices, so a stop request is seen) while
+/// the socket buffer is full, up to `timeout`; under Drop, not at all.
 fn send_datagram(
+    send_one: SendOne,
     dest: &Destination,
     datagram: &[u8],
     timeout: Duration,
-    stop: &dyn Fn() -> bool,
+    on_full: OnFull<'_>,
 ) -> io::Result<()> {
     let mut started: Option<Instant> = None;
     loop {
-        match send_once(dest, datagram) {
+        match send_one(dest, datagram, on_full.flags()) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if FailureKind::of(&e) == FailureKind::WouldBlock => {
                 let since = *started.get_or_insert_with(Instant::now);
-                if stop() || since.elapsed() >= timeout {
+                if on_full.stops_waiting(since, timeout) {
                     return Err(e);
                 }
             }
@@ -150,12 +226,13 @@ fn send_datagram(
     }
 }
 
-/// One `send`/`sendto` of one datagram.
-pub(super) fn send_once(dest: &Destination, datagram: &[u8]) -> io::Result<()> {
+/// One `send`/`sendto` of one datagram, with `flags` (`MSG_*`).
+pub(super) fn send_once(dest: &Destination, datagram: &[u8], flags: libc::c_int) -> io::Result<()> {
     let n = if dest.connected {
-        dest.socket.send(datagram)
+        dest.socket.send_with_flags(datagram, flags)
     } else {
-        dest.socket.send_to(datagram, &dest.target)
+        dest.socket
+            .send_to_with_flags(datagram, &dest.target, flags)
     }?;
     if n == datagram.len() {
         Ok(())
