@@ -1,15 +1,16 @@
 //! UdpSink → Listener round trips over real loopback sockets.
 
-mod net_common;
+mod common;
 
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
-use net_common::*;
+use common::net::*;
+use common::*;
+use netreplay_core::engine::Outcome;
 use netreplay_core::engine::Queue;
 use netreplay_core::engine::Slot;
-use netreplay_core::engine::{now_ns, Speed};
-use netreplay_core::engine::{Delivery, Outcome};
+use netreplay_core::engine::Speed;
 use netreplay_core::engine::{LagPolicy, SinkEntry};
 use netreplay_core::engine::{Scheduler, SchedulerOptions};
 use netreplay_core::format::wire::{Encoder, WireOptions};
@@ -34,14 +35,6 @@ fn listen(
         1024,
     )
     .unwrap()
-}
-
-fn now() -> Delivery {
-    Delivery {
-        run: 0,
-        deadline_ns: Some(now_ns()),
-        lateness_ns: 0,
-    }
 }
 
 fn receive(rx: &Receiver<ReceivedMessage>, n: usize) -> Vec<ReceivedMessage> {
@@ -426,7 +419,9 @@ fn replay_udp_lag(
     )
     .unwrap();
     scheduler.start().unwrap();
-    assert!(wait_for(Duration::from_secs(20), || !scheduler.is_alive()));
+    wait_for("the end of the replay", Duration::from_secs(20), || {
+        !scheduler.is_alive()
+    });
     let outcome = scheduler.last_outcome().unwrap().unwrap().clone();
     let dropped = scheduler.sink_stats()[0].dropped.get();
     (outcome, stats.snapshot(), dropped)
@@ -763,7 +758,9 @@ fn udp_throughput_at_infinity() {
     )
     .unwrap();
     buffer.start().unwrap();
-    assert!(wait_for(Duration::from_secs(10), || buffer.is_ready()));
+    wait_for("a full buffer", Duration::from_secs(10), || {
+        buffer.is_ready()
+    });
     let start = Instant::now();
     scheduler.start().unwrap();
     // CPU time per thread, sampled while they live.
