@@ -10,12 +10,15 @@
 //! guard with a fixed table of 1,024 (the child dies of SIGBUS) and pass once
 //! the table grows. Run with `cargo test -p netreplay-core --test faults`.
 
+mod common;
+
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::TempDir;
 use memmap2::Mmap;
 use netreplay_core::engine::open_file;
 use netreplay_core::format::mcl::ReadOptions;
@@ -29,23 +32,6 @@ const CHILD_ENV: &str = "NETREPLAY_FAULTS_CHILD";
 const OK: &str = "FAULTS-CHILD-OK";
 /// The directory the parent made for the child (and removes, crash or not).
 const DIR_ENV: &str = "NETREPLAY_FAULTS_DIR";
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("netreplay-faults-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn page() -> usize {
     // SAFETY: no preconditions.
@@ -129,7 +115,7 @@ fn run_child(name: &str) {
             "--test-threads=1",
         ])
         .env(CHILD_ENV, name)
-        .env(DIR_ENV, &dir.0)
+        .env(DIR_ENV, dir.path())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -1,15 +1,14 @@
 //! Listener robustness: port in use, garbage, lost fragments, a full channel,
 //! and IPv6 multicast (in a private network namespace when one can be made).
 
-mod net_common;
+mod common;
 
 use std::net::UdpSocket;
 use std::process::Command;
 use std::time::Duration;
 
-use net_common::*;
-use netreplay_core::engine::now_ns;
-use netreplay_core::engine::Delivery;
+use common::net::*;
+use common::*;
 use netreplay_core::format::reassembly::ReassemblyOptions;
 use netreplay_core::format::wire::{Encoder, WireOptions};
 use netreplay_core::net::{Listener, ListenerOptions, Received};
@@ -21,14 +20,6 @@ fn options(url: &str) -> ListenerOptions {
         addresses: vec![url.into()],
         recv_buffer_bytes: Some(4 << 20),
         ..ListenerOptions::default()
-    }
-}
-
-fn now() -> Delivery {
-    Delivery {
-        run: 0,
-        deadline_ns: Some(now_ns()),
-        lateness_ns: 0,
     }
 }
 
@@ -120,17 +111,15 @@ fn a_lost_fragment_is_a_counted_drop_without_leak() {
         .unwrap();
     assert_eq!(n, 4);
     let stats = listener.stats().clone();
-    assert!(wait_for(Duration::from_secs(5), || stats
-        .snapshot()
-        .fragments
-        == 3));
+    wait_for("3 fragments", Duration::from_secs(5), || {
+        stats.snapshot().fragments == 3
+    });
     assert_eq!(stats.snapshot().pending_messages, 1);
     assert!(stats.snapshot().pending_bytes > 100_000);
     // The incomplete message times out: dropped, counted, memory released.
-    assert!(wait_for(Duration::from_secs(5), || stats
-        .snapshot()
-        .reassembly_timed_out
-        == 1));
+    wait_for("the reassembly timeout", Duration::from_secs(5), || {
+        stats.snapshot().reassembly_timed_out == 1
+    });
     let s = stats.snapshot();
     assert_eq!((s.pending_messages, s.pending_bytes), (0, 0));
     assert_eq!((s.reassembled, s.reassembly_dropped, s.messages), (0, 1, 0));
@@ -147,10 +136,9 @@ fn a_full_channel_drops_and_counts() {
         tx.send_to(&[0x92, 0xc0, i], addr).unwrap();
     }
     let stats = listener.stats().clone();
-    assert!(wait_for(Duration::from_secs(5), || stats
-        .snapshot()
-        .messages
-        == 5));
+    wait_for("5 messages", Duration::from_secs(5), || {
+        stats.snapshot().messages == 5
+    });
     assert_eq!(stats.snapshot().handler_dropped, 3);
     assert_eq!(
         rx.try_iter().map(|m| m.payload[0]).collect::<Vec<_>>(),

@@ -1,16 +1,17 @@
 //! UdpSink → Listener round trips over real loopback sockets.
 
-mod net_common;
+mod common;
 
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
-use net_common::*;
+use common::net::*;
+use common::*;
+use netreplay_core::engine::Outcome;
 use netreplay_core::engine::Queue;
-use netreplay_core::engine::SinkEntry;
 use netreplay_core::engine::Slot;
-use netreplay_core::engine::{now_ns, Speed};
-use netreplay_core::engine::{Delivery, Outcome};
+use netreplay_core::engine::Speed;
+use netreplay_core::engine::{LagPolicy, SinkEntry};
 use netreplay_core::engine::{Scheduler, SchedulerOptions};
 use netreplay_core::format::wire::{Encoder, WireOptions};
 use netreplay_core::net::{FailureKind, Route, UdpSink, UdpSinkOptions, UdpSinkSnapshot};
@@ -34,14 +35,6 @@ fn listen(
         1024,
     )
     .unwrap()
-}
-
-fn now() -> Delivery {
-    Delivery {
-        run: 0,
-        deadline_ns: Some(now_ns()),
-        lateness_ns: 0,
-    }
 }
 
 fn receive(rx: &Receiver<ReceivedMessage>, n: usize) -> Vec<ReceivedMessage> {
@@ -396,6 +389,19 @@ fn replay_udp(
     options: UdpSinkOptions,
     speed: f64,
 ) -> (Outcome, UdpSinkSnapshot) {
+    let (outcome, stats, _) = replay_udp_lag(records, streams, options, speed, LagPolicy::Wait);
+    (outcome, stats)
+}
+
+/// [`replay_udp`] with a lag policy; also what the engine counted as
+/// dropped.
+fn replay_udp_lag(
+    records: &[Record],
+    streams: &[netreplay_core::StreamInfo],
+    options: UdpSinkOptions,
+    speed: f64,
+    lag: LagPolicy,
+) -> (Outcome, UdpSinkSnapshot, u64) {
     let sink = UdpSink::new(options, streams).unwrap();
     let stats = sink.stats().clone();
     let (queue, mut producer) = Queue::new(records.len() + 1, 1 << 30).unwrap();
@@ -405,7 +411,7 @@ fn replay_udp(
     assert!(producer.push(Slot::End).is_ok());
     let mut scheduler = Scheduler::new(
         &queue,
-        vec![SinkEntry::new(Box::new(sink))],
+        vec![SinkEntry::with_lag(Box::new(sink), lag)],
         SchedulerOptions {
             speed: Speed::new(speed).unwrap(),
             ..Default::default()
@@ -413,9 +419,12 @@ fn replay_udp(
     )
     .unwrap();
     scheduler.start().unwrap();
-    assert!(wait_for(Duration::from_secs(20), || !scheduler.is_alive()));
+    wait_for("the end of the replay", Duration::from_secs(20), || {
+        !scheduler.is_alive()
+    });
     let outcome = scheduler.last_outcome().unwrap().unwrap().clone();
-    (outcome, stats.snapshot())
+    let dropped = scheduler.sink_stats()[0].dropped.get();
+    (outcome, stats.snapshot(), dropped)
 }
 
 /// What the per-datagram path sends for `records`: the encoder's datagrams.
@@ -749,7 +758,9 @@ fn udp_throughput_at_infinity() {
     )
     .unwrap();
     buffer.start().unwrap();
-    assert!(wait_for(Duration::from_secs(10), || buffer.is_ready()));
+    wait_for("a full buffer", Duration::from_secs(10), || {
+        buffer.is_ready()
+    });
     let start = Instant::now();
     scheduler.start().unwrap();
     // CPU time per thread, sampled while they live.
@@ -786,4 +797,89 @@ fn udp_throughput_at_infinity() {
         got as f64 * 100.0 / N as f64,
         got as f64 / elapsed,
     );
+}
+
+/// Plays `n` records of `payload_len` bytes (one datagram each) at infinite
+/// speed to `destination` from a sink with the smallest send buffer, under
+/// `lag`: the outcome, the sink's counts, the dropped count, and how long
+/// the run took.
+fn lag_run(
+    destination: &str,
+    n: usize,
+    payload_len: usize,
+    lag: LagPolicy,
+    send_timeout: Duration,
+) -> (Outcome, UdpSinkSnapshot, u64, Duration) {
+    let records: Vec<Record> = (0..n)
+        .map(|i| record(0, i as i64 * 1000, "lag", big_payload(payload_len, i as u8)))
+        .collect();
+    let options = UdpSinkOptions {
+        destination: Some(destination.into()),
+        // The kernel's minimum (about 4.5 kB): less than one datagram.
+        send_buffer_bytes: Some(1),
+        send_timeout,
+        ..UdpSinkOptions::default()
+    };
+    let start = std::time::Instant::now();
+    let (outcome, s, dropped) = replay_udp_lag(&records, &[], options, f64::INFINITY, lag);
+    (outcome, s, dropped, start.elapsed())
+}
+
+/// Under Drop, what the sink cannot send without waiting is dropped and
+/// counted (not failed); under Wait nothing is dropped. Loopback hands each
+/// datagram to the receiving socket within the send call (and drops it
+/// there if that socket is full), so the sender's buffer never stays full
+/// and this run drops nothing on Linux; `lag_policy_where_sends_block`
+/// shows drops where sends do block.
+#[test]
+fn lag_policy_on_loopback_counts_every_record_once() {
+    // Bound and never read: its receive buffer fills at once.
+    let idle = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dest = format!("udp://{}", idle.local_addr().unwrap());
+    let n = 500;
+    let (outcome, s, dropped, elapsed) =
+        lag_run(&dest, n, 59_000, LagPolicy::Drop, Duration::from_secs(1));
+    assert_eq!(outcome, Outcome::End);
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert_eq!(s.send_failures, 0, "{s:?}");
+    assert_eq!(s.datagrams, s.records_sent, "one datagram per record");
+    assert_eq!(dropped + s.datagrams, n as u64, "{s:?}, dropped {dropped}");
+
+    let (outcome, s, dropped, _) =
+        lag_run(&dest, n, 59_000, LagPolicy::Wait, Duration::from_secs(1));
+    assert_eq!(outcome, Outcome::End);
+    assert_eq!(dropped, 0);
+    assert_eq!((s.records_sent, s.send_failures), (n as u64, 0), "{s:?}");
+}
+
+/// The same where a send does block: `NETREPLAY_BLOCKING_DEST=udp://ip:port`
+/// names an address on a local network that no host answers (its datagrams
+/// wait in the neighbour queue for address resolution, holding the send
+/// buffer: EAGAIN). For example, on a host with 192.0.2.2/24 on eth0:
+/// `NETREPLAY_BLOCKING_DEST=udp://192.0.2.77:9 cargo test -p netreplay-core
+/// --test net_udp -- --ignored lag_policy_where_sends_block`.
+#[test]
+#[ignore = "needs NETREPLAY_BLOCKING_DEST: an unanswered on-link address"]
+fn lag_policy_where_sends_block() {
+    let dest = std::env::var("NETREPLAY_BLOCKING_DEST")
+        .expect("NETREPLAY_BLOCKING_DEST=udp://<unanswered on-link ip>:<port>");
+    let n = 2000;
+    let (outcome, s, dropped, elapsed) =
+        lag_run(&dest, n, 1000, LagPolicy::Drop, Duration::from_secs(1));
+    println!("drop: {elapsed:?}, dropped {dropped}, {s:?}");
+    assert_eq!(outcome, Outcome::End);
+    assert!(elapsed < Duration::from_secs(1), "never waits: {elapsed:?}");
+    assert!(dropped > 0, "no send blocked: {s:?}");
+    assert_eq!(s.send_failures, 0, "{s:?}");
+    assert_eq!(dropped + s.records_sent, n as u64, "{s:?}");
+
+    // Wait: each blocked record waits out its send timeout, then fails.
+    let n = 20;
+    let timeout = Duration::from_millis(50);
+    let (outcome, s, dropped, elapsed) = lag_run(&dest, n, 1000, LagPolicy::Wait, timeout);
+    println!("wait: {elapsed:?}, dropped {dropped}, {s:?}");
+    assert_eq!(outcome, Outcome::End);
+    assert_eq!(dropped, 0);
+    assert!(s.would_block > 0, "{s:?}");
+    assert!(elapsed >= timeout * s.would_block as u32, "{elapsed:?}");
 }

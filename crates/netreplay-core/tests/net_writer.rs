@@ -1,12 +1,13 @@
 //! The MCL log writer: byte-identical to MCL's files, round trips through
 //! the reader, splitting, crash safety, and recording from the network.
 
-mod net_common;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use net_common::*;
+use common::net::*;
+use common::*;
 use netreplay_core::engine::now_ns;
 use netreplay_core::engine::Delivery;
 use netreplay_core::format::mcl::ReadOptions;
@@ -25,7 +26,7 @@ fn read_file(path: &Path) -> Vec<Record> {
 
 /// Rewrite a fixture log with the writer; the bytes must be identical.
 fn rewrite_fixture(name: &str, style: HeaderStyle, revision: &str) {
-    let fixture = fixtures().join(format!("{name}.log"));
+    let fixture = fixture_dir().join(format!("{name}.log"));
     let reader = netreplay_core::engine::open_file(&fixture, &ReadOptions::default()).unwrap();
     let header = reader.header().unwrap().clone();
     assert_eq!(header.revision.as_deref(), Some(revision));
@@ -412,11 +413,14 @@ fn network_recording_of_a_replay() {
         );
     }
     let stats = rec.listener_stats().clone();
-    assert!(wait_for(Duration::from_secs(5), || stats.messages.get() == 20));
+    wait_for("20 messages", Duration::from_secs(5), || {
+        stats.messages.get() == 20
+    });
     let dir = rec.directory().to_path_buf();
     // While recording, the files are .tmp.
-    assert!(wait_for(Duration::from_secs(5), || names(&dir)
-        == ["UnitTestMessageA.tmp", "UnitTestMessageB.tmp"]));
+    wait_for("two .tmp files", Duration::from_secs(5), || {
+        names(&dir) == ["UnitTestMessageA.tmp", "UnitTestMessageB.tmp"]
+    });
     let summary = rec.stop().unwrap();
     assert_eq!(summary.files.len(), 2);
     assert_eq!(summary.write_errors, 0);

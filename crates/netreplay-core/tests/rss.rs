@@ -3,10 +3,13 @@
 //! single test, so that no other test thread moves the RSS figures.
 #![cfg(target_os = "linux")]
 
+mod common;
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use common::TempDir;
 use netreplay_core::engine::open_file;
 use netreplay_core::format::mcl::ReadOptions;
 use netreplay_core::format::RecordSource;
@@ -17,14 +20,6 @@ const LOG_BYTES: u64 = 256 * MB;
 /// Allowed growth of the peak RSS while reading it all.
 const MAX_GROWTH: u64 = 64 * MB;
 const PAYLOAD_BYTES: usize = 500;
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A `kB` field of `/proc/self/status`, in bytes.
 fn status_bytes(field: &str) -> u64 {
@@ -70,9 +65,8 @@ fn write_log(path: &Path, bytes: u64) -> u64 {
 
 #[test]
 fn reading_a_large_log_keeps_rss_bounded() {
-    let dir = TempDir(std::env::temp_dir().join(format!("netreplay-rss-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).unwrap();
-    let path = dir.0.join("big.log");
+    let dir = TempDir::new("rss");
+    let path = dir.join("big.log");
     let expected = write_log(&path, LOG_BYTES);
     let size = std::fs::metadata(&path).unwrap().len();
 

@@ -321,7 +321,8 @@ pub struct ListenerOptionsJs {
     /// Seconds an incomplete message is kept (default 2).
     pub reassembly_timeout: Option<f64>,
     pub max_fragments: Option<u32>,
-    /// Seconds between housekeeping rounds when idle (default 0.02).
+    /// Seconds between housekeeping rounds when idle (default: the core's,
+    /// 0.1).
     pub tick: Option<f64>,
     /// Most messages per batch to JS (default 1024).
     pub max_batch: Option<u32>,
@@ -342,8 +343,10 @@ struct NetOptions {
     tick: Option<f64>,
 }
 
+/// What JS leaves undefined takes the core's default.
 fn listener_options(o: NetOptions) -> Result<ListenerOptions, Code> {
-    let d = ReassemblyOptions::default();
+    let defaults = ListenerOptions::default();
+    let d = defaults.reassembly;
     let reassembly = ReassemblyOptions {
         max_pending: o.max_pending.map_or(d.max_pending, |n| n as usize),
         max_bytes: match o.max_reassembly_bytes {
@@ -358,13 +361,16 @@ fn listener_options(o: NetOptions) -> Result<ListenerOptions, Code> {
     };
     Ok(ListenerOptions {
         addresses: o.addresses,
-        interface: o.interface,
-        reuse_address: o.reuse_address,
-        recv_buffer_bytes: o.recv_buffer_bytes.map(|b| b as usize),
+        interface: o.interface.or(defaults.interface),
+        reuse_address: o.reuse_address.or(defaults.reuse_address),
+        recv_buffer_bytes: o
+            .recv_buffer_bytes
+            .map(|b| b as usize)
+            .or(defaults.recv_buffer_bytes),
         reassembly,
         tick: match o.tick {
             Some(s) => seconds("tick", s)?,
-            None => Duration::from_millis(20),
+            None => defaults.tick,
         },
     })
 }
@@ -706,7 +712,7 @@ impl NativeRecorder {
             max_reassembly_bytes: None,
             reassembly_timeout: options.reassembly_timeout,
             max_fragments: None,
-            tick: Some(0.1),
+            tick: None,
         })?;
         let record = RecorderOptions {
             root: options.root.map(PathBuf::from).unwrap_or_default(),

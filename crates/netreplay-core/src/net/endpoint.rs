@@ -1,5 +1,5 @@
 //! `udp://host:port` addresses and network interface selection, shared by
-//! [`crate::udp::UdpSink`] and [`crate::listener::Listener`].
+//! [`crate::net::UdpSink`] and [`crate::net::Listener`].
 //!
 //! Accepted forms: `udp://127.0.0.1:26000`, `udp://[::1]:26000`,
 //! `udp://[ff15::c75e:ce42:ec8e:000d]:26000`, `udp://[fe80::1%eth0]:26000`,

@@ -1,13 +1,13 @@
 //! `Listener`: receives MCL datagrams on a native thread.
 //!
-//! Binds one socket per address (`udp://` URLs, see [`crate::endpoint`]);
+//! Binds one socket per address (`udp://` URLs, see [`crate::net::Endpoint`]);
 //! for a multicast address it binds the group address itself (so a socket
 //! sees only its group, although MCL puts every message type on port 26000)
 //! and joins the group on the chosen interface, IPv4 or IPv6. One thread
 //! polls every socket and a wake-up socket, so [`Listener::stop`] returns
-//! promptly. Each datagram is decoded ([`crate::wire`]); fragments go
+//! promptly. Each datagram is decoded ([`crate::format::wire`]); fragments go
 //! through a [`Reassembler`]; each message reaches the [`Handler`] with its
-//! receive time (CLOCK_MONOTONIC ns, like [`crate::clock::now_ns`]) and its
+//! receive time (CLOCK_MONOTONIC ns, like [`crate::sys::now_ns`]) and its
 //! source. Garbage datagrams are counted, never fatal.
 
 use std::io;

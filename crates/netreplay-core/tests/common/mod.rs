@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: temporary directories, generated
-//! MCL logs, an independent reading of the fixture files, sources and sinks.
+//! MCL logs, an independent reading of the fixture files, sources and sinks;
+//! [`net`] has those of the network tests.
 #![allow(dead_code)]
+
+pub mod net;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,6 +14,7 @@ use std::time::{Duration, Instant};
 use netreplay_core::engine::now_ns;
 use netreplay_core::engine::Waiter;
 use netreplay_core::engine::{Delivery, Outcome, Sink};
+use netreplay_core::format::mcl::ReadOptions;
 use netreplay_core::format::RecordSource;
 use netreplay_core::{Error, Record, Result, StreamInfo};
 
@@ -59,6 +63,16 @@ pub fn fixture_dir() -> PathBuf {
 
 pub fn fixture(name: &str) -> PathBuf {
     fixture_dir().join(name)
+}
+
+/// The fixture recording's records in time order (typed streams, or raw
+/// too), and its stream table.
+pub fn fixture_records(include_raw: bool) -> (Vec<Record>, Vec<StreamInfo>) {
+    let options = ReadOptions {
+        include_raw,
+        ..ReadOptions::default()
+    };
+    read_all(netreplay_core::engine::open_directory(&fixture_dir(), &options).unwrap())
 }
 
 pub fn to_hex(bytes: &[u8]) -> String {
@@ -218,6 +232,12 @@ pub fn drain(source: &mut dyn RecordSource) -> Result<Vec<Record>> {
         assert!(out.len() < 10_000_000, "runaway source");
     }
     Ok(out)
+}
+
+/// Every record of a reader, and its stream table.
+pub fn read_all(mut reader: impl RecordSource) -> (Vec<Record>, Vec<StreamInfo>) {
+    let records = drain(&mut reader).unwrap();
+    (records, reader.streams().to_vec())
 }
 
 /// Read until the first error; returns the records before it and the error.
