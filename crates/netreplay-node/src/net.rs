@@ -322,7 +322,7 @@ pub struct ListenerOptionsJs {
     pub reassembly_timeout: Option<f64>,
     pub max_fragments: Option<u32>,
     /// Seconds between housekeeping rounds when idle (default: the core's,
-    /// 0.1).
+    /// 0.02).
     pub tick: Option<f64>,
     /// Most messages per batch to JS (default 1024).
     pub max_batch: Option<u32>,

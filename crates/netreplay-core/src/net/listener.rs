@@ -47,7 +47,9 @@ pub struct ListenerOptions {
     pub recv_buffer_bytes: Option<usize>,
     pub reassembly: ReassemblyOptions,
     /// How often the thread expires incomplete messages and calls
-    /// [`Handler::on_idle`] when no data arrives.
+    /// [`Handler::on_idle`] when no data arrives. Short, because that is also
+    /// when a JS handler's held batch goes out if JS was busy; a recorder
+    /// flushes its files then, which costs nothing when nothing arrived.
     pub tick: Duration,
 }
 
@@ -59,7 +61,7 @@ impl Default for ListenerOptions {
             reuse_address: None,
             recv_buffer_bytes: None,
             reassembly: ReassemblyOptions::default(),
-            tick: Duration::from_millis(100),
+            tick: Duration::from_millis(20),
         }
     }
 }
