@@ -347,9 +347,27 @@ fn a_windowed_reader_seeks_within_its_window() {
     }
 }
 
+/// A reader without seek (the trait's default): only reads and rewinds.
+struct Unseekable(VecSource);
+
+impl RecordSource for Unseekable {
+    fn next_record(&mut self) -> netreplay_core::Result<Option<netreplay_core::Record>> {
+        self.0.next_record()
+    }
+    fn reset(&mut self) -> netreplay_core::Result<()> {
+        self.0.reset()
+    }
+    fn is_data_pending(&self) -> bool {
+        self.0.is_data_pending()
+    }
+    fn streams(&self) -> &[netreplay_core::StreamInfo] {
+        self.0.streams()
+    }
+}
+
 #[test]
 fn a_merge_of_readers_that_cannot_seek_says_so() {
-    let source = Box::new(VecSource::new(numbered(3, MS)));
+    let source = Box::new(Unseekable(VecSource::new(numbered(3, MS))));
     let mut merge = MergeReader::new(vec![source], TimeWindow::default());
     match merge.seek(MS) {
         Err(Error::State(message)) => assert!(message.contains("cannot seek"), "{message}"),

@@ -22,8 +22,8 @@ use netreplay_core::{Error as CoreError, Record};
 use netreplay_core::{SinkConfig, SinkKind};
 
 use crate::errors::code_of;
-use crate::net::{udp_sink_config, EventsOnly};
-use crate::options::{Result as NapiResult, SchedulerOptionsJs};
+use crate::net::EventsOnly;
+use crate::options::{udp_sink_config, Result as NapiResult, SchedulerOptionsJs};
 
 pub const RECORD_HEADER_BYTES: usize = 36;
 const MAX_BATCH_BYTES: usize = 1 << 20;

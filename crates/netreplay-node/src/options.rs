@@ -1,21 +1,24 @@
 //! Every option object JS passes, and its conversion to core options. Core's
-//! `Default`s are the defaults and core checks every domain rule; this
-//! module only maps JS shapes (seconds, strings) onto core types.
+//! `Default`s are the defaults for anything JS leaves out; this module maps
+//! JS shapes (seconds, strings, numbers) onto core types.
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use napi_derive::napi;
 use netreplay_core::engine::{BufferOptions, LagPolicy, SchedulerOptions, Speed};
-use netreplay_core::format::mcl::ReadOptions;
+use netreplay_core::format::mcl::{
+    format_created, HeaderStyle, ReadOptions, RecorderOptions, TimeOrigin, WriteOptions,
+};
+use netreplay_core::format::reassembly::ReassemblyOptions;
+use netreplay_core::format::wire::{RawEncoding, WireOptions};
 use netreplay_core::format::{OnError, TimeWindow};
-use netreplay_core::{log_time_from_seconds, Error as CoreError};
+use netreplay_core::net::{ListenerOptions, Route, UdpSinkOptions};
+use netreplay_core::{log_time_from_seconds, Error as CoreError, SinkConfig, SinkKind};
 
 use crate::errors::{to_napi, Code};
-use crate::net::UdpOptionsJs;
 
 pub type Result<T> = napi::Result<T, Code>;
-
-fn invalid(name: &'static str, reason: String) -> napi::Error<Code> {
-    to_napi(CoreError::invalid(name, reason))
-}
 
 /// A finite number of seconds as nanoseconds.
 pub fn seconds_to_ns(name: &'static str, seconds: f64) -> Result<i64> {
@@ -158,4 +161,315 @@ pub fn scheduler_options(options: &SchedulerOptionsJs) -> Result<SchedulerOption
 pub struct PlayerOptionsJs {
     pub buffer: Option<BufferOptionsJs>,
     pub schedule: Option<SchedulerOptionsJs>,
+}
+
+pub(crate) fn invalid(name: &'static str, message: impl Into<String>) -> napi::Error<Code> {
+    to_napi(CoreError::invalid(name, message.into()))
+}
+
+/// A finite number of seconds > 0 as a duration.
+pub(crate) fn seconds(name: &'static str, s: f64) -> Result<Duration> {
+    if !s.is_finite() || s <= 0.0 {
+        return Err(invalid(
+            name,
+            format!("must be a finite number of seconds > 0, got {s}"),
+        ));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+/// An integer >= 1.
+pub(crate) fn count(name: &'static str, n: f64) -> Result<u64> {
+    if !n.is_finite() || n < 1.0 || n.fract() != 0.0 {
+        return Err(invalid(name, format!("must be an integer >= 1, got {n}")));
+    }
+    Ok(n as u64)
+}
+
+// ---------------------------------------------------------------- UDP sink
+
+#[napi(object)]
+pub struct UdpRouteJs {
+    /// Message type (the log's `>>> Type`); absent: any type.
+    #[napi(js_name = "type")]
+    pub message_type: Option<String>,
+    /// Topic; absent: any topic.
+    pub topic: Option<String>,
+    /// `udp://host:port`.
+    pub destination: String,
+}
+
+#[napi(object)]
+pub struct UdpOptionsJs {
+    /// Where records that match no route go.
+    pub destination: Option<String>,
+    pub routes: Option<Vec<UdpRouteJs>>,
+    /// Multicast TTL / hop limit, 0..=255 (default 3).
+    pub hop_limit: Option<u32>,
+    /// TTL / hop limit of unicast datagrams (default: the system's).
+    pub unicast_hops: Option<u32>,
+    /// Outgoing multicast interface: name, index or (IPv4) address.
+    pub interface: Option<String>,
+    /// Multicast loopback to this host (default true).
+    pub multicast_loop: Option<bool>,
+    /// Largest datagram in bytes (default 60000).
+    pub mtu: Option<u32>,
+    /// Topics and fragments as msgpack "raw" exactly as MCL/Python 2 sent them.
+    pub legacy_encoding: Option<bool>,
+    /// Check each payload is one msgpack value before sending (default true).
+    pub validate_payload: Option<bool>,
+    pub send_buffer_bytes: Option<u32>,
+    /// Longest wait for room in a full socket buffer, seconds (default 1).
+    pub send_timeout: Option<f64>,
+    /// Stop the replay with an error at the first send failure (default false).
+    pub fail_on_error: Option<bool>,
+    /// "wait" (default: the replay slows down, nothing is lost) or "drop"
+    /// (a datagram that cannot be sent at once is dropped and counted).
+    pub lag: Option<String>,
+}
+
+/// The UDP sink's config: its options (core's defaults for what JS leaves
+/// out) and its lag policy.
+pub(crate) fn udp_sink_config(options: UdpOptionsJs) -> Result<SinkConfig> {
+    let lag = lag("udp.lag", options.lag.as_deref())?;
+    let defaults = UdpSinkOptions::default();
+    let routes = options
+        .routes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| Route {
+            message_type: r.message_type,
+            topic: r.topic,
+            destination: r.destination,
+        })
+        .collect();
+    let wire = WireOptions {
+        mtu: options.mtu.map_or(defaults.wire.mtu, |m| m as usize),
+        raw_encoding: if options.legacy_encoding.unwrap_or(false) {
+            RawEncoding::Legacy
+        } else {
+            RawEncoding::Bin
+        },
+        validate_payload: options
+            .validate_payload
+            .unwrap_or(defaults.wire.validate_payload),
+        ..defaults.wire
+    };
+    let send_timeout = match options.send_timeout {
+        Some(s) => seconds("sendTimeout", s)?,
+        None => defaults.send_timeout,
+    };
+    let options = UdpSinkOptions {
+        destination: options.destination,
+        routes,
+        hop_limit: options.hop_limit.unwrap_or(defaults.hop_limit),
+        unicast_hops: options.unicast_hops,
+        interface: options.interface,
+        multicast_loop: options.multicast_loop.unwrap_or(defaults.multicast_loop),
+        wire,
+        send_buffer_bytes: options.send_buffer_bytes.map(|b| b as usize),
+        send_timeout,
+        fail_on_error: options.fail_on_error.unwrap_or(defaults.fail_on_error),
+    };
+    Ok(SinkConfig {
+        kind: SinkKind::Udp(Box::new(options)),
+        lag,
+    })
+}
+
+// ---------------------------------------------------------------- listener
+
+#[napi(object)]
+pub struct ListenerOptionsJs {
+    /// `udp://` URLs to bind (multicast groups are joined); port 0: a free port.
+    pub addresses: Vec<String>,
+    /// Interface for multicast groups: name, index or (IPv4) address.
+    pub interface: Option<String>,
+    /// SO_REUSEADDR (default: on for multicast, off for unicast).
+    pub reuse_address: Option<bool>,
+    pub recv_buffer_bytes: Option<u32>,
+    /// Incomplete fragmented messages kept at once (default 64).
+    pub max_pending: Option<u32>,
+    /// Bytes of fragments kept at once (default 64 MiB).
+    pub max_reassembly_bytes: Option<f64>,
+    /// Seconds an incomplete message is kept (default 2).
+    pub reassembly_timeout: Option<f64>,
+    pub max_fragments: Option<u32>,
+    /// Seconds between housekeeping rounds when idle (default: the core's,
+    /// 0.02).
+    pub tick: Option<f64>,
+    /// Most messages per batch to JS (default 1024).
+    pub max_batch: Option<u32>,
+    /// Most batches not yet acknowledged by JS; beyond, messages are dropped
+    /// and counted (default 64).
+    pub max_pending_batches: Option<u32>,
+}
+
+pub(crate) struct NetOptions {
+    pub addresses: Vec<String>,
+    pub interface: Option<String>,
+    pub reuse_address: Option<bool>,
+    pub recv_buffer_bytes: Option<u32>,
+    pub max_pending: Option<u32>,
+    pub max_reassembly_bytes: Option<f64>,
+    pub reassembly_timeout: Option<f64>,
+    pub max_fragments: Option<u32>,
+    pub tick: Option<f64>,
+}
+
+/// What JS leaves undefined takes the core's default.
+pub(crate) fn listener_options(o: NetOptions) -> Result<ListenerOptions> {
+    let defaults = ListenerOptions::default();
+    let d = defaults.reassembly;
+    let reassembly = ReassemblyOptions {
+        max_pending: o.max_pending.map_or(d.max_pending, |n| n as usize),
+        max_bytes: match o.max_reassembly_bytes {
+            Some(b) => count("maxReassemblyBytes", b)? as usize,
+            None => d.max_bytes,
+        },
+        timeout_ns: match o.reassembly_timeout {
+            Some(s) => seconds("reassemblyTimeout", s)?.as_nanos() as i64,
+            None => d.timeout_ns,
+        },
+        max_fragments: o.max_fragments.unwrap_or(d.max_fragments),
+    };
+    Ok(ListenerOptions {
+        addresses: o.addresses,
+        interface: o.interface.or(defaults.interface),
+        reuse_address: o.reuse_address.or(defaults.reuse_address),
+        recv_buffer_bytes: o
+            .recv_buffer_bytes
+            .map(|b| b as usize)
+            .or(defaults.recv_buffer_bytes),
+        reassembly,
+        tick: match o.tick {
+            Some(s) => seconds("tick", s)?,
+            None => defaults.tick,
+        },
+    })
+}
+
+// ---------------------------------------------------------------- writers
+
+fn header_style(legacy: Option<bool>) -> HeaderStyle {
+    if legacy.unwrap_or(false) {
+        HeaderStyle::Legacy
+    } else {
+        HeaderStyle::Mcl
+    }
+}
+
+#[napi(object)]
+pub struct WriteOptionsJs {
+    /// `>>> Type` of the header; absent: `None` (raw data).
+    pub message_type: Option<String>,
+    pub revision: Option<String>,
+    /// The header's `created`; absent: now (UTC), as MCL writes it.
+    pub created: Option<String>,
+    /// Entries per file before a new part `<prefix>_NNN.log` starts.
+    pub max_entries: Option<f64>,
+    /// Seconds per file before a new part starts.
+    pub max_time: Option<f64>,
+    /// Blank header lines as `# ` (MCL's typed fixture logs) instead of `#`.
+    pub legacy_header: Option<bool>,
+    /// Keep whole lines until this many bytes wait (default 0: write each).
+    pub flush_bytes: Option<u32>,
+    /// fsync each part before renaming it to `.log`.
+    pub sync_on_close: Option<bool>,
+}
+
+fn max_time_ns(max_time: Option<f64>) -> Result<Option<i64>> {
+    max_time
+        .map(|s| seconds("maxTime", s).map(|d| d.as_nanos() as i64))
+        .transpose()
+}
+
+/// MCL's `WriteFile` options; what JS leaves out is MCL's behaviour.
+pub fn write_options(options: Option<WriteOptionsJs>) -> Result<WriteOptions> {
+    let o = options.unwrap_or(WriteOptionsJs {
+        message_type: None,
+        revision: None,
+        created: None,
+        max_entries: None,
+        max_time: None,
+        legacy_header: None,
+        flush_bytes: None,
+        sync_on_close: None,
+    });
+    Ok(WriteOptions {
+        message_type: o.message_type,
+        revision: o.revision.unwrap_or_default(),
+        created: o
+            .created
+            .unwrap_or_else(|| format_created(TimeOrigin::now().unix_us)),
+        max_entries: o.max_entries.map(|n| count("maxEntries", n)).transpose()?,
+        max_time_ns: max_time_ns(o.max_time)?,
+        header_style: header_style(o.legacy_header),
+        flush_bytes: o.flush_bytes.unwrap_or(0) as usize,
+        sync_on_close: o.sync_on_close.unwrap_or(false),
+    })
+}
+
+#[napi(object)]
+pub struct RecordSourceJs {
+    /// `udp://` URL to listen on.
+    pub url: String,
+    /// Message type recorded there (`>>> Type`); absent: raw (`None`).
+    pub message_type: Option<String>,
+    /// File prefix in the recording directory (default: the type).
+    pub name: Option<String>,
+}
+
+#[napi(object)]
+pub struct RecorderOptionsJs {
+    /// Where the recording directory `<YYYYmmddTHHMMSS>_<host>` is made.
+    pub root: Option<String>,
+    /// Write into exactly this directory instead (created if missing).
+    pub directory: Option<String>,
+    pub revision: Option<String>,
+    pub created: Option<String>,
+    pub max_entries: Option<f64>,
+    pub max_time: Option<f64>,
+    pub legacy_header: Option<bool>,
+    pub flush_bytes: Option<u32>,
+    pub sync_on_close: Option<bool>,
+    pub hostname: Option<String>,
+    pub interface: Option<String>,
+    pub reuse_address: Option<bool>,
+    pub recv_buffer_bytes: Option<u32>,
+    pub reassembly_timeout: Option<f64>,
+}
+
+/// The network recorder's listener and recording options.
+pub fn recorder_options(options: RecorderOptionsJs) -> Result<(ListenerOptions, RecorderOptions)> {
+    if options.root.is_none() && options.directory.is_none() {
+        return Err(invalid("root", "a recording needs a root or a directory"));
+    }
+    let listen = listener_options(NetOptions {
+        addresses: Vec::new(),
+        interface: options.interface,
+        reuse_address: options.reuse_address,
+        recv_buffer_bytes: options.recv_buffer_bytes,
+        max_pending: None,
+        max_reassembly_bytes: None,
+        reassembly_timeout: options.reassembly_timeout,
+        max_fragments: None,
+        tick: None,
+    })?;
+    let record = RecorderOptions {
+        root: options.root.map(PathBuf::from).unwrap_or_default(),
+        directory: options.directory.map(PathBuf::from),
+        revision: options.revision.unwrap_or_default(),
+        created: options.created,
+        max_entries: options
+            .max_entries
+            .map(|n| count("maxEntries", n))
+            .transpose()?,
+        max_time_ns: max_time_ns(options.max_time)?,
+        header_style: header_style(options.legacy_header),
+        flush_bytes: options.flush_bytes.unwrap_or(0) as usize,
+        sync_on_close: options.sync_on_close.unwrap_or(false),
+        hostname: options.hostname,
+    };
+    Ok((listen, record))
 }
