@@ -123,4 +123,37 @@ fn reading_a_large_log_keeps_rss_bounded() {
     for want in &first {
         assert_eq!(reader.next_record().unwrap().as_ref(), Some(want));
     }
+
+    // Seeks back and forth, reading on a while after each: the pages read
+    // ahead of a position left behind are dropped too, so the file-backed
+    // RSS stays about one read window however many seeks.
+    let seeks_before = status_bytes("RssFile");
+    let mut seeks_peak = seeks_before;
+    let span_ns = (count as i64) * 1_000_000;
+    for k in 0..40i64 {
+        // Alternately far back and far ahead.
+        let t = if k % 2 == 0 {
+            span_ns / 8 + k * 1_000_000_000
+        } else {
+            span_ns - span_ns / 4 - k * 1_000_000_000
+        };
+        reader.seek(t).unwrap();
+        for _ in 0..20_000 {
+            if reader.next_record().unwrap().is_none() {
+                break;
+            }
+        }
+        seeks_peak = seeks_peak.max(status_bytes("RssFile"));
+    }
+    let seek_growth = seeks_peak.saturating_sub(seeks_before);
+    eprintln!(
+        "40 seeks, 20,000 records read after each: RssFile {} -> peak {} MB",
+        seeks_before / MB,
+        seeks_peak / MB
+    );
+    assert!(
+        seek_growth < 32 * MB,
+        "file-backed RSS grew by {} MB over 40 seeks",
+        seek_growth / MB
+    );
 }

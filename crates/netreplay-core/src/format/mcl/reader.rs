@@ -192,6 +192,12 @@ impl MappedFile {
         if !self.is_guarded() {
             self.check_shrink()?;
         }
+        // The pages read ahead of a position left behind would stay resident
+        // until reading reached them again, if ever: repeated seeks would grow
+        // the RSS by up to a read window each. Drop every page now; those
+        // read next fault in again from the page cache.
+        let len = self.map.as_ref().map_or(0, |m| m.len());
+        self.drop_pages(0..len);
         let bytes = self.map.as_deref().unwrap_or(&[]);
         let pos = seek_offset(bytes, self.body_start, t_ns);
         self.move_to(pos);
@@ -231,25 +237,33 @@ impl MappedFile {
         if end <= self.released {
             return;
         }
+        self.drop_pages(self.released..end);
+        self.released = end;
+    }
+
+    /// Drop the pages of `range` (page-aligned start) from this process's
+    /// mapping, to keep the RSS bounded.
+    fn drop_pages(&self, range: std::ops::Range<usize>) {
+        let Some(map) = self.map.as_ref() else {
+            return;
+        };
+        if range.is_empty() {
+            return;
+        }
         // The mapping is a read-only, shared mapping of a file: MADV_DONTNEED
-        // only unmaps the pages of [released, end), and the next access (after
-        // a rewind) faults them in again from the file with the same contents.
-        // Should the file have shrunk meanwhile, that access meets the SIGBUS
-        // guard as a first access would; pages the guard replaced with
-        // anonymous zeros read as zeros again. No slice into the range is
-        // alive anyway: `&mut self`, the lines handed out are byte ranges (the
-        // last one, before `pos`, has been decoded by now) and records own
-        // copies of their bytes.
+        // only unmaps the pages of the range, and the next access faults them
+        // in again from the file with the same contents. Should the file have
+        // shrunk meanwhile, that access meets the SIGBUS guard as a first
+        // access would; pages the guard replaced with anonymous zeros read as
+        // zeros again. No slice into the range is alive: `&self` borrows
+        // nothing out, the lines handed out are byte ranges (decoded by now)
+        // and records own copies of their bytes.
         // SAFETY: no byte Rust code may see changes (above); the range lies
         // inside the mapping and starts on a page boundary.
         let _ = unsafe {
-            map.mmap().unchecked_advise_range(
-                UncheckedAdvice::DontNeed,
-                self.released,
-                end - self.released,
-            )
+            map.mmap()
+                .unchecked_advise_range(UncheckedAdvice::DontNeed, range.start, range.len())
         };
-        self.released = end;
     }
 
     /// Compare the file's length with the mapping (one `fstat`). Used for
