@@ -18,7 +18,7 @@ export type Task =
   | { kind: 'throughput'; log: string; sink: 'null' | 'udp' | 'js-raw' | 'js-decoded'; port?: number }
   | { kind: 'memory'; log: string; sink: 'null' | 'js'; startups: number }
   | { kind: 'seek'; log: string; durationS: number; seeks: number }
-  | { kind: 'drop'; log: string; port: number; blockMs: number; maxPendingBatches: number };
+  | { kind: 'drop'; log: string; port: number; blockMs: number; maxPendingBatches: number; spin: boolean };
 
 export interface CpuSample {
   cpuUs: number;
@@ -230,6 +230,8 @@ async function seekLatency(task: Extract<Task, { kind: 'seek' }>): Promise<Resul
   replay.on('message', (m) => waiter?.(m));
   replay.start();
   await new Promise<Message>((resolve) => (waiter = resolve));
+  // Once the ring is full: what the seeks add, not what filling it takes.
+  await sleepMs(500);
   const rssBeforeKb = statusKb('VmRSS');
   const jsNs: number[] = [];
   const engineNs: number[] = [];
@@ -258,10 +260,15 @@ async function dropPolicy(task: Extract<Task, { kind: 'drop' }>): Promise<Result
     udp: { destination: `udp://127.0.0.1:${task.port}` },
   });
   let js = 0;
+  // Blocked either asleep (the policy alone) or busy (a core taken too).
+  const asleep = new Int32Array(new SharedArrayBuffer(4));
   replay.on('message', () => {
     js++;
-    const end = now() + task.blockMs * 1e6;
-    while (now() < end);
+    if (!task.spin) Atomics.wait(asleep, 0, 0, task.blockMs);
+    else {
+      const end = now() + task.blockMs * 1e6;
+      while (now() < end);
+    }
   });
   const result = await playTimed(replay);
   const stats = replay.stats();

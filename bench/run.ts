@@ -215,23 +215,37 @@ async function timeSchedule(s: Schedule, runs: number, contenders: 'all' | 'nati
 /**
  * The drop policy: the UDP sink beside a JS listener that blocks for
  * `blockMs` per message (far slower than the schedule), JS delivery under
- * `lag: 'drop'`. The UDP timing should match the native UDP row of the same
- * schedule; every record is delivered to JS or counted as dropped.
+ * `lag: 'drop'` — blocked asleep (the policy alone), then busy (a core taken
+ * too, on a 2-core machine). The UDP timing should match the native UDP row
+ * of the same schedule; every record is delivered to JS or counted as dropped.
  */
-async function dropSchedule(s: Schedule, blockMs: number): Promise<{ js: number; dropped: number; records: number }> {
-  log(`\n# ${s.name}, UDP beside a JS listener blocking ${blockMs} ms per message (lag 'drop')`);
+async function dropSchedule(s: Schedule, blockMs: number): Promise<DropRow[]> {
   const logPath = writeScheduleLog(join(work, `${s.name}-drop`), s);
-  let counts = { js: 0, dropped: 0, records: s.timesNs.length };
-  await udpContender(s, DROP_CONTENDER, 1, async (port) => {
-    const r = await contender({ kind: 'drop', log: logPath, port, blockMs, maxPendingBatches: 4 });
-    counts = { ...counts, js: r.jsReceived as number, dropped: r.dropped as number };
-    return { originNs: r.originNs!, cpuPct: cpuPercent(r.cpuUs, r.wallNs) };
-  });
-  log(`  JS received ${counts.js}, dropped ${counts.dropped}, of ${counts.records} (${counts.js + counts.dropped === counts.records ? 'exact' : 'NOT EXACT'})`);
-  return counts;
+  const rows: DropRow[] = [];
+  for (const spin of [false, true]) {
+    const name = spin ? DROP_SPINNING : DROP_CONTENDER;
+    log(`\n# ${s.name}: ${name} (${blockMs} ms per message)`);
+    let row: DropRow = { name, js: 0, dropped: 0, records: s.timesNs.length };
+    await udpContender(s, name, 1, async (port) => {
+      const r = await contender({ kind: 'drop', log: logPath, port, blockMs, maxPendingBatches: 4, spin });
+      row = { ...row, js: r.jsReceived as number, dropped: r.dropped as number };
+      return { originNs: r.originNs!, cpuPct: cpuPercent(r.cpuUs, r.wallNs) };
+    });
+    log(`  JS received ${row.js}, dropped ${row.dropped}, of ${row.records} (${row.js + row.dropped === row.records ? 'exact' : 'NOT EXACT'})`);
+    rows.push(row);
+  }
+  return rows;
 }
 
-const DROP_CONTENDER = "UDP beside a blocking JS listener, lag 'drop'";
+interface DropRow {
+  name: string;
+  js: number;
+  dropped: number;
+  records: number;
+}
+
+const DROP_CONTENDER = "UDP beside a JS listener blocked asleep, lag 'drop'";
+const DROP_SPINNING = "UDP beside a JS listener blocked busy, lag 'drop'";
 
 // ---------------------------------------------------------------- seek
 
@@ -419,7 +433,7 @@ function medianOf(schedule: string, name: string, pick: (r: TimingRun) => number
 
 interface PlayerRows {
   seek: SeekRow;
-  drop: { js: number; dropped: number; records: number };
+  drop: DropRow[];
 }
 
 function evaluate(micro: MicroResult[], throughput: ThroughputRow[], memory: MemoryRow[], pausedPct: number, player: PlayerRows): Target[] {
@@ -498,9 +512,16 @@ function evaluate(micro: MicroResult[], throughput: ThroughputRow[], memory: Mem
   const s10k = 'steady-10kHz';
   const normal = medianOf(s10k, 'netreplay native UDP', (r) => r.stats.latenessUs.p99);
   const besideJs = medianOf(s10k, DROP_CONTENDER, (r) => r.stats.latenessUs.p99);
-  check(`UDP 10 kHz p99 beside a blocking JS listener (lag 'drop'), vs ${us(normal)} µs without JS`, '≤ 2 × without JS', besideJs, besideJs <= 2 * normal);
-  const { js, dropped, records } = player.drop;
-  check(`drop policy: JS received + dropped = records (${js} + ${dropped} of ${records})`, 'exact', js + dropped - records, js + dropped === records, 'records');
+  const besideBusy = medianOf(s10k, DROP_SPINNING, (r) => r.stats.latenessUs.p99);
+  check(
+    `UDP 10 kHz p99 beside a JS listener blocked 2 ms per message (lag 'drop'), vs ${us(normal)} µs without JS (blocked busy, a core taken: ${us(besideBusy)} µs)`,
+    '≤ 2 × without JS',
+    besideJs,
+    besideJs <= 2 * normal,
+  );
+  for (const { name, js, dropped, records } of player.drop) {
+    check(`${name}: JS received + dropped = records (${js} + ${dropped} of ${records})`, 'exact', js + dropped - records, js + dropped === records, 'records');
+  }
   return t;
 }
 
@@ -661,9 +682,13 @@ function writeResults(micro: MicroResult[], throughput: ThroughputRow[], memory:
     '',
     `## Drop policy`,
     '',
-    `A JS listener blocking 2 ms per message beside the UDP sink at 10 kHz, JS delivery under \`lag: 'drop'\`: ` +
-      `JS received ${player.drop.js}, dropped ${player.drop.dropped}, of ${player.drop.records}. ` +
-      `Its UDP timing is the row "${DROP_CONTENDER}" of the steady-10kHz table.`,
+    `A JS listener blocked 2 ms per message beside the UDP sink at 10 kHz, JS delivery under \`lag: 'drop'\`; ` +
+      `their UDP timing is in the steady-10kHz table.`,
+    '',
+    markdownTable(
+      ['listener', 'JS received', 'dropped', 'records'],
+      player.drop.map((d) => [d.name, String(d.js), String(d.dropped), String(d.records)]),
+    ),
     '',
   );
   writeFileSync(join(outDir, 'results.md'), md.join('\n'));
