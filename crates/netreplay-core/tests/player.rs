@@ -212,6 +212,7 @@ fn every_operation_wakes_a_waiting_scheduler_at_once() {
     time(&mut |p| p.close().unwrap());
     // Each takes microseconds on a quiet machine; a loaded 2-core VM can
     // delay a thread's wake-up by tens of milliseconds.
+    eprintln!("slowest of pause, start, seek, speed, stop, close during a wait: {worst:?}");
     assert!(
         worst < Duration::from_millis(200),
         "slowest operation {worst:?}"
