@@ -11,8 +11,8 @@ export interface BatchSource {
   /** The current run; a batch of another run is stale. */
   readonly run: number;
   ack(records: number, bytes: number): void;
-  /** Measure lateness at the JS sink: called as a batch arrives. */
-  handed(data: Buffer): void;
+  /** Record lateness at the JS sink: the batch arrived at `arrivedNs`. */
+  handed(data: Buffer, arrivedNs: number): void;
   udpStats(): UdpStats | null;
 }
 
@@ -59,7 +59,6 @@ export class BatchReceiver {
       ack();
       return;
     }
-    if (count > 0) source.handed(data);
     // Decoded even when no one listens: the topic table must stay in step.
     const decoded = count > 0 ? this.decoder.decode(data, count, topics, arrived) : { messages: [] };
     if (decoded.error) {
@@ -71,6 +70,8 @@ export class BatchReceiver {
     }
     try {
       this.handlers.messages(decoded.messages, ack);
+      // After the messages went out: the measurement costs them nothing.
+      if (count > 0) source.handed(data, arrived);
       if (this.handlers.udpFailures) {
         const s = source.udpStats();
         if (s && s.sendFailures > this.#reportedFailures) {

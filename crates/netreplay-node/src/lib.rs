@@ -15,7 +15,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use netreplay_core::engine::{
-    now_ns, open_directory, open_file, BufferData, MclReader, Queue, RingProducer, Scheduler, Slot,
+    open_directory, open_file, BufferData, MclReader, Queue, RingProducer, Scheduler, Slot,
 };
 use netreplay_core::format::mcl;
 use netreplay_core::format::RecordSource;
@@ -456,11 +456,12 @@ impl PendingJs {
     }
 }
 
-/// JS received `data` (a batch) now: record how late its records are at
-/// the JS sink (index `js_sink` of `scheduler`'s sinks).
-fn record_js_handover(scheduler: &Scheduler, js_sink: Option<usize>, data: &[u8]) {
+/// JS received `data` (a batch) at `arrived_ns` (CLOCK_MONOTONIC, read by
+/// JS on arrival): record how late its records were at the JS sink (index
+/// `js_sink` of `scheduler`'s sinks).
+fn record_js_handover(scheduler: &Scheduler, js_sink: Option<usize>, data: &[u8], arrived_ns: i64) {
     if let Some(i) = js_sink {
-        record_handover(data, now_ns(), &scheduler.sink_stats()[i].lateness);
+        record_handover(data, arrived_ns, &scheduler.sink_stats()[i].lateness);
     }
 }
 
@@ -537,12 +538,12 @@ impl NativeScheduler {
         self.delivery.ack(records as usize, bytes as usize);
     }
 
-    /// JS received this batch now (called first thing in the callback):
-    /// measures lateness at the JS sink.
+    /// JS received this batch at `arrived_ns` (its hrtime on arrival):
+    /// records lateness at the JS sink.
     #[napi(catch_unwind)]
-    pub fn handed(&self, data: &[u8]) {
+    pub fn handed(&self, data: &[u8], arrived_ns: f64) {
         if let Some(s) = &self.scheduler {
-            record_js_handover(s, self.js_sink, data);
+            record_js_handover(s, self.js_sink, data, arrived_ns as i64);
         }
     }
 

@@ -141,10 +141,16 @@ impl NativePlayer {
         self.delivery.ack(records as usize, bytes as usize);
     }
 
-    /// JS received this batch now: measures lateness at the JS sink.
+    /// JS received this batch at `arrived_ns` (its hrtime on arrival):
+    /// records lateness at the JS sink.
     #[napi(catch_unwind)]
-    pub fn handed(&self, data: &[u8]) {
-        record_js_handover(self.player.scheduler(), self.js_sink, data);
+    pub fn handed(&self, data: &[u8], arrived_ns: f64) {
+        record_js_handover(
+            self.player.scheduler(),
+            self.js_sink,
+            data,
+            arrived_ns as i64,
+        );
     }
 
     #[napi(catch_unwind)]
