@@ -7,7 +7,7 @@
 //! [`Player`] owns all of it for one playback.
 //!
 //! Layers, each depending only on those before it: [`sys`] (OS calls),
-//! [`format`] (log and wire formats, no timing), [`engine`] (timing and
+//! [`format`](mod@format) (log and wire formats, no timing), [`engine`] (timing and
 //! threads), [`net`] (sockets), then [`player`], which builds a playback
 //! from one config. `.ci/check-layers` fails on an import against that order.
 

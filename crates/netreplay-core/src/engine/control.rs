@@ -26,7 +26,7 @@ pub enum LagPolicy {
 
 /// A sink's view of the scheduler's controls: whether it may wait, and a
 /// sleep that a stop or speed change cuts short. Sinks get this, never the
-/// scheduler's [`Control`].
+/// scheduler's own controls.
 #[derive(Clone, Copy)]
 pub struct Waiter<'a> {
     control: &'a Control,
