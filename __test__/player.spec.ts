@@ -281,3 +281,19 @@ test("lag takes 'wait' or 'drop'", (t) => {
     message: /'udp.lag'.* must be 'wait' or 'drop'/,
   });
 });
+
+test('pause() and start() after the engine reached the end, before JS saw it, do not play the log again', async (t) => {
+  const replay = new Replay(logWithTie(t, 100), { speed: Infinity });
+  t.teardown(() => replay.close());
+  const got = collector(replay);
+  replay.start();
+  block(50); // the engine plays to the end meanwhile; its batches wait for JS
+  t.true(replay.pause());
+  t.true(replay.start());
+  await replay.done;
+  t.deepEqual(got.all().map(seqOf), [...Array(100).keys()], 'each message once, in order');
+  // Seen the end: start() plays again from the start.
+  replay.start();
+  await replay.done;
+  t.is(got.count, 200);
+});

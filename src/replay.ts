@@ -128,10 +128,15 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
   start(): boolean {
     this.#checkOpen();
     if (this.#state === 'playing') return false;
-    if (this.#state === 'ended') this.#pump?.rewind();
     if (this.#state !== 'paused') this.#done ??= new Deferred();
     this.#error = undefined;
-    callNative(() => this.#native.start());
+    if (this.#state === 'ended') {
+      // This replay has seen the end: play again from the start. (A run the
+      // engine has ended but whose end is still on its way is not restarted:
+      // native start() does nothing then, and the end follows.)
+      this.#pump?.rewind();
+      callNative(() => this.#native.restart());
+    } else callNative(() => this.#native.start());
     this.#pump?.start();
     this.#state = 'playing';
     this.#keepAlive.hold(true);

@@ -224,14 +224,14 @@ impl Player {
         Ok(())
     }
 
-    /// Play, or resume after a pause; after the end, play again from the
-    /// start. False if already playing.
+    /// Play, or resume after a pause. False if already playing, or if the
+    /// run has ended: its owner may not have seen the end yet (JS learns it
+    /// from the last batch), so starting again from the beginning is asked
+    /// for explicitly, with [`Player::restart`].
     pub fn start(&mut self) -> Result<bool> {
         self.check_open()?;
-        match self.state() {
-            PlayerState::Playing => return Ok(false),
-            PlayerState::Ended => self.rewind()?,
-            _ => {}
+        if matches!(self.state(), PlayerState::Playing | PlayerState::Ended) {
+            return Ok(false);
         }
         if let Producer::Native(buffer) = &mut self.producer {
             buffer.start()?;
@@ -239,6 +239,15 @@ impl Player {
         self.scheduler.start()?;
         self.state = PlayerState::Playing;
         Ok(true)
+    }
+
+    /// Rewind and play from the start (after the end, or at any time).
+    pub fn restart(&mut self) -> Result<bool> {
+        self.check_open()?;
+        self.scheduler.stop()?;
+        self.rewind()?;
+        self.state = PlayerState::Idle;
+        self.start()
     }
 
     /// Freeze where it is; `start` continues at once. False if not playing.

@@ -53,8 +53,10 @@ fn plays_every_record_once_in_order_then_ends() {
     wait_for("the end", LONG, || p.state() == PlayerState::Ended);
     assert_eq!(numbers(&out), (0..200).collect::<Vec<_>>());
     assert!(out.seen().iter().all(|s| s.delivery.run == run));
-    // After the end, start plays again from the start, as a new run.
-    assert!(p.start().unwrap());
+    // After the end, start does nothing; restart plays again from the
+    // start, as a new run.
+    assert!(!p.start().unwrap());
+    assert!(p.restart().unwrap());
     wait_for("the second end", LONG, || p.state() == PlayerState::Ended);
     assert_eq!(out.len(), 400);
     assert!(p.run() > run);
@@ -167,7 +169,10 @@ fn seek_outside_the_log_clamps_to_its_ends() {
     assert_eq!(numbers(&out), (0..10).collect::<Vec<_>>());
     p.seek(1_000_000 * MS).unwrap();
     let before = out.len();
-    p.start().unwrap();
+    assert!(
+        p.start().unwrap(),
+        "a seek after the end positions a new run"
+    );
     wait_for("the end", LONG, || p.state() == PlayerState::Ended);
     assert_eq!(
         numbers(&out)[before..],

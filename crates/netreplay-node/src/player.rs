@@ -82,10 +82,16 @@ impl NativePlayer {
         Self::build(&[], || Ok(PlayerSource::External), options, on_batch)
     }
 
-    /// Play or resume; after the end, again from the start. False if playing.
+    /// Play or resume. False if playing, or if the run has ended.
     #[napi(catch_unwind)]
     pub fn start(&mut self) -> Result<bool> {
         self.player.start().map_err(to_napi)
+    }
+
+    /// Rewind and play from the start.
+    #[napi(catch_unwind)]
+    pub fn restart(&mut self) -> Result<bool> {
+        self.player.restart().map_err(to_napi)
     }
 
     #[napi(catch_unwind)]
