@@ -138,7 +138,6 @@ pub struct Player {
     // Declared first: dropped (stopped) before the producer it consumes.
     scheduler: Scheduler,
     producer: Producer,
-    streams: Vec<StreamInfo>,
     state: PlayerState,
     udp: Vec<Arc<UdpSinkStats>>,
 }
@@ -165,40 +164,27 @@ impl Player {
         sinks: PlayerSinks,
     ) -> Result<Player> {
         buffer.validate()?;
-        let (producer, streams) = match source {
-            PlayerSource::Reader(source) => {
-                let streams = source.streams().to_vec();
-                (Producer::Native(BufferData::new(source, buffer)?), streams)
-            }
+        let producer = match source {
+            PlayerSource::Reader(source) => Producer::Native(BufferData::new(source, buffer)?),
             PlayerSource::External => {
                 let (queue, ring) = Queue::new(buffer.length, buffer.max_bytes)?;
                 let streams = sinks.table.clone().ok_or_else(|| {
                     Error::State("sinks for an external source need its stream table".into())
                 })?;
-                (
-                    Producer::External {
-                        queue,
-                        ring,
-                        streams,
-                    },
-                    Vec::new(),
-                )
+                Producer::External {
+                    queue,
+                    ring,
+                    streams,
+                }
             }
         };
         let scheduler = Scheduler::new(producer.queue(), sinks.entries, scheduler)?;
         Ok(Player {
             scheduler,
             producer,
-            streams,
             state: PlayerState::Idle,
             udp: sinks.udp,
         })
-    }
-
-    /// The streams of the reader (empty for an external source, whose
-    /// streams are defined as they appear).
-    pub fn streams(&self) -> &[StreamInfo] {
-        &self.streams
     }
 
     /// The current run: bumped by every stop (rewind), seek and restart

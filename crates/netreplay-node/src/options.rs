@@ -360,6 +360,7 @@ fn header_style(legacy: Option<bool>) -> HeaderStyle {
 }
 
 #[napi(object)]
+#[derive(Default)]
 pub struct WriteOptionsJs {
     /// `>>> Type` of the header; absent: `None` (raw data).
     pub message_type: Option<String>,
@@ -386,16 +387,8 @@ fn max_time_ns(max_time: Option<f64>) -> Result<Option<i64>> {
 
 /// MCL's `WriteFile` options; what JS leaves out is MCL's behaviour.
 pub fn write_options(options: Option<WriteOptionsJs>) -> Result<WriteOptions> {
-    let o = options.unwrap_or(WriteOptionsJs {
-        message_type: None,
-        revision: None,
-        created: None,
-        max_entries: None,
-        max_time: None,
-        legacy_header: None,
-        flush_bytes: None,
-        sync_on_close: None,
-    });
+    let o = options.unwrap_or_default();
+    let defaults = WriteOptions::default();
     Ok(WriteOptions {
         message_type: o.message_type,
         revision: o.revision.unwrap_or_default(),
@@ -405,8 +398,8 @@ pub fn write_options(options: Option<WriteOptionsJs>) -> Result<WriteOptions> {
         max_entries: o.max_entries.map(|n| count("maxEntries", n)).transpose()?,
         max_time_ns: max_time_ns(o.max_time)?,
         header_style: header_style(o.legacy_header),
-        flush_bytes: o.flush_bytes.unwrap_or(0) as usize,
-        sync_on_close: o.sync_on_close.unwrap_or(false),
+        flush_bytes: o.flush_bytes.map_or(defaults.flush_bytes, |n| n as usize),
+        sync_on_close: o.sync_on_close.unwrap_or(defaults.sync_on_close),
     })
 }
 
@@ -456,6 +449,7 @@ pub fn recorder_options(options: RecorderOptionsJs) -> Result<(ListenerOptions, 
         max_fragments: None,
         tick: None,
     })?;
+    let defaults = RecorderOptions::default();
     let record = RecorderOptions {
         root: options.root.map(PathBuf::from).unwrap_or_default(),
         directory: options.directory.map(PathBuf::from),
@@ -467,8 +461,10 @@ pub fn recorder_options(options: RecorderOptionsJs) -> Result<(ListenerOptions, 
             .transpose()?,
         max_time_ns: max_time_ns(options.max_time)?,
         header_style: header_style(options.legacy_header),
-        flush_bytes: options.flush_bytes.unwrap_or(0) as usize,
-        sync_on_close: options.sync_on_close.unwrap_or(false),
+        flush_bytes: options
+            .flush_bytes
+            .map_or(defaults.flush_bytes, |n| n as usize),
+        sync_on_close: options.sync_on_close.unwrap_or(defaults.sync_on_close),
         hostname: options.hostname,
     };
     Ok((listen, record))

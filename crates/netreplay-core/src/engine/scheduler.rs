@@ -54,8 +54,8 @@ struct Worker {
     /// The queue epoch `held`/`position` belong to: the run number every
     /// delivery and outcome carries.
     epoch: u64,
-    /// How the last run ended, and its run number.
-    outcome: Option<(u64, Outcome)>,
+    /// How the last run ended (its run is `epoch`).
+    outcome: Option<Outcome>,
 }
 
 impl Worker {
@@ -355,7 +355,7 @@ impl Scheduler {
                 entry.sink.finish(worker.epoch, &outcome);
             }
             *control.thread.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            worker.outcome = Some((worker.epoch, outcome));
+            worker.outcome = Some(outcome);
             worker
         })?;
         Ok(true)
@@ -379,11 +379,6 @@ impl Scheduler {
 
     /// How the last finished run ended (joins a thread that ended by itself).
     pub fn last_outcome(&mut self) -> Result<Option<&Outcome>> {
-        Ok(self.last_run_outcome()?.map(|(_, outcome)| outcome))
-    }
-
-    /// The last finished run's number and how it ended.
-    pub fn last_run_outcome(&mut self) -> Result<Option<&(u64, Outcome)>> {
         if !self.is_alive() {
             self.worker.join()?;
         }
