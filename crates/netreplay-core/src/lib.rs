@@ -24,7 +24,8 @@ pub mod sys;
 pub use counter::Counter;
 pub use error::{Error, Result};
 pub use player::{
-    Player, PlayerConfig, PlayerSinks, PlayerSource, PlayerState, SinkConfig, SinkKind,
+    PlaybackOptions, Player, PlayerConfig, PlayerSinks, PlayerSource, PlayerState, Progress,
+    Pushed, PushedEnd, SinkConfig, SinkKind,
 };
 pub use record::{
     is_log_time, log_time_from_seconds, Record, StreamInfo, StreamTable, MAX_TIME_NS,

@@ -4,14 +4,16 @@
 //! once; the run number ([`Player::run`]) is carried on every delivery and
 //! outcome, so "which run is current" is known here only.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::engine::pass::{Offered, PassCursor};
 use crate::engine::{
-    BufferData, BufferOptions, LagPolicy, NullSink, Outcome, Queue, RingProducer, Scheduler,
-    SchedulerOptions, Sink, SinkEntry, SinkStats, Slot, Speed,
+    BufferData, BufferOptions, Goal, LagPolicy, NullSink, Outcome, PassPlan, Queue, RingProducer,
+    Scheduler, SchedulerOptions, Selection, Sink, SinkEntry, SinkStats, Slot, Speed,
 };
 use crate::format::RecordSource;
-use crate::net::{UdpSink, UdpSinkOptions, UdpSinkStats};
+use crate::net::{ClockSink, UdpSink, UdpSinkOptions, UdpSinkStats};
 use crate::{Error, Record, Result, StreamInfo, StreamTable};
 
 /// What a sink is.
@@ -20,6 +22,8 @@ pub enum SinkKind {
     Udp(Box<UdpSinkOptions>),
     /// Discards records (engine throughput).
     Null,
+    /// Clock ticks as MCL datagrams (see [`ClockSink`]).
+    Clock(Box<UdpSinkOptions>),
     /// A sink built elsewhere (the binding's JS delivery).
     Custom(Box<dyn Sink>),
 }
@@ -45,7 +49,137 @@ impl SinkConfig {
 pub struct PlayerConfig {
     pub buffer: BufferOptions,
     pub scheduler: SchedulerOptions,
+    pub playback: PlaybackOptions,
     pub sinks: Vec<SinkConfig>,
+}
+
+/// What of the log a playback plays, and when it begins (DESIGN.md,
+/// "Timeline semantics"). Times relative to the log are resolved against
+/// its first record when the player is built.
+#[derive(Debug, Clone)]
+pub struct PlaybackOptions {
+    /// Each pass starts this long after the first record.
+    pub start_offset_ns: Option<i64>,
+    /// Each pass lasts this long (of log time) from its start.
+    pub duration_ns: Option<i64>,
+    /// Each pass ends at this log time.
+    pub until_ns: Option<i64>,
+    /// Passes in all (`loop: n`); `None`: for ever (`loop: true`).
+    pub passes: Option<u64>,
+    pub backfill: bool,
+    pub selection: Selection,
+    /// The first `start` leaves the playback paused on its first record.
+    pub start_paused: bool,
+    /// The first record of the first playback is due at this instant of
+    /// CLOCK_REALTIME (ns since the epoch), converted once to the monotonic
+    /// clock.
+    pub start_at_unix_ns: Option<i128>,
+}
+
+impl Default for PlaybackOptions {
+    fn default() -> Self {
+        PlaybackOptions {
+            start_offset_ns: None,
+            duration_ns: None,
+            until_ns: None,
+            passes: Some(1),
+            backfill: false,
+            selection: Selection::default(),
+            start_paused: false,
+            start_at_unix_ns: None,
+        }
+    }
+}
+
+impl PlaybackOptions {
+    /// The passes of a log whose first record is at `first_ns`.
+    fn plan(&self, first_ns: Option<i64>, scheduler: &SchedulerOptions) -> Result<PassPlan> {
+        if let Some(offset) = self.start_offset_ns {
+            if offset < 0 {
+                return Err(Error::invalid(
+                    "startOffset",
+                    format!("must be >= 0 s, got {} s", offset as f64 / 1e9),
+                ));
+            }
+        }
+        if let Some(duration) = self.duration_ns {
+            if duration < 0 {
+                return Err(Error::invalid(
+                    "duration",
+                    format!("must be >= 0 s, got {} s", duration as f64 / 1e9),
+                ));
+            }
+        }
+        if self.start_paused && self.start_at_unix_ns.is_some() {
+            return Err(Error::invalid(
+                "startAt",
+                "conflicts with 'startPaused': a paused playback has no instant to start at",
+            ));
+        }
+        if scheduler.virtual_time && self.start_at_unix_ns.is_some() {
+            return Err(Error::invalid(
+                "startAt",
+                "conflicts with time: 'virtual': the virtual clock has no wall-clock instant",
+            ));
+        }
+        let relative = self.start_offset_ns.is_some() || self.duration_ns.is_some();
+        let first = match first_ns {
+            Some(first) => Some(first),
+            None if relative => {
+                return Err(Error::invalid(
+                    if self.start_offset_ns.is_some() { "startOffset" } else { "duration" },
+                    "needs a log whose first record is known before it plays (a log path, ReadFile or ReadDirectory); a reader written in JS can use 'until' and 'minTime'",
+                ))
+            }
+            None => None,
+        };
+        let start = self
+            .start_offset_ns
+            .zip(first)
+            .map(|(offset, first)| first.saturating_add(offset));
+        let from = start.or(first);
+        let by_duration = self
+            .duration_ns
+            .zip(from)
+            .map(|(d, from)| from.saturating_add(d));
+        let end = match (self.until_ns, by_duration) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let plan = PassPlan {
+            start_ns: start,
+            end_ns: end,
+            passes: self.passes,
+            backfill: self.backfill,
+            selection: self.selection.clone(),
+        };
+        plan.validate()?;
+        Ok(plan)
+    }
+}
+
+/// A progress report (see [`Player::progress`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub state: PlayerState,
+    /// Waiting out a delay or a start time before a pass's first record.
+    pub delayed: bool,
+    /// The log time reached in the current pass (`None` before the first
+    /// record).
+    pub position_ns: Option<i64>,
+    /// The time reported there (continuous across loops with continuous time).
+    pub time_ns: Option<i64>,
+    /// Where each pass starts and ends (log time), when known.
+    pub start_ns: Option<i64>,
+    pub end_ns: Option<i64>,
+    /// The pass playing (from 0) and how many there are (`None`: for ever).
+    pub pass: u64,
+    pub passes: Option<u64>,
+    pub delivered: u64,
+    /// Records the sinks dropped under the drop policy.
+    pub dropped: u64,
+    /// Lateness of the last record delivered.
+    pub lag_ns: i64,
 }
 
 /// Where a player's records come from.
@@ -70,12 +204,38 @@ pub enum PlayerState {
 }
 
 enum Producer {
-    Native(BufferData),
+    Native(Box<BufferData>),
     External {
         queue: Queue,
         ring: RingProducer,
         streams: Arc<StreamTable>,
+        /// The passes, applied to the records pushed.
+        cursor: Box<PassCursor>,
+        /// Slots decided by the cursor and not yet in the ring.
+        queued: VecDeque<Slot>,
     },
+}
+
+/// What became of a record pushed by the owner of an external source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Taken (to be played, or filtered out).
+    Taken,
+    /// The ring is full: push it again later.
+    Full,
+    /// Past the end of the pass: not taken; push the end ([`Player::push_end`]).
+    PassEnded,
+}
+
+/// What the owner of an external source does after pushing the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushedEnd {
+    /// The ring is full: push the end again later.
+    Full,
+    /// The playback ends there.
+    Ended,
+    /// Another pass follows: rewind the reader and push its records again.
+    Rewind,
 }
 
 impl Producer {
@@ -116,6 +276,11 @@ impl PlayerSinks {
                     Box::new(sink)
                 }
                 SinkKind::Null => Box::new(NullSink::default()),
+                SinkKind::Clock(options) => {
+                    let sink = ClockSink::new(*options)?;
+                    udp.push(sink.udp().stats().clone());
+                    Box::new(sink)
+                }
                 SinkKind::Custom(sink) => sink,
             };
             entries.push(SinkEntry::with_lag(built, config.lag));
@@ -140,6 +305,15 @@ pub struct Player {
     producer: Producer,
     state: PlayerState,
     udp: Vec<Arc<UdpSinkStats>>,
+    plan: PassPlan,
+    /// The log's first and last record times, when known.
+    range: Option<(i64, i64)>,
+    /// `startPaused` still applies (to the first start).
+    start_paused: bool,
+    virtual_time: bool,
+    /// Where the last advance went (virtual time): the next `advance_by`
+    /// counts from there.
+    advanced_to: Option<i64>,
 }
 
 impl Player {
@@ -151,7 +325,13 @@ impl Player {
         };
         let table = matches!(source, PlayerSource::External).then(Arc::<StreamTable>::default);
         let sinks = PlayerSinks::build(config.sinks, &streams, table)?;
-        Player::with_sinks(source, config.buffer, config.scheduler, sinks)
+        Player::with_sinks(
+            source,
+            config.buffer,
+            config.scheduler,
+            config.playback,
+            sinks,
+        )
     }
 
     /// Build a playback with sinks built already (by [`PlayerSinks::build`]
@@ -161,29 +341,51 @@ impl Player {
         source: PlayerSource,
         buffer: BufferOptions,
         scheduler: SchedulerOptions,
+        playback: PlaybackOptions,
         sinks: PlayerSinks,
     ) -> Result<Player> {
         buffer.validate()?;
-        let producer = match source {
-            PlayerSource::Reader(source) => Producer::Native(BufferData::new(source, buffer)?),
+        scheduler.validate()?;
+        let (producer, plan, range) = match source {
+            PlayerSource::Reader(mut source) => {
+                let range = source.time_range()?;
+                let plan = playback.plan(range.map(|(first, _)| first), &scheduler)?;
+                let buffer = BufferData::with_plan(source, buffer, plan.clone())?;
+                (Producer::Native(Box::new(buffer)), plan, range)
+            }
             PlayerSource::External => {
+                let plan = playback.plan(None, &scheduler)?;
                 let (queue, ring) = Queue::new(buffer.length, buffer.max_bytes)?;
                 let streams = sinks.table.clone().ok_or_else(|| {
                     Error::State("sinks for an external source need its stream table".into())
                 })?;
-                Producer::External {
+                let producer = Producer::External {
                     queue,
                     ring,
                     streams,
-                }
+                    cursor: Box::new(PassCursor::new(plan.clone())),
+                    queued: VecDeque::new(),
+                };
+                (producer, plan, None)
             }
         };
-        let scheduler = Scheduler::new(producer.queue(), sinks.entries, scheduler)?;
+        let virtual_time = scheduler.virtual_time;
+        let mut scheduler = Scheduler::new(producer.queue(), sinks.entries, scheduler)?;
+        scheduler.set_start_at(
+            playback
+                .start_at_unix_ns
+                .map(crate::sys::monotonic_of_realtime),
+        )?;
         Ok(Player {
             scheduler,
             producer,
             state: PlayerState::Idle,
             udp: sinks.udp,
+            plan,
+            range,
+            start_paused: playback.start_paused,
+            virtual_time,
+            advanced_to: None,
         })
     }
 
@@ -194,10 +396,15 @@ impl Player {
     }
 
     pub fn state(&mut self) -> PlayerState {
-        if self.state == PlayerState::Playing && !self.scheduler.is_alive() {
-            // The scheduler thread ended by itself: end of data or error.
-            if let Ok(Some(Outcome::End | Outcome::Error(_))) = self.scheduler.last_outcome() {
-                self.state = PlayerState::Ended;
+        if matches!(self.state, PlayerState::Playing | PlayerState::Paused)
+            && !self.scheduler.is_alive()
+        {
+            // The scheduler thread ended by itself: end of data or error, or
+            // a step, burst or playUntil reached its goal.
+            match self.scheduler.last_outcome() {
+                Ok(Some(Outcome::End | Outcome::Error(_))) => self.state = PlayerState::Ended,
+                Ok(Some(Outcome::Paused)) => self.state = PlayerState::Paused,
+                _ => {}
             }
         }
         self.state
@@ -219,12 +426,166 @@ impl Player {
         if matches!(self.state(), PlayerState::Playing | PlayerState::Ended) {
             return Ok(false);
         }
-        if let Producer::Native(buffer) = &mut self.producer {
-            buffer.start()?;
+        self.start_producer()?;
+        if std::mem::take(&mut self.start_paused) && self.state == PlayerState::Idle {
+            // Ready on the first record (the ring fills), not playing.
+            self.state = PlayerState::Paused;
+            return Ok(true);
         }
+        // A step still delivering is cut short: playing delivers the rest.
+        self.scheduler.stop()?;
         self.scheduler.start()?;
         self.state = PlayerState::Playing;
         Ok(true)
+    }
+
+    fn start_producer(&mut self) -> Result<()> {
+        if let Producer::Native(buffer) = &mut self.producer {
+            buffer.start()?;
+        }
+        Ok(())
+    }
+
+    /// Run the scheduler for `goal` from where it stands (stopping a run in
+    /// progress first); false after the end.
+    fn run_goal(&mut self, goal: Goal) -> Result<bool> {
+        self.check_open()?;
+        if self.state() == PlayerState::Ended {
+            return Ok(false);
+        }
+        self.scheduler.stop()?;
+        self.start_producer()?;
+        self.start_paused = false;
+        self.scheduler.start_with(goal)
+    }
+
+    /// Paused (or not started): deliver the next `n` records at once and
+    /// stay paused. A step still delivering adds its remainder. False after
+    /// the end; a state error while playing.
+    pub fn step(&mut self, n: u64) -> Result<bool> {
+        self.check_open()?;
+        if self.state() == PlayerState::Playing {
+            return Err(Error::State(
+                "step() needs a paused replay: pause() first".into(),
+            ));
+        }
+        let left = if self.scheduler.is_alive() {
+            self.scheduler.stop()?;
+            self.scheduler.immediate_left()
+        } else {
+            0
+        };
+        let started = self.run_goal(Goal::Immediate {
+            n: n.saturating_add(left),
+            then_pause: true,
+        })?;
+        if started {
+            self.state = PlayerState::Paused;
+        }
+        Ok(started)
+    }
+
+    /// Deliver the next `n` records as fast as possible; playing, the timing
+    /// then goes on re-anchored on the last of them; paused, it stays paused
+    /// (a step).
+    pub fn burst(&mut self, n: u64) -> Result<bool> {
+        if self.state() != PlayerState::Playing {
+            return self.step(n);
+        }
+        self.run_goal(Goal::Immediate {
+            n,
+            then_pause: false,
+        })
+    }
+
+    /// Deliver every record up to reported time `t_ns` at the current speed,
+    /// then pause there (nothing is skipped). False after the end.
+    pub fn play_until(&mut self, t_ns: i64) -> Result<bool> {
+        let started = self.run_goal(Goal::Until(t_ns))?;
+        if started {
+            self.state = PlayerState::Playing;
+        }
+        Ok(started)
+    }
+
+    /// Virtual time: deliver every record up to reported time `t_ns` at
+    /// once, and leave the virtual clock there, paused.
+    pub fn advance_to(&mut self, t_ns: i64) -> Result<bool> {
+        self.check_virtual("advanceTo")?;
+        self.advanced_to = Some(t_ns);
+        self.play_until(t_ns)
+    }
+
+    /// Virtual time: [`Player::advance_to`] `dt_ns` after where the clock
+    /// is (or where the last advance goes).
+    pub fn advance_by(&mut self, dt_ns: i64) -> Result<bool> {
+        self.check_virtual("advanceBy")?;
+        if dt_ns < 0 {
+            return Err(Error::invalid(
+                "dt",
+                format!(
+                    "must be >= 0 s: a clock does not go back, got {} s",
+                    dt_ns as f64 / 1e9
+                ),
+            ));
+        }
+        let from = match self.advanced_to {
+            Some(t) => Some(t),
+            None => self
+                .scheduler
+                .playhead()
+                .map(|(_, reported)| reported)
+                .or(self.plan.start_ns)
+                .or(self.range.map(|(first, _)| first)),
+        };
+        let from = from.ok_or_else(|| {
+            Error::State(
+                "advanceBy() has no position to count from yet: use advanceTo() first".into(),
+            )
+        })?;
+        self.advance_to(from.saturating_add(dt_ns))
+    }
+
+    fn check_virtual(&self, what: &str) -> Result<()> {
+        if !self.virtual_time {
+            return Err(Error::State(format!(
+                "{what}() moves a virtual clock: build the replay with time: 'virtual'"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Where the playback is, for progress reports.
+    pub fn progress(&mut self) -> Progress {
+        let state = self.state();
+        let stats = self.scheduler.stats();
+        let playhead = self.scheduler.playhead();
+        Progress {
+            state,
+            delayed: state == PlayerState::Playing
+                && stats
+                    .position
+                    .delayed
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            position_ns: playhead.map(|(log, _)| log),
+            time_ns: playhead.map(|(_, reported)| reported),
+            start_ns: self.plan.start_ns.or(self.range.map(|(first, _)| first)),
+            end_ns: match (self.plan.end_ns, self.range) {
+                (Some(end), Some((_, last))) => Some(end.min(last)),
+                (end, range) => end.or(range.map(|(_, last)| last)),
+            },
+            pass: stats
+                .position
+                .pass
+                .load(std::sync::atomic::Ordering::Relaxed),
+            passes: self.plan.passes,
+            delivered: stats.delivered.get(),
+            dropped: self.sink_stats().iter().map(|s| s.dropped.get()).sum(),
+            lag_ns: stats
+                .position
+                .lag_ns
+                .load(std::sync::atomic::Ordering::Relaxed),
+        }
     }
 
     /// Rewind and play from the start (after the end, or at any time).
@@ -261,10 +622,18 @@ impl Player {
     fn rewind(&mut self) -> Result<()> {
         match &mut self.producer {
             Producer::Native(buffer) => buffer.reset()?,
-            Producer::External { queue, .. } => {
+            Producer::External {
+                queue,
+                cursor,
+                queued,
+                ..
+            } => {
                 queue.flush()?;
+                queued.clear();
+                cursor.position(None, 0);
             }
         }
+        self.advanced_to = None;
         self.scheduler.rewind()
     }
 
@@ -278,19 +647,36 @@ impl Player {
         self.check_open()?;
         let state = self.state();
         self.scheduler.stop()?;
+        let pass = self.scheduler.pass();
+        let (start, end) = (self.plan.start_ns, self.plan.end_ns);
+        let clamp = |t: i64, range: Option<(i64, i64)>| {
+            let (mut low, mut high) = range.unwrap_or((i64::MIN, i64::MAX));
+            low = start.map_or(low, |s| low.max(s));
+            high = end.map_or(high, |e| high.min(e));
+            if low <= high {
+                t.clamp(low, high)
+            } else {
+                t
+            }
+        };
         match &mut self.producer {
             Producer::Native(buffer) => {
                 buffer.stop()?;
-                let t = match buffer.time_range()? {
-                    Some((first, last)) => t_ns.clamp(first, last),
-                    None => t_ns,
-                };
-                buffer.seek(t)?;
+                let t = clamp(t_ns, buffer.time_range()?);
+                buffer.seek_in_pass(t, pass)?;
             }
-            Producer::External { queue, .. } => {
+            Producer::External {
+                queue,
+                cursor,
+                queued,
+                ..
+            } => {
                 queue.flush()?;
+                queued.clear();
+                cursor.position(Some(clamp(t_ns, None)), pass);
             }
         }
+        self.advanced_to = None;
         self.scheduler.reposition(None)?;
         match state {
             PlayerState::Playing => {
@@ -355,30 +741,97 @@ impl Player {
         Ok(())
     }
 
-    fn external(&mut self) -> Result<(&mut RingProducer, &Arc<StreamTable>)> {
-        match &mut self.producer {
-            Producer::External { ring, streams, .. } => Ok((ring, streams)),
-            Producer::Native(_) => Err(Error::State(
-                "this replay reads a native reader; records cannot be pushed to it".into(),
-            )),
-        }
-    }
-
     /// External source: the stream index of records of `message_type`
     /// (`None`: raw), defined now if new, so routes by type apply to them.
     pub fn define_stream(&mut self, message_type: Option<&str>) -> Result<u32> {
-        Ok(self.external()?.1.define(message_type))
+        match &self.producer {
+            Producer::External { streams, .. } => Ok(streams.define(message_type)),
+            Producer::Native(_) => Err(not_external()),
+        }
     }
 
-    /// External source: push one record; false when the ring is full.
-    pub fn push(&mut self, record: Record) -> Result<bool> {
-        Ok(self.external()?.0.push(Slot::Record(record)).is_ok())
+    /// External source: push one record through the passes (window,
+    /// filters, backfill) into the ring.
+    pub fn push(&mut self, record: Record) -> Result<Pushed> {
+        let Producer::External {
+            ring,
+            streams,
+            cursor,
+            queued,
+            ..
+        } = &mut self.producer
+        else {
+            return Err(not_external());
+        };
+        if !drain(ring, queued) {
+            return Ok(Pushed::Full);
+        }
+        let message_type = streams
+            .types_from(record.stream as usize)
+            .into_iter()
+            .next()
+            .flatten();
+        let offered = cursor.offer(record, message_type.as_deref(), queued);
+        drain(ring, queued);
+        Ok(match offered {
+            Offered::PassEnded => Pushed::PassEnded,
+            Offered::Queued | Offered::Skipped => Pushed::Taken,
+        })
     }
 
-    /// External source: push the end (or an error) after the last record;
-    /// false when the ring is full.
-    pub fn push_end(&mut self, error: Option<Error>) -> Result<bool> {
-        let slot = error.map_or(Slot::End, Slot::Error);
-        Ok(self.external()?.0.push(slot).is_ok())
+    /// External source: the reader has no more records (or failed, with
+    /// `error`). Says whether the playback ends or another pass follows.
+    pub fn push_end(&mut self, error: Option<Error>) -> Result<PushedEnd> {
+        let Producer::External {
+            ring,
+            cursor,
+            queued,
+            ..
+        } = &mut self.producer
+        else {
+            return Err(not_external());
+        };
+        if !drain(ring, queued) {
+            return Ok(PushedEnd::Full);
+        }
+        let next = match error {
+            Some(err) => {
+                queued.push_back(Slot::Error(err));
+                PushedEnd::Ended
+            }
+            None => match cursor.end_pass(queued) {
+                Some(_) => PushedEnd::Rewind,
+                None => {
+                    queued.push_back(Slot::End);
+                    PushedEnd::Ended
+                }
+            },
+        };
+        drain(ring, queued);
+        Ok(next)
     }
+
+    /// External source: push what is queued (after [`PushedEnd::Ended`]
+    /// left some behind a full ring); true once nothing is left.
+    pub fn push_queued(&mut self) -> Result<bool> {
+        match &mut self.producer {
+            Producer::External { ring, queued, .. } => Ok(drain(ring, queued)),
+            Producer::Native(_) => Err(not_external()),
+        }
+    }
+}
+
+fn not_external() -> Error {
+    Error::State("this replay reads a native reader; records cannot be pushed to it".into())
+}
+
+/// Move queued slots into the ring while it has room; true once all went.
+fn drain(ring: &mut RingProducer, queued: &mut VecDeque<Slot>) -> bool {
+    while let Some(slot) = queued.pop_front() {
+        if let Err(slot) = ring.push(slot) {
+            queued.push_front(slot);
+            return false;
+        }
+    }
+    true
 }

@@ -53,6 +53,7 @@ fn pop_to_end(queue: &Queue) -> Vec<u32> {
             Slot::Record(r) => out.push(number_of(&r)),
             Slot::End => return out,
             Slot::Error(e) => panic!("error slot: {e}"),
+            other => panic!("unexpected slot {other:?}"),
         }
     }
 }
@@ -173,6 +174,7 @@ fn stop_start_cycles_lose_and_repeat_nothing() {
                     break;
                 }
                 Slot::Error(e) => panic!("{e}"),
+                other => panic!("unexpected slot {other:?}"),
             }
         }
         if ended {
@@ -198,6 +200,7 @@ fn stop_start_cycles_lose_and_repeat_nothing() {
                     break;
                 }
                 Slot::Error(e) => panic!("{e}"),
+                other => panic!("unexpected slot {other:?}"),
             }
         }
         if !ended {
@@ -284,6 +287,7 @@ fn reset_rewinds_an_mcl_source() {
             Slot::Record(r) => all.push(r),
             Slot::End => break,
             Slot::Error(e) => panic!("{e}"),
+            other => panic!("unexpected slot {other:?}"),
         }
     }
     assert_eq!(all.len(), 20);
@@ -383,6 +387,7 @@ fn malformed_mcl_line_reaches_the_queue_after_the_records_before_it() {
             Slot::Record(_) => n += 1,
             Slot::End => break,
             Slot::Error(e) => panic!("{e}"),
+            other => panic!("unexpected slot {other:?}"),
         }
     }
     assert_eq!(n, 3);

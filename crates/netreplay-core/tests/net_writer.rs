@@ -409,6 +409,7 @@ fn network_recording_of_a_replay() {
                 run: 0,
                 deadline_ns: Some(now_ns()),
                 lateness_ns: 0,
+                ..Delivery::default()
             },
         );
     }

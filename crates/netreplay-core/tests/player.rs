@@ -255,6 +255,7 @@ impl Sink for Gate {
         }
         self.taken.seen.lock().unwrap().push(common::Seen {
             time_ns: record.time_ns,
+            topic: record.topic.to_string(),
             stream: record.stream,
             wall_ns: now_ns(),
             delivery,

@@ -1,9 +1,14 @@
 //! The JS sink: records go to JS in batches through one thread-safe function.
 //!
 //! A batch is one Buffer of records laid end to end, little-endian:
-//!   f64 elapsed seconds | f64 lateness ns | f64 deadline ns (CLOCK_MONOTONIC,
-//!   NaN at infinite speed) | u32 stream | u32 topic id | u32 payload length |
-//!   payload bytes
+//!   f64 elapsed seconds (as reported: continuous across loops with
+//!   continuous time) | f64 lateness ns | f64 deadline ns (CLOCK_MONOTONIC,
+//!   or the virtual clock; NaN at infinite speed, in a step or burst, and for
+//!   backfill) | u32 stream | u32 topic id | u32 pass | u32 flags (bit 0:
+//!   backfill) | u32 payload length | payload bytes
+//! A batch with no records may carry an event instead: "clock" (data: f64
+//! reported seconds), "loop" (data: f64 pass), "paused", "end", "error",
+//! "stopped".
 //! Topic ids index a table JS builds from each batch's `newTopics`. One JS
 //! crossing per batch, no JS object made natively: the TS layer decodes.
 
@@ -15,7 +20,7 @@ use std::time::Duration;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
-use netreplay_core::engine::{Delivery, Outcome, Sink};
+use netreplay_core::engine::{Delivery, Outcome, Sink, TimelineEvent};
 use netreplay_core::engine::{Histogram, LagPolicy, Waiter};
 use netreplay_core::{Error as CoreError, Record};
 
@@ -25,7 +30,9 @@ use crate::errors::code_of;
 use crate::net::EventsOnly;
 use crate::options::{udp_sink_config, Result as NapiResult, SchedulerOptionsJs};
 
-pub const RECORD_HEADER_BYTES: usize = 36;
+pub const RECORD_HEADER_BYTES: usize = 44;
+/// Offset of the payload length in a record's header.
+const LENGTH_AT: usize = 40;
 const MAX_BATCH_BYTES: usize = 1 << 20;
 /// Most records, and batch bytes, handed to JS and not yet acknowledged:
 /// what a consumer that falls behind (an async iterator not pulling) can
@@ -191,8 +198,24 @@ impl JsSink {
         event: Option<String>,
         error: Option<ErrorInfo>,
     ) {
+        self.send_with(waiter, event, error, None);
+    }
+
+    /// [`JsSink::send`], with an event's value as the batch's data when it
+    /// has no records.
+    fn send_with(
+        &mut self,
+        waiter: Option<Waiter<'_>>,
+        event: Option<String>,
+        error: Option<ErrorInfo>,
+        value: Option<f64>,
+    ) {
         if self.count == 0 && event.is_none() {
             return;
+        }
+        if let (0, Some(value)) = (self.count, value) {
+            self.data.clear();
+            self.data.extend_from_slice(&value.to_le_bytes());
         }
         if let Some(waiter) = waiter {
             while self.js_is_behind() && waiter.wait(BACKPRESSURE_PARK) {}
@@ -252,12 +275,16 @@ impl Sink for JsSink {
         let deadline = delivery.deadline_ns.map_or(f64::NAN, |d| d as f64);
         self.data.reserve(size);
         self.data
-            .extend_from_slice(&(record.time_ns as f64 / 1e9).to_le_bytes());
+            .extend_from_slice(&(delivery.time_ns as f64 / 1e9).to_le_bytes());
         self.data
             .extend_from_slice(&(delivery.lateness_ns as f64).to_le_bytes());
         self.data.extend_from_slice(&deadline.to_le_bytes());
         self.data.extend_from_slice(&record.stream.to_le_bytes());
         self.data.extend_from_slice(&topic.to_le_bytes());
+        self.data
+            .extend_from_slice(&(delivery.pass as u32).to_le_bytes());
+        self.data
+            .extend_from_slice(&u32::from(delivery.backfill).to_le_bytes());
         self.data
             .extend_from_slice(&(record.payload.len() as u32).to_le_bytes());
         self.data.extend_from_slice(&record.payload);
@@ -275,12 +302,24 @@ impl Sink for JsSink {
         true
     }
 
+    fn event(&mut self, run: u64, event: TimelineEvent, waiter: Waiter<'_>) {
+        // The records before it go first, in their own batch.
+        self.send(Some(waiter), None, None);
+        self.run = run;
+        let (name, value) = match event {
+            TimelineEvent::Clock { time_ns } => ("clock", time_ns as f64 / 1e9),
+            TimelineEvent::Loop { pass } => ("loop", pass as f64),
+        };
+        self.send_with(None, Some(name.to_string()), None, Some(value));
+    }
+
     fn finish(&mut self, run: u64, outcome: &Outcome) {
         self.run = run;
         let (event, error) = match outcome {
             Outcome::End => ("end", None),
             Outcome::Error(err) => ("error", Some(ErrorInfo::from(err))),
             Outcome::Stopped => ("stopped", None),
+            Outcome::Paused => ("paused", None),
         };
         self.send(None, Some(event.to_string()), error);
     }
@@ -305,7 +344,7 @@ pub fn record_handover(data: &[u8], handed_at_ns: i64, lateness: &Histogram) {
         };
         lateness.record(late);
         let mut len = [0u8; 4];
-        len.copy_from_slice(&data[at + 32..at + 36]);
+        len.copy_from_slice(&data[at + LENGTH_AT..at + LENGTH_AT + 4]);
         at += RECORD_HEADER_BYTES + u32::from_le_bytes(len) as usize;
     }
 }

@@ -104,6 +104,30 @@ impl NativeMclReader {
         })
     }
 
+    /// Several logs read as one, merged in time order (ties by input order):
+    /// takes over `inputs`' readers.
+    #[napi(factory, catch_unwind)]
+    pub fn merge(inputs: Vec<&mut NativeMclReader>) -> Result<Self, Code> {
+        // Check first that every input still has its reader: none is taken
+        // if one cannot be.
+        if inputs.iter().any(|r| r.reader.is_none()) {
+            return Err(Error::new(
+                Code::State,
+                "a reader merged already belongs to another BufferData or Replay",
+            ));
+        }
+        let readers: Vec<MclReader> = inputs
+            .into_iter()
+            .map(|r| r.take())
+            .collect::<Result<_, _>>()?;
+        let reader = MclReader::merge(readers);
+        Ok(NativeMclReader {
+            streams: reader.streams().to_vec(),
+            headers: reader.headers().to_vec(),
+            reader: Some(reader),
+        })
+    }
+
     /// Hand the native reader over (to a buffer or a player).
     pub(crate) fn take(&mut self) -> Result<MclReader, Code> {
         self.reader.take().ok_or_else(|| {
@@ -164,7 +188,7 @@ impl NativeMclReader {
 
 enum Producer {
     /// A native thread reads a native source.
-    Native(BufferData),
+    Native(Box<BufferData>),
     /// JS pushes records (readers written in JS); see `push`. Streams are
     /// defined as their types appear (`defineStream`).
     External {
@@ -204,7 +228,7 @@ impl NativeBuffer {
         let streams = source.streams().to_vec();
         let buffer = BufferData::new(Box::new(source), options).map_err(to_napi)?;
         Ok(NativeBuffer {
-            producer: Producer::Native(buffer),
+            producer: Producer::Native(Box::new(buffer)),
             streams,
         })
     }
@@ -308,23 +332,29 @@ impl NativeBuffer {
     /// Take one slot from the ring (only when no scheduler is attached).
     #[napi(catch_unwind)]
     pub fn pop(&self) -> Result<Option<PoppedSlot>, Code> {
-        let slot = self.queue().pop().map_err(to_napi)?;
-        Ok(slot.map(|slot| match slot {
-            Slot::Record(r) => PoppedSlot {
+        let mut slot = self.queue().pop().map_err(to_napi)?;
+        // A BufferData plays one pass: a seam cannot come, and would carry
+        // nothing for JS.
+        while let Some(Slot::Seam(_)) = slot {
+            slot = self.queue().pop().map_err(to_napi)?;
+        }
+        Ok(slot.and_then(|slot| match slot {
+            Slot::Record(r) | Slot::Backfill(r) => Some(PoppedSlot {
                 kind: "record".into(),
                 record: Some(record_to_js(r)),
                 error: None,
-            },
-            Slot::End => PoppedSlot {
+            }),
+            Slot::End => Some(PoppedSlot {
                 kind: "end".into(),
                 record: None,
                 error: None,
-            },
-            Slot::Error(e) => PoppedSlot {
+            }),
+            Slot::Error(e) => Some(PoppedSlot {
                 kind: "error".into(),
                 record: None,
                 error: Some(ErrorInfo::from(&e)),
-            },
+            }),
+            Slot::Seam(_) => None,
         }))
     }
 

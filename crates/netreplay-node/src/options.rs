@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use napi_derive::napi;
-use netreplay_core::engine::{BufferOptions, LagPolicy, SchedulerOptions, Speed};
+use netreplay_core::engine::{
+    BufferOptions, LagPolicy, Pace, Pattern, SchedulerOptions, Selection, Speed, TimelineOptions,
+};
 use netreplay_core::format::mcl::{
     format_created, HeaderStyle, ReadOptions, RecorderOptions, TimeOrigin, WriteOptions,
 };
@@ -14,7 +16,9 @@ use netreplay_core::format::reassembly::ReassemblyOptions;
 use netreplay_core::format::wire::{RawEncoding, WireOptions};
 use netreplay_core::format::{OnError, TimeWindow};
 use netreplay_core::net::{ListenerOptions, Route, UdpSinkOptions};
-use netreplay_core::{log_time_from_seconds, Error as CoreError, SinkConfig, SinkKind};
+use netreplay_core::{
+    log_time_from_seconds, Error as CoreError, PlaybackOptions, SinkConfig, SinkKind,
+};
 
 use crate::errors::{to_napi, Code};
 
@@ -152,15 +156,169 @@ pub fn scheduler_options(options: &SchedulerOptionsJs) -> Result<SchedulerOption
             Some(seconds) => Some(seconds_to_ns("busyWait", seconds)?),
             None => defaults.busy_wait_ns,
         },
+        ..defaults
     })
 }
 
-/// A replay's options: the buffer's and the scheduler's.
+/// A replay's options: the buffer's, the scheduler's and the timeline's.
 #[napi(object)]
 #[derive(Default)]
 pub struct PlayerOptionsJs {
     pub buffer: Option<BufferOptionsJs>,
     pub schedule: Option<SchedulerOptionsJs>,
+    pub playback: Option<PlaybackOptionsJs>,
+}
+
+/// A topic or type to match: `exact`, or a regular expression `regex`
+/// (a JS RegExp's source) with its `i` flag as `ignoreCase`.
+#[napi(object)]
+pub struct PatternJs {
+    pub exact: Option<String>,
+    pub regex: Option<String>,
+    pub ignore_case: Option<bool>,
+}
+
+#[napi(object)]
+pub struct RemapJs {
+    pub from: String,
+    pub to: String,
+}
+
+/// What of the log a replay plays, and how its timeline is shaped (the
+/// TS `ReplayOptions` of the same names; seconds as everywhere).
+#[napi(object)]
+#[derive(Default)]
+pub struct PlaybackOptionsJs {
+    pub start_offset: Option<f64>,
+    pub duration: Option<f64>,
+    /// Log time (seconds) at which each pass ends.
+    pub until: Option<f64>,
+    pub limit: Option<f64>,
+    pub start_paused: Option<bool>,
+    pub delay: Option<f64>,
+    /// Passes in all; 0: for ever (`loop: true`).
+    pub passes: Option<f64>,
+    pub loop_delay: Option<f64>,
+    pub continuous_time: Option<bool>,
+    pub max_gap: Option<f64>,
+    pub messages_per_second: Option<f64>,
+    pub bytes_per_second: Option<f64>,
+    /// CLOCK_REALTIME ns since the epoch, as decimal digits (a bigint's).
+    pub start_at: Option<String>,
+    pub clock_hz: Option<f64>,
+    /// `udp://host:port` to send a clock datagram to at each tick.
+    pub clock_destination: Option<String>,
+    pub virtual_time: Option<bool>,
+    pub topics: Option<Vec<PatternJs>>,
+    pub exclude_topics: Option<Vec<PatternJs>>,
+    pub types: Option<Vec<PatternJs>>,
+    pub exclude_types: Option<Vec<PatternJs>>,
+    pub remap: Option<Vec<RemapJs>>,
+    pub backfill: Option<bool>,
+}
+
+/// Seconds of log time, or of a duration (any sign: core checks the domain).
+fn opt_log_time(name: &'static str, value: Option<f64>) -> Result<Option<i64>> {
+    value.map(|s| log_time(name, s)).transpose()
+}
+
+fn patterns(name: &'static str, list: Option<Vec<PatternJs>>) -> Result<Vec<Pattern>> {
+    list.unwrap_or_default()
+        .into_iter()
+        .map(|p| match (p.exact, p.regex) {
+            (Some(exact), None) => Ok(Pattern::Exact(exact)),
+            (None, Some(source)) => {
+                Pattern::regex(name, &source, p.ignore_case.unwrap_or(false)).map_err(to_napi)
+            }
+            _ => Err(invalid(name, "each pattern is a string or a RegExp")),
+        })
+        .collect()
+}
+
+/// An integer >= 0 given as a JS number.
+fn whole(name: &'static str, n: f64) -> Result<u64> {
+    if !n.is_finite() || n < 0.0 || n.fract() != 0.0 || n > 2f64.powi(53) {
+        return Err(invalid(name, format!("must be an integer >= 0, got {n}")));
+    }
+    Ok(n as u64)
+}
+
+/// The playback's options into core's: the timeline and timing options go
+/// to the scheduler's, the rest to the playback's.
+pub fn playback_options(
+    options: Option<PlaybackOptionsJs>,
+    scheduler: &mut SchedulerOptions,
+) -> Result<PlaybackOptions> {
+    let o = options.unwrap_or_default();
+    let pace = match (o.messages_per_second, o.bytes_per_second) {
+        (None, None) => Pace::Log,
+        (Some(pps), None) => Pace::MessagesPerSecond(pps),
+        (None, Some(bps)) => Pace::BytesPerSecond(bps),
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "rate",
+                "give messagesPerSecond or bytesPerSecond, not both",
+            ))
+        }
+    };
+    scheduler.timeline = TimelineOptions {
+        pace,
+        max_gap_ns: opt_log_time("maxGap", o.max_gap)?,
+        loop_delay_ns: opt_log_time("loopDelay", o.loop_delay)?.unwrap_or(0),
+        continuous_time: o.continuous_time.unwrap_or(false),
+    };
+    scheduler.delay_ns = opt_log_time("delay", o.delay)?.unwrap_or(0);
+    scheduler.limit = o.limit.map(|n| whole("limit", n)).transpose()?;
+    scheduler.clock_period_ns = match o.clock_hz {
+        None => None,
+        Some(hz) if hz.is_finite() && hz > 0.0 && hz <= 10_000.0 => Some((1e9 / hz).round() as i64),
+        Some(hz) => {
+            return Err(invalid(
+                "clock",
+                format!("must be a rate in Hz, > 0 and <= 10000, got {hz}"),
+            ))
+        }
+    };
+    scheduler.virtual_time = o.virtual_time.unwrap_or(false);
+    let start_at_unix_ns = o
+        .start_at
+        .map(|digits| {
+            digits.parse::<i128>().map_err(|_| {
+                invalid(
+                    "startAt",
+                    format!("must be a Date or epoch nanoseconds as a bigint, got '{digits}'"),
+                )
+            })
+        })
+        .transpose()?;
+    let passes = match o.passes {
+        None => Some(1),
+        Some(n) => match whole("loop", n)? {
+            0 => None,
+            n => Some(n),
+        },
+    };
+    Ok(PlaybackOptions {
+        start_offset_ns: opt_log_time("startOffset", o.start_offset)?,
+        duration_ns: opt_log_time("duration", o.duration)?,
+        until_ns: opt_log_time("until", o.until)?,
+        passes,
+        backfill: o.backfill.unwrap_or(false),
+        selection: Selection {
+            topics: patterns("topics", o.topics)?,
+            exclude_topics: patterns("excludeTopics", o.exclude_topics)?,
+            types: patterns("types", o.types)?,
+            exclude_types: patterns("excludeTypes", o.exclude_types)?,
+            remap: o
+                .remap
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| (r.from, r.to))
+                .collect(),
+        },
+        start_paused: o.start_paused.unwrap_or(false),
+        start_at_unix_ns,
+    })
 }
 
 pub(crate) fn invalid(name: &'static str, message: impl Into<String>) -> napi::Error<Code> {

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use napi_derive::napi;
+use netreplay_core::net::UdpSinkOptions;
 use netreplay_core::{
-    Error as CoreError, Player, PlayerSinks, PlayerSource, PlayerState, Record, StreamInfo,
-    StreamTable,
+    Error as CoreError, Player, PlayerSinks, PlayerSource, PlayerState, Progress, Pushed,
+    PushedEnd, Record, SinkConfig, SinkKind, StreamInfo, StreamTable,
 };
 
 use crate::delivery::{js_delivery, DeliveryState, ReplayCallback};
@@ -34,12 +35,32 @@ impl NativePlayer {
         let options = options.unwrap_or_default();
         let buffer = options::buffer_options(options.buffer)?;
         let mut schedule = options.schedule.unwrap_or_default();
-        let scheduler = options::scheduler_options(&schedule)?;
-        let delivery = js_delivery(&mut schedule, on_batch)?;
+        let mut scheduler = options::scheduler_options(&schedule)?;
+        let mut playback_js = options.playback.unwrap_or_default();
+        let clock_destination = playback_js.clock_destination.take();
+        if clock_destination.is_some() && playback_js.clock_hz.is_none() {
+            return Err(options::invalid(
+                "clock.destination",
+                "needs a clock rate: clock: { hz, destination }",
+            ));
+        }
+        let playback = options::playback_options(Some(playback_js), &mut scheduler)?;
+        let mut delivery = js_delivery(&mut schedule, on_batch)?;
+        if let Some(destination) = clock_destination {
+            let clock = UdpSinkOptions {
+                destination: Some(destination),
+                ..UdpSinkOptions::default()
+            };
+            // After the record sinks: a tick never delays a record.
+            delivery
+                .sinks
+                .push(SinkConfig::new(SinkKind::Clock(Box::new(clock))));
+        }
         let source = take()?;
         let table = matches!(source, PlayerSource::External).then(Arc::<StreamTable>::default);
         let sinks = PlayerSinks::build(delivery.sinks, streams, table).map_err(to_napi)?;
-        let player = Player::with_sinks(source, buffer, scheduler, sinks).map_err(to_napi)?;
+        let player =
+            Player::with_sinks(source, buffer, scheduler, playback, sinks).map_err(to_napi)?;
         Ok(NativePlayer {
             player,
             delivery: delivery.state,
@@ -105,6 +126,47 @@ impl NativePlayer {
         self.player.stop().map_err(to_napi)
     }
 
+    /// Paused: deliver the next `n` records at once and stay paused.
+    #[napi(catch_unwind)]
+    pub fn step(&mut self, n: f64) -> Result<bool> {
+        let n = options::count("n", n)?;
+        self.player.step(n).map_err(to_napi)
+    }
+
+    /// The next `n` records as fast as possible, then the timing goes on.
+    #[napi(catch_unwind)]
+    pub fn burst(&mut self, n: f64) -> Result<bool> {
+        let n = options::count("n", n)?;
+        self.player.burst(n).map_err(to_napi)
+    }
+
+    /// Deliver everything up to `time` seconds at the current speed, then pause.
+    #[napi(catch_unwind)]
+    pub fn play_until(&mut self, time: f64) -> Result<bool> {
+        let t = options::log_time("time", time)?;
+        self.player.play_until(t).map_err(to_napi)
+    }
+
+    /// Virtual time: deliver everything up to `time` seconds at once, paused after.
+    #[napi(catch_unwind)]
+    pub fn advance_to(&mut self, time: f64) -> Result<bool> {
+        let t = options::log_time("time", time)?;
+        self.player.advance_to(t).map_err(to_napi)
+    }
+
+    /// Virtual time: advance the clock by `dt` seconds.
+    #[napi(catch_unwind)]
+    pub fn advance_by(&mut self, dt: f64) -> Result<bool> {
+        let dt = options::log_time("dt", dt)?;
+        self.player.advance_by(dt).map_err(to_napi)
+    }
+
+    /// Where the playback is (see core's `Progress`).
+    #[napi(catch_unwind)]
+    pub fn progress(&mut self) -> ProgressJs {
+        ProgressJs::from(self.player.progress())
+    }
+
     /// Go to the first record at or after `time` seconds (clamped to the log).
     #[napi(catch_unwind)]
     pub fn seek(&mut self, time: f64) -> Result<()> {
@@ -115,14 +177,7 @@ impl NativePlayer {
     /// "idle", "playing", "paused", "ended" or "closed".
     #[napi(getter, catch_unwind)]
     pub fn state(&mut self) -> String {
-        match self.player.state() {
-            PlayerState::Idle => "idle",
-            PlayerState::Playing => "playing",
-            PlayerState::Paused => "paused",
-            PlayerState::Ended => "ended",
-            PlayerState::Closed => "closed",
-        }
-        .into()
+        state_name(self.player.state()).into()
     }
 
     /// The current run (batches carry theirs; one of another run is stale).
@@ -194,7 +249,8 @@ impl NativePlayer {
             .map_err(to_napi)
     }
 
-    /// Push one record from JS; false when the ring is full.
+    /// Push one record from JS: "taken", "full" (push it again later) or
+    /// "passEnded" (past the pass's end: push the end).
     #[napi(catch_unwind)]
     pub fn push(
         &mut self,
@@ -202,21 +258,89 @@ impl NativePlayer {
         stream: u32,
         topic: String,
         payload: &[u8],
-    ) -> Result<bool> {
+    ) -> Result<String> {
         let record = Record {
             time_ns: options::seconds_to_ns("elapsedTime", elapsed_time)?,
             stream,
             topic: Arc::from(topic),
             payload: payload.to_vec(),
         };
-        self.player.push(record).map_err(to_napi)
+        Ok(match self.player.push(record).map_err(to_napi)? {
+            Pushed::Taken => "taken",
+            Pushed::Full => "full",
+            Pushed::PassEnded => "passEnded",
+        }
+        .into())
     }
 
-    /// Push the end marker (or an error) after the last record; false when full.
+    /// The reader ended (or failed): "ended", "rewind" (another pass: push
+    /// the reader's records again from its start) or "full" (try again).
     #[napi(catch_unwind)]
-    pub fn push_end(&mut self, error: Option<String>) -> Result<bool> {
-        self.player
+    pub fn push_end(&mut self, error: Option<String>) -> Result<String> {
+        let next = self
+            .player
             .push_end(error.map(CoreError::State))
-            .map_err(to_napi)
+            .map_err(to_napi)?;
+        Ok(match next {
+            PushedEnd::Full => "full",
+            PushedEnd::Ended => "ended",
+            PushedEnd::Rewind => "rewind",
+        }
+        .into())
+    }
+
+    /// Push what the end left queued behind a full ring; true once all went.
+    #[napi(catch_unwind)]
+    pub fn push_queued(&mut self) -> Result<bool> {
+        self.player.push_queued().map_err(to_napi)
+    }
+}
+
+fn state_name(state: PlayerState) -> &'static str {
+    match state {
+        PlayerState::Idle => "idle",
+        PlayerState::Playing => "playing",
+        PlayerState::Paused => "paused",
+        PlayerState::Ended => "ended",
+        PlayerState::Closed => "closed",
+    }
+}
+
+/// A progress report for JS: times in seconds.
+#[napi(object)]
+pub struct ProgressJs {
+    pub state: String,
+    pub delayed: bool,
+    /// Log time reached in the current pass (null before the first record).
+    pub position: Option<f64>,
+    /// The time reported there (continuous across loops with continuousTime).
+    pub time: Option<f64>,
+    pub start: Option<f64>,
+    pub end: Option<f64>,
+    /// The pass playing, from 0, and how many there are (null: for ever).
+    pub pass: f64,
+    pub passes: Option<f64>,
+    pub delivered: f64,
+    pub dropped: f64,
+    /// Lateness of the last record delivered, seconds.
+    pub lag: f64,
+}
+
+impl From<Progress> for ProgressJs {
+    fn from(p: Progress) -> Self {
+        let s = |ns: i64| ns as f64 / 1e9;
+        ProgressJs {
+            state: state_name(p.state).into(),
+            delayed: p.delayed,
+            position: p.position_ns.map(s),
+            time: p.time_ns.map(s),
+            start: p.start_ns.map(s),
+            end: p.end_ns.map(s),
+            pass: p.pass as f64,
+            passes: p.passes.map(|n| n as f64),
+            delivered: p.delivered as f64,
+            dropped: p.dropped as f64,
+            lag: s(p.lag_ns),
+        }
     }
 }

@@ -1,10 +1,12 @@
 //! `BufferData`: a producer thread keeping the ring full, and the [`Queue`]
 //! handle through which the ring is consumed.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
+use crate::engine::pass::{Offered, PassCursor, PassPlan, SourcePosition};
 use crate::engine::ring::{ring, RingConsumer, RingProducer, RingShared, Slot};
 use crate::engine::thread::StateThread;
 use crate::format::RecordSource;
@@ -206,6 +208,12 @@ struct Producer {
     /// A slot read but not yet pushed: kept across stop/start, never dropped.
     pending: Option<Slot>,
     ended: bool,
+    /// The passes: window, loops, filters, backfill.
+    cursor: Box<PassCursor>,
+    /// Slots decided by the cursor and not yet handed out (backfill, seams).
+    queued: VecDeque<Slot>,
+    /// The type of each of the source's streams, for the type filters.
+    types: Vec<Option<String>>,
 }
 
 /// Records pushed between two yields of the producer's core while it fills
@@ -263,27 +271,69 @@ impl Producer {
         }
     }
 
+    /// The next slot to push: what the cursor queued, else the next record
+    /// it plays, else the end of a pass (a seam, or the end).
+    fn next_slot(&mut self) -> Slot {
+        loop {
+            if let Some(slot) = self.queued.pop_front() {
+                return slot;
+            }
+            if self.ended {
+                // Only after an error that was queued behind records.
+                return Slot::End;
+            }
+            match self.source.next_record() {
+                Ok(Some(record)) => {
+                    let message_type = self
+                        .types
+                        .get(record.stream as usize)
+                        .and_then(|t| t.as_deref());
+                    match self.cursor.offer(record, message_type, &mut self.queued) {
+                        Offered::Queued | Offered::Skipped => continue,
+                        Offered::PassEnded => {}
+                    }
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    // Records before the error were pushed; nothing after it is.
+                    self.ended = true;
+                    self.queued.push_back(Slot::Error(err));
+                    continue;
+                }
+            }
+            match self.cursor.end_pass(&mut self.queued) {
+                Some(position) => {
+                    if let Err(err) = self.position_source(position) {
+                        self.ended = true;
+                        self.queued.push_back(Slot::Error(err));
+                    }
+                }
+                None => {
+                    self.ended = true;
+                    self.queued.push_back(Slot::End);
+                }
+            }
+        }
+    }
+
+    fn position_source(&mut self, position: SourcePosition) -> Result<()> {
+        match position {
+            SourcePosition::Start => self.source.reset(),
+            SourcePosition::At(t) => self.source.seek(t),
+        }
+    }
+
     /// Read one slot (or take the pending one) and push it.
     fn step(&mut self, flags: &BufferFlags) -> Step {
         let slot = match self.pending.take() {
             Some(slot) => slot,
-            None if self.ended => return Step::Done,
-            None => match self.source.next_record() {
-                Ok(Some(record)) => Slot::Record(record),
-                Ok(None) => {
-                    self.ended = true;
-                    Slot::End
-                }
-                Err(err) => {
-                    // Records before the error were pushed; nothing after it is.
-                    self.ended = true;
-                    Slot::Error(err)
-                }
-            },
+            None if self.ended && self.queued.is_empty() => return Step::Done,
+            None => self.next_slot(),
         };
+        let last = matches!(slot, Slot::End | Slot::Error(_));
         match self.ring.push(slot) {
             Ok(()) => {
-                if self.ended {
+                if last {
                     flags.data_pending.store(false, Ordering::Release);
                     flags.ready.store(true, Ordering::Release);
                 } else if self.ring.is_full() {
@@ -335,7 +385,27 @@ pub struct BufferData {
 
 impl BufferData {
     pub fn new(source: Box<dyn RecordSource>, options: BufferOptions) -> Result<Self> {
+        BufferData::with_plan(source, options, PassPlan::default())
+    }
+
+    /// A producer that plays `plan`'s passes of `source`: its window,
+    /// loops, filters and backfill.
+    pub fn with_plan(
+        mut source: Box<dyn RecordSource>,
+        options: BufferOptions,
+        plan: PassPlan,
+    ) -> Result<Self> {
+        plan.validate()?;
         let (queue, ring) = Queue::new(options.length, options.max_bytes)?;
+        let types = source
+            .streams()
+            .iter()
+            .map(|s| s.message_type.clone())
+            .collect();
+        let mut cursor = Box::new(PassCursor::new(plan));
+        if let SourcePosition::At(t) = cursor.position(None, 0) {
+            source.seek(t)?;
+        }
         Ok(BufferData {
             queue,
             flags: Arc::default(),
@@ -347,6 +417,9 @@ impl BufferData {
                     ring,
                     pending: None,
                     ended: false,
+                    cursor,
+                    queued: VecDeque::new(),
+                    types,
                 },
             ),
             closed: false,
@@ -366,7 +439,7 @@ impl BufferData {
         let producer = self.idle_producer()?;
         flags.stop.store(false, Ordering::Release);
         flags.data_pending.store(
-            !producer.ended || producer.pending.is_some(),
+            !producer.ended || producer.pending.is_some() || !producer.queued.is_empty(),
             Ordering::Release,
         );
         // Read the first record here, on the caller's thread: a scheduler
@@ -423,19 +496,35 @@ impl BufferData {
         let producer = self.idle_producer()?;
         producer.pending = None;
         producer.ended = false;
+        producer.queued.clear();
         Ok(producer)
     }
 
-    /// Stop, flush the ring and rewind the source to the beginning.
+    /// Stop, flush the ring and rewind to the start of the first pass.
     pub fn reset(&mut self) -> Result<()> {
-        self.stop_and_flush()?.source.reset()
+        let producer = self.stop_and_flush()?;
+        let position = producer.cursor.position(None, 0);
+        producer.position_source(position)
     }
 
     /// Stop, flush the ring and position the source at its first record
     /// with time >= `t_ns` (see [`RecordSource::seek`]). Buffering stays
     /// stopped until the next `start`.
     pub fn seek(&mut self, t_ns: i64) -> Result<()> {
-        self.stop_and_flush()?.source.seek(t_ns)
+        self.seek_in_pass(t_ns, 0)
+    }
+
+    /// [`BufferData::seek`] within pass `pass` (of a loop): the passes
+    /// after it are still to come.
+    pub fn seek_in_pass(&mut self, t_ns: i64, pass: u64) -> Result<()> {
+        let producer = self.stop_and_flush()?;
+        let position = producer.cursor.position(Some(t_ns), pass);
+        producer.position_source(position)
+    }
+
+    /// The passes this producer plays.
+    pub fn plan(&self) -> Option<&PassPlan> {
+        self.producer.idle().map(|p| p.cursor.plan())
     }
 
     /// The times of the source's first and last records (see

@@ -81,6 +81,8 @@ pub(crate) struct Control {
     pub(crate) speed_changed: AtomicBool,
     /// Waits up to this long are spun through (see [`spin_window`]).
     pub(crate) busy_wait_ns: AtomicI64,
+    /// Records a step or burst still has to deliver at once.
+    pub(crate) immediate_left: AtomicU64,
     pub(crate) thread: Mutex<Option<Thread>>,
 }
 
@@ -92,6 +94,7 @@ impl Control {
             speed_bits: AtomicU64::new(speed.get().to_bits()),
             speed_changed: AtomicBool::new(false),
             busy_wait_ns: AtomicI64::new(BUSY_WAIT_NS),
+            immediate_left: AtomicU64::new(0),
             thread: Mutex::new(None),
         }
     }

@@ -7,6 +7,8 @@ struct Input {
     source: Box<dyn RecordSource>,
     head: Option<Record>,
     exhausted: bool,
+    /// The index of the input's first stream in the merged stream table.
+    first_stream: u32,
 }
 
 /// Merges several sources into one stream ordered by time. Ties keep input
@@ -23,19 +25,25 @@ pub struct MergeReader {
 }
 
 impl MergeReader {
-    /// Each input must expose exactly one stream; record `stream` ids become
-    /// the input's index.
+    /// The merged stream table is the inputs' tables one after another;
+    /// record `stream` ids are renumbered into it.
     pub fn new(sources: Vec<Box<dyn RecordSource>>, window: TimeWindow) -> Self {
-        let streams = sources
+        let streams: Vec<StreamInfo> = sources
             .iter()
-            .flat_map(|s| s.streams().iter().take(1).cloned())
+            .flat_map(|s| s.streams().iter().cloned())
             .collect();
+        let mut first_stream = 0u32;
         let inputs = sources
             .into_iter()
-            .map(|source| Input {
-                source,
-                head: None,
-                exhausted: false,
+            .map(|source| {
+                let input = Input {
+                    first_stream,
+                    head: None,
+                    exhausted: false,
+                    source,
+                };
+                first_stream += input.source.streams().len() as u32;
+                input
             })
             .collect();
         MergeReader {
@@ -57,7 +65,7 @@ impl MergeReader {
                     if window.max_ns.is_some_and(|max| record.time_ns > max) {
                         input.exhausted = true;
                     } else if window.min_ns.is_none_or(|min| record.time_ns >= min) {
-                        record.stream = index as u32;
+                        record.stream += input.first_stream;
                         input.head = Some(record);
                         return Ok(());
                     }

@@ -25,6 +25,20 @@ impl MclReader {
         &self.headers
     }
 
+    /// Several logs read as one, merged in time order: ties go by input
+    /// order, then each input's own order (a directory stays one input).
+    pub fn merge(readers: Vec<MclReader>) -> Self {
+        let headers = readers.iter().flat_map(|r| r.headers.clone()).collect();
+        let boxed = readers
+            .into_iter()
+            .map(|r| Box::new(r) as Box<dyn RecordSource>)
+            .collect();
+        MclReader {
+            merge: MergeReader::new(boxed, TimeWindow::default()),
+            headers,
+        }
+    }
+
     fn from_streams(streams: Vec<MclStream>, window: TimeWindow) -> Self {
         let headers = streams.iter().map(|s| s.header().cloned()).collect();
         let boxed = streams

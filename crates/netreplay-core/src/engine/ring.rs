@@ -6,11 +6,28 @@ use std::sync::Arc;
 
 use crate::{Error, Record};
 
+/// What the scheduler needs of a pass that ended to time the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassInfo {
+    /// The pass that ended, counting from 0.
+    pub pass: u64,
+    /// Log time from the pass's first record to its last.
+    pub span_ns: i64,
+    /// The mean gap between its records (0 with fewer than two): the gap
+    /// that separates its last record from the next pass's first.
+    pub gap_ns: i64,
+}
+
 /// What travels through the ring: records, then exactly one end marker or
 /// error, so the consumer sees the end in order, after the last record.
 #[derive(Debug)]
 pub enum Slot {
     Record(Record),
+    /// The last record of its (type, topic) before the position, delivered
+    /// first and at once (backfill), before the records of a pass.
+    Backfill(Record),
+    /// One pass (loop) ended here and the next begins with the next record.
+    Seam(PassInfo),
     /// The producer reached the end of the data.
     End,
     /// The producer met an error; records before it were all pushed.
@@ -20,7 +37,7 @@ pub enum Slot {
 impl Slot {
     fn heap_size(&self) -> usize {
         match self {
-            Slot::Record(r) => r.heap_size(),
+            Slot::Record(r) | Slot::Backfill(r) => r.heap_size(),
             _ => 0,
         }
     }

@@ -9,9 +9,10 @@ use crate::engine::buffer::{Queue, QueueClaim};
 use crate::engine::clock::{now_ns, Anchor, Speed, BUSY_WAIT_NS};
 use crate::engine::control::{Control, LagPolicy, Waiter};
 use crate::engine::ring::Slot;
-use crate::engine::sink::{Delivery, Outcome, Sink};
+use crate::engine::sink::{Delivery, Outcome, Sink, TimelineEvent};
 use crate::engine::stats::{ReplayStats, SinkStats};
 use crate::engine::thread::StateThread;
+use crate::engine::timeline::{Timeline, TimelineOptions};
 use crate::sys::set_precise_timer_slack;
 use crate::{Error, Record, Result};
 
@@ -42,12 +43,30 @@ impl SinkEntry {
     }
 }
 
+/// What a run of the scheduler thread is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// Play on (start, resume).
+    Play,
+    /// Deliver the next `n` records at once, then pause (`then_pause`: a
+    /// step) or play on with the timing re-anchored on the last (a burst).
+    Immediate { n: u64, then_pause: bool },
+    /// Play at speed until reported time `t_ns`, then pause there.
+    Until(i64),
+}
+
+/// A record taken from the ring and mapped to the timeline.
+struct Held {
+    record: Record,
+    tau: i64,
+}
+
 /// State carried from one run of the thread to the next (pause/resume).
 struct Worker {
     sinks: Vec<SinkEntry>,
     /// The record taken from the ring but not yet delivered.
-    held: Option<Record>,
-    /// Logical (log) time reached when the last run stopped.
+    held: Option<Held>,
+    /// Timeline time reached when the last run stopped.
     position: Option<i64>,
     /// The last run saw the end of the data (or an error).
     ended: bool,
@@ -56,13 +75,64 @@ struct Worker {
     epoch: u64,
     /// How the last run ended (its run is `epoch`).
     outcome: Option<Outcome>,
+    timeline: Timeline,
+    /// The delay before a pass's first record is still to be added.
+    delay_pending: bool,
+    /// The wall-clock instant (CLOCK_MONOTONIC) the first record of a fresh
+    /// playback is due; used once.
+    start_at: Option<i64>,
+    /// Records delivered since the start (the limit counts them).
+    delivered: u64,
+    /// The virtual clock's reading, with virtual time.
+    virtual_now: i64,
+    plan: Timing,
+}
+
+/// The timing options a worker keeps.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    delay_ns: i64,
+    limit: Option<u64>,
+    clock_period_ns: Option<i64>,
+    virtual_time: bool,
+}
+
+/// Clock ticks: absolute, one period apart.
+struct Ticker {
+    period: i64,
+    next: i64,
 }
 
 impl Worker {
+    /// Back to a fresh playback: the first pass, nothing delivered.
+    fn fresh(&mut self) {
+        self.held = None;
+        self.position = None;
+        self.ended = false;
+        self.timeline.reset();
+        self.delay_pending = self.plan.delay_ns > 0;
+        self.delivered = 0;
+    }
+
+    fn now(&self) -> i64 {
+        if self.plan.virtual_time {
+            self.virtual_now
+        } else {
+            now_ns()
+        }
+    }
+
     fn flush(&mut self, control: &Control) {
         for entry in &mut self.sinks {
             let waiter = Waiter::new(control, entry.lag, &entry.stats);
             entry.sink.flush(waiter);
+        }
+    }
+
+    fn event(&mut self, control: &Control, event: TimelineEvent) {
+        for entry in &mut self.sinks {
+            let waiter = Waiter::new(control, entry.lag, &entry.stats);
+            entry.sink.event(self.epoch, event, waiter);
         }
     }
 
@@ -72,7 +142,82 @@ impl Worker {
         self.sinks.iter_mut().find_map(|s| s.sink.take_error())
     }
 
-    fn run(&mut self, claim: &QueueClaim, control: &Control, stats: &ReplayStats) -> Outcome {
+    fn deliver(&mut self, record: &Record, delivery: Delivery, control: &Control) {
+        for entry in &mut self.sinks {
+            let waiter = Waiter::new(control, entry.lag, &entry.stats);
+            entry.sink.deliver(record, delivery, waiter);
+        }
+    }
+
+    /// The reported time at timeline time `tau`.
+    fn reported_at(&self, tau: i64) -> i64 {
+        self.timeline.reported(self.timeline.log_at(tau))
+    }
+
+    /// Emit the clock ticks due by `now`.
+    fn tick(
+        &mut self,
+        ticker: &mut Option<Ticker>,
+        anchor: Option<Anchor>,
+        speed: Speed,
+        now: i64,
+        control: &Control,
+    ) {
+        let (Some(t), Some(a)) = (ticker.as_mut(), anchor) else {
+            return;
+        };
+        if now < t.next {
+            return;
+        }
+        let at = t.next;
+        // Missed ticks are not made up: one tick, then the next one due.
+        let behind = (now - t.next) / t.period + 1;
+        t.next = t.next.saturating_add(behind.saturating_mul(t.period));
+        let tau = if speed.is_max() {
+            a.log_ns
+        } else {
+            a.logical_at(at, speed)
+        };
+        let time_ns = self.reported_at(tau);
+        self.flush(control);
+        self.event(control, TimelineEvent::Clock { time_ns });
+    }
+
+    /// Wait for `deadline`, emitting clock ticks on the way; false if a stop
+    /// or speed change came first.
+    fn wait(
+        &mut self,
+        control: &Control,
+        deadline: i64,
+        ticker: &mut Option<Ticker>,
+        anchor: Option<Anchor>,
+        speed: Speed,
+    ) -> bool {
+        loop {
+            let until = ticker.as_ref().map_or(deadline, |t| t.next.min(deadline));
+            if self.plan.virtual_time {
+                if control.interrupted() {
+                    return false;
+                }
+                self.virtual_now = self.virtual_now.max(until);
+            } else if !control.wait_until(until) {
+                return false;
+            }
+            let now = self.now();
+            self.tick(ticker, anchor, speed, now, control);
+            if now >= deadline {
+                return true;
+            }
+        }
+    }
+
+    fn run(
+        &mut self,
+        claim: &QueueClaim,
+        control: &Control,
+        stats: &ReplayStats,
+        goal: Goal,
+    ) -> Outcome {
         set_precise_timer_slack();
         if self.ended {
             return Outcome::End;
@@ -83,7 +228,7 @@ impl Worker {
         control.speed_changed.store(false, Ordering::Release);
         // Resume: logical time continues from where it froze.
         let mut anchor = self.position.map(|log_ns| Anchor {
-            wall_ns: now_ns(),
+            wall_ns: self.now(),
             log_ns,
         });
         let publish = |anchor: Option<Anchor>, speed: Speed| {
@@ -91,11 +236,24 @@ impl Worker {
         };
         publish(anchor, speed);
         let mut last_delivered = self.position;
-        let logical_now = |anchor: &Anchor, speed: Speed, last: Option<i64>| {
+        let mut immediate = match goal {
+            Goal::Immediate { n, .. } => n,
+            _ => 0,
+        };
+        control.immediate_left.store(immediate, Ordering::Relaxed);
+        let until = match goal {
+            Goal::Until(t) => Some(t),
+            _ => None,
+        };
+        let mut ticker = self.plan.clock_period_ns.map(|period| Ticker {
+            period,
+            next: self.now().saturating_add(period),
+        });
+        let logical_now = |w: &Worker, anchor: &Anchor, speed: Speed, last: Option<i64>| {
             if speed.is_max() {
                 last.unwrap_or(anchor.log_ns)
             } else {
-                anchor.logical_at(now_ns(), speed)
+                anchor.logical_at(w.now(), speed)
             }
         };
         let outcome = loop {
@@ -106,17 +264,51 @@ impl Worker {
                 let new_speed = control.speed();
                 if let Some(a) = anchor {
                     anchor = Some(Anchor {
-                        wall_ns: now_ns(),
-                        log_ns: logical_now(&a, speed, last_delivered),
+                        wall_ns: self.now(),
+                        log_ns: logical_now(self, &a, speed, last_delivered),
                     });
                 }
                 speed = new_speed;
                 publish(anchor, speed);
             }
-            let record = match self.held.take() {
-                Some(record) => record,
+            if ticker.is_some() {
+                let now = self.now();
+                self.tick(&mut ticker, anchor, speed, now, control);
+            }
+            let Held { record, tau } = match self.held.take() {
+                Some(held) => held,
                 None => match consumer.pop() {
-                    Some(Slot::Record(record)) => record,
+                    Some(Slot::Record(record)) => {
+                        let tau = self.timeline.map(&record);
+                        Held { record, tau }
+                    }
+                    Some(Slot::Backfill(record)) => {
+                        let delivery = Delivery {
+                            run: self.epoch,
+                            time_ns: self.timeline.reported(record.time_ns),
+                            pass: self.timeline.pass(),
+                            backfill: true,
+                            ..Delivery::default()
+                        };
+                        self.deliver(&record, delivery, control);
+                        continue;
+                    }
+                    Some(Slot::Seam(info)) => {
+                        self.timeline.seam(&info);
+                        self.delay_pending = self.plan.delay_ns > 0;
+                        stats
+                            .position
+                            .pass
+                            .store(self.timeline.pass(), Ordering::Relaxed);
+                        self.flush(control);
+                        self.event(
+                            control,
+                            TimelineEvent::Loop {
+                                pass: self.timeline.pass(),
+                            },
+                        );
+                        continue;
+                    }
                     Some(Slot::End) => break Outcome::End,
                     Some(Slot::Error(err)) => break Outcome::Error(err),
                     None if anchor.is_none() && now_ns() - run_start < START_SPIN_NS => {
@@ -141,66 +333,161 @@ impl Worker {
             let mut now = if speed.is_max() && anchor.is_some() {
                 0
             } else {
-                now_ns()
+                self.now()
             };
-            // A fresh run starts on its first record: due now, not late.
+            // The delay before a pass's first record moves the timeline's
+            // anchor: deadlines stay absolute, and a pause keeps what is left.
+            let delay = if std::mem::take(&mut self.delay_pending) && immediate == 0 {
+                self.plan.delay_ns
+            } else {
+                0
+            };
+            // A fresh run starts on its first record: due now (or at the
+            // start time, after the delay), not late.
             let a = match anchor {
-                Some(a) => a,
+                Some(mut a) => {
+                    a.wall_ns = a.wall_ns.saturating_add(delay);
+                    anchor = Some(a);
+                    if delay > 0 {
+                        publish(anchor, speed);
+                    }
+                    a
+                }
                 None => {
+                    let start = self.start_at.take().unwrap_or(now);
                     let a = Anchor {
-                        wall_ns: now,
-                        log_ns: record.time_ns,
+                        wall_ns: start.saturating_add(delay),
+                        log_ns: tau,
                     };
                     anchor = Some(a);
                     publish(anchor, speed);
                     a
                 }
             };
-            // At infinite speed there is no deadline to wait for or be late for.
-            let deadline = a.deadline(record.time_ns, speed);
+            if let Some(t) = until {
+                let reported = self.timeline.reported(record.time_ns);
+                if reported > t {
+                    // The goal is reached before this record: wait until the
+                    // timeline reaches `t`, then pause there.
+                    let floor = last_delivered.unwrap_or(a.log_ns).max(a.log_ns);
+                    let tau_t = self
+                        .timeline
+                        .tau_of_reported(t, record.time_ns, tau)
+                        .clamp(floor.min(tau), tau);
+                    self.held = Some(Held { record, tau });
+                    if let Some(due) = a.deadline(tau_t, speed) {
+                        if now < due {
+                            self.flush(control);
+                            if !self.wait(control, due, &mut ticker, anchor, speed) {
+                                continue;
+                            }
+                        }
+                    }
+                    self.position = Some(tau_t);
+                    break Outcome::Paused;
+                }
+            }
+            // At infinite speed, or at once (step, burst), there is no
+            // deadline to wait for or be late for.
+            let deadline = if immediate > 0 {
+                None
+            } else {
+                a.deadline(tau, speed)
+            };
             if let Some(due) = deadline {
                 if now < due {
                     self.flush(control);
                     if let Some(err) = self.sink_error() {
                         break Outcome::Error(err);
                     }
-                    if !control.wait_until(due) {
-                        self.held = Some(record);
+                    stats
+                        .position
+                        .delayed
+                        .store(delay > 0 || last_delivered.is_none(), Ordering::Relaxed);
+                    let reached = self.wait(control, due, &mut ticker, anchor, speed);
+                    stats.position.delayed.store(false, Ordering::Relaxed);
+                    if !reached {
+                        self.held = Some(Held { record, tau });
                         continue;
                     }
-                    now = now_ns();
+                    now = self.now();
                 } else if now > due {
                     stats.late.add(1);
                 }
             }
+            let lateness_ns = match deadline {
+                Some(due) if !self.plan.virtual_time => now.saturating_sub(due),
+                _ => 0,
+            };
             let delivery = Delivery {
                 run: self.epoch,
                 deadline_ns: deadline,
-                lateness_ns: deadline.map_or(0, |due| now.saturating_sub(due)),
+                lateness_ns,
+                time_ns: self.timeline.reported(record.time_ns),
+                pass: self.timeline.pass(),
+                backfill: false,
             };
-            let lateness_ns = delivery.lateness_ns;
-            for entry in &mut self.sinks {
-                let waiter = Waiter::new(control, entry.lag, &entry.stats);
-                entry.sink.deliver(&record, delivery, waiter);
-            }
+            self.deliver(&record, delivery, control);
             stats.delivered.add(1);
             stats.lateness.record(lateness_ns);
-            last_delivered = Some(record.time_ns);
+            stats
+                .position
+                .delivered(record.time_ns, tau, delivery.time_ns, lateness_ns);
+            if self.plan.virtual_time {
+                stats
+                    .position
+                    .virtual_now_ns
+                    .store(self.virtual_now, Ordering::Relaxed);
+            }
+            last_delivered = Some(tau);
+            self.delivered += 1;
             if let Some(err) = self.sink_error() {
                 break Outcome::Error(err);
+            }
+            if self.plan.limit.is_some_and(|limit| self.delivered >= limit) {
+                break Outcome::End;
+            }
+            if immediate > 0 {
+                immediate -= 1;
+                control.immediate_left.store(immediate, Ordering::Relaxed);
+                if immediate == 0 {
+                    if matches!(
+                        goal,
+                        Goal::Immediate {
+                            then_pause: true,
+                            ..
+                        }
+                    ) {
+                        self.position = Some(tau);
+                        break Outcome::Paused;
+                    }
+                    // A burst is over: the timing goes on from its last record.
+                    anchor = Some(Anchor {
+                        wall_ns: self.now(),
+                        log_ns: tau,
+                    });
+                    publish(anchor, speed);
+                }
             }
         };
         match &outcome {
             Outcome::Stopped => {
                 if let Some(a) = anchor {
-                    let mut pos = logical_now(&a, speed, last_delivered);
+                    let mut pos = logical_now(self, &a, speed, last_delivered);
                     if let Some(held) = &self.held {
-                        pos = pos.min(held.time_ns);
+                        pos = pos.min(held.tau);
                     }
                     self.position = Some(pos);
                 }
             }
+            Outcome::Paused => {}
             Outcome::End | Outcome::Error(_) => self.ended = true,
+        }
+        if self.plan.virtual_time {
+            stats
+                .position
+                .virtual_now_ns
+                .store(self.virtual_now, Ordering::Relaxed);
         }
         outcome
     }
@@ -217,6 +504,18 @@ pub struct SchedulerOptions {
     /// thread it wakes queue behind it (the kernel places a wakee next to
     /// its waker) for up to a time slice, milliseconds.
     pub busy_wait_ns: Option<i64>,
+    /// How records map to the timeline: pace, capped gaps, loop seams.
+    pub timeline: TimelineOptions,
+    /// Wall-clock time before the first record of each pass (not scaled by
+    /// the speed; a pause keeps what is left of it).
+    pub delay_ns: i64,
+    /// End the playback after this many records (backfill not counted).
+    pub limit: Option<u64>,
+    /// Emit a clock tick ([`TimelineEvent::Clock`]) this often while playing.
+    pub clock_period_ns: Option<i64>,
+    /// Play on a virtual clock: no waiting, every record reported with the
+    /// deadline it would have had and lateness 0.
+    pub virtual_time: bool,
 }
 
 impl Default for SchedulerOptions {
@@ -224,12 +523,40 @@ impl Default for SchedulerOptions {
         SchedulerOptions {
             speed: Speed::new(1.0).expect("1 is a speed"),
             busy_wait_ns: None,
+            timeline: TimelineOptions::default(),
+            delay_ns: 0,
+            limit: None,
+            clock_period_ns: None,
+            virtual_time: false,
         }
+    }
+}
+
+impl SchedulerOptions {
+    /// Check every option's domain, naming the option and the value.
+    pub fn validate(&self) -> Result<()> {
+        self.timeline.validate()?;
+        if self.delay_ns < 0 {
+            return Err(Error::invalid(
+                "delay",
+                format!("must be >= 0 s, got {} s", self.delay_ns as f64 / 1e9),
+            ));
+        }
+        if self.limit == Some(0) {
+            return Err(Error::invalid("limit", "must be an integer >= 1, got 0"));
+        }
+        if let Some(period) = self.clock_period_ns {
+            if period <= 0 {
+                return Err(Error::invalid("clock", "must be a rate > 0 Hz"));
+            }
+        }
+        Ok(())
     }
 }
 
 /// Plays a queue to sinks on a native thread (MCL's ScheduleBroadcasts).
 pub struct Scheduler {
+    virtual_time: bool,
     claim: Arc<QueueClaim>,
     control: Arc<Control>,
     stats: Arc<ReplayStats>,
@@ -240,6 +567,7 @@ pub struct Scheduler {
 impl Scheduler {
     /// Attach to `queue` as its only consumer.
     pub fn new(queue: &Queue, sinks: Vec<SinkEntry>, options: SchedulerOptions) -> Result<Self> {
+        options.validate()?;
         let claim = Arc::new(queue.claim()?);
         let control = Control::new(options.speed);
         let busy_wait_ns = options.busy_wait_ns.unwrap_or_else(|| {
@@ -253,6 +581,7 @@ impl Scheduler {
             .busy_wait_ns
             .store(busy_wait_ns.max(0), Ordering::Relaxed);
         Ok(Scheduler {
+            virtual_time: options.virtual_time,
             claim,
             control: Arc::new(control),
             stats: Arc::default(),
@@ -267,9 +596,74 @@ impl Scheduler {
                     ended: false,
                     epoch: queue.epoch(),
                     outcome: None,
+                    timeline: Timeline::new(options.timeline),
+                    delay_pending: options.delay_ns > 0,
+                    start_at: None,
+                    delivered: 0,
+                    virtual_now: 0,
+                    plan: Timing {
+                        delay_ns: options.delay_ns,
+                        limit: options.limit,
+                        clock_period_ns: options.clock_period_ns,
+                        virtual_time: options.virtual_time,
+                    },
                 },
             ),
         })
+    }
+
+    /// The first record of the next fresh playback is due at `wall_ns`
+    /// (CLOCK_MONOTONIC), after any delay; one in the past is due at once
+    /// and the records after it catch up, counted late.
+    pub fn set_start_at(&mut self, wall_ns: Option<i64>) -> Result<()> {
+        self.worker.idle_mut()?.start_at = wall_ns;
+        Ok(())
+    }
+
+    /// The pass (loop) the scheduler is in, counting from 0.
+    pub fn pass(&self) -> u64 {
+        self.worker.idle().map_or(0, |w| w.timeline.pass())
+    }
+
+    /// The timeline time reached (paused or idle): where a resume goes on.
+    pub fn position(&self) -> Option<i64> {
+        self.worker.idle().and_then(|w| w.position)
+    }
+
+    /// Records a step or burst stopped early had still to deliver.
+    pub fn immediate_left(&self) -> u64 {
+        self.control.immediate_left.load(Ordering::Relaxed)
+    }
+
+    /// Where the playback is now: (log time in the current pass, reported
+    /// time), moving with the clock while playing; `None` before the first
+    /// record of a playback.
+    pub fn playhead(&self) -> Option<(i64, i64)> {
+        if let Some(worker) = self.worker.idle() {
+            let tau = worker.position?;
+            let log = worker.timeline.log_at(tau);
+            return Some((log, worker.timeline.reported(log)));
+        }
+        let (log, tau, reported) = self.stats.position.last()?;
+        let ahead = match self.stats.anchor() {
+            Some(anchor) => {
+                let now = if self.control_is_virtual() {
+                    self.stats.position.virtual_now_ns.load(Ordering::Relaxed)
+                } else {
+                    now_ns()
+                };
+                anchor
+                    .logical_at(now, self.speed())
+                    .saturating_sub(tau)
+                    .max(0)
+            }
+            None => 0,
+        };
+        Some((log.saturating_add(ahead), reported.saturating_add(ahead)))
+    }
+
+    fn control_is_virtual(&self) -> bool {
+        self.virtual_time
     }
 
     pub fn stats(&self) -> &Arc<ReplayStats> {
@@ -312,16 +706,19 @@ impl Scheduler {
     /// (until a rewind or a buffer reset). After the queue was flushed
     /// (buffer reset), starts from the beginning.
     pub fn start(&mut self) -> Result<bool> {
+        self.start_with(Goal::Play)
+    }
+
+    /// Start a run for `goal` (see [`Goal`]); false as [`Scheduler::start`].
+    pub fn start_with(&mut self, goal: Goal) -> Result<bool> {
         if self.is_alive() {
             return Ok(false);
         }
         let epoch = self.claim.queue().epoch();
         let worker = self.worker.idle_mut()?;
         if worker.epoch != epoch {
-            worker.held = None;
-            worker.position = None;
-            worker.ended = false;
             worker.epoch = epoch;
+            worker.fresh();
             self.stats.clear();
             for s in &self.sink_stats {
                 s.clear();
@@ -339,7 +736,7 @@ impl Scheduler {
         self.worker.spawn(move |mut worker| {
             *control.thread.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some(std::thread::current());
-            let mut outcome = worker.run(&claim, &control, &stats);
+            let mut outcome = worker.run(&claim, &control, &stats, goal);
             // From here on the run is over: an owner told of its end by a
             // sink (below) may start again at once, and must not find the
             // thread still "running".
@@ -389,6 +786,7 @@ impl Scheduler {
     /// as a fresh replay.
     pub fn rewind(&mut self) -> Result<()> {
         self.reposition(None)?;
+        self.worker.idle_mut()?.fresh();
         self.stats.clear();
         for s in &self.sink_stats {
             s.clear();
@@ -408,6 +806,8 @@ impl Scheduler {
         worker.position = position;
         worker.ended = false;
         worker.epoch = epoch;
+        worker.timeline.jump();
+        worker.delay_pending = false;
         Ok(())
     }
 }

@@ -3,8 +3,9 @@
 use crate::engine::control::Waiter;
 use crate::{Error, Record};
 
-/// Timing of one handover, in CLOCK_MONOTONIC nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Timing of one handover, in CLOCK_MONOTONIC nanoseconds (or the virtual
+/// clock's, with virtual time).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Delivery {
     /// The run the record belongs to (the queue's epoch: bumped by every
     /// rewind and seek), so a consumer can tell a stale record.
@@ -13,6 +14,23 @@ pub struct Delivery {
     pub deadline_ns: Option<i64>,
     /// Actual − scheduled handover time (0 at infinite speed).
     pub lateness_ns: i64,
+    /// The time reported for the record: its log time, continued across
+    /// loops with continuous time.
+    pub time_ns: i64,
+    /// The pass (loop) it belongs to, counting from 0.
+    pub pass: u64,
+    /// Delivered ahead of the position as the last of its (type, topic)
+    /// before it (backfill), at once.
+    pub backfill: bool,
+}
+
+/// What happens on the timeline besides records, in order with them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TimelineEvent {
+    /// Pass `pass` (counting from 0) begins: `pass` loops are complete.
+    Loop { pass: u64 },
+    /// A clock tick: the reported logical time now.
+    Clock { time_ns: i64 },
 }
 
 /// How a scheduler run ended.
@@ -24,6 +42,8 @@ pub enum Outcome {
     Error(Error),
     /// `stop()` was called (pause); the run can resume.
     Stopped,
+    /// The run paused itself: a step, burst or playUntil reached its goal.
+    Paused,
 }
 
 /// A destination for records. All calls come from the scheduler thread.
@@ -35,6 +55,8 @@ pub trait Sink: Send {
     fn deliver(&mut self, record: &Record, delivery: Delivery, waiter: Waiter<'_>);
     /// Hand over anything batched. Called before every wait and when a run ends.
     fn flush(&mut self, _waiter: Waiter<'_>) {}
+    /// A timeline event of run `run`, after the records before it.
+    fn event(&mut self, _run: u64, _event: TimelineEvent, _waiter: Waiter<'_>) {}
     /// Run `run` ended (after a final `flush`).
     fn finish(&mut self, _run: u64, _outcome: &Outcome) {}
     /// An error that must stop the replay (a sink asked to fail on errors);

@@ -144,6 +144,58 @@ pub struct ReplayStats {
     /// when the scheduler (re)anchors — a run's first record, a resume, a
     /// speed change — so a lock costs nothing on the per-record path.
     anchor: Mutex<Option<Anchor>>,
+    /// Where the playback is, for progress reports.
+    pub position: Position,
+}
+
+/// Where a scheduler is on its timeline, published for progress reports
+/// (plain stores by the scheduler thread; any thread reads).
+#[derive(Default)]
+pub struct Position {
+    /// Log time and timeline time of the last record delivered (valid once
+    /// `delivered` is set).
+    pub log_ns: AtomicI64,
+    pub tau_ns: AtomicI64,
+    /// Its reported time (continuous across loops with continuous time).
+    pub reported_ns: AtomicI64,
+    pub delivered: std::sync::atomic::AtomicBool,
+    /// The pass playing, counting from 0.
+    pub pass: AtomicU64,
+    /// Waiting out a delay or a start time before a pass's first record.
+    pub delayed: std::sync::atomic::AtomicBool,
+    /// Lateness of the last record delivered.
+    pub lag_ns: AtomicI64,
+    /// The virtual clock's reading (virtual time only).
+    pub virtual_now_ns: AtomicI64,
+}
+
+impl Position {
+    pub fn clear(&self) {
+        self.delivered.store(false, Relaxed);
+        self.pass.store(0, Relaxed);
+        self.delayed.store(false, Relaxed);
+        self.lag_ns.store(0, Relaxed);
+    }
+
+    /// A record was delivered.
+    pub(crate) fn delivered(&self, log_ns: i64, tau_ns: i64, reported_ns: i64, lag_ns: i64) {
+        self.log_ns.store(log_ns, Relaxed);
+        self.tau_ns.store(tau_ns, Relaxed);
+        self.reported_ns.store(reported_ns, Relaxed);
+        self.lag_ns.store(lag_ns, Relaxed);
+        self.delivered.store(true, Relaxed);
+    }
+
+    /// The log, timeline and reported times of the last record delivered.
+    pub fn last(&self) -> Option<(i64, i64, i64)> {
+        self.delivered.load(Relaxed).then(|| {
+            (
+                self.log_ns.load(Relaxed),
+                self.tau_ns.load(Relaxed),
+                self.reported_ns.load(Relaxed),
+            )
+        })
+    }
 }
 
 impl ReplayStats {
@@ -152,6 +204,7 @@ impl ReplayStats {
         self.late.clear();
         self.lateness.clear();
         self.set_anchor(None);
+        self.position.clear();
     }
 
     pub fn set_anchor(&self, anchor: Option<Anchor>) {

@@ -1,11 +1,13 @@
 //! Networking: endpoint URLs, the UDP sink, the listener and the network
 //! recorder.
 
+pub(crate) mod clock;
 pub(crate) mod endpoint;
 pub(crate) mod listener;
 pub(crate) mod recorder;
 pub(crate) mod udp;
 
+pub use clock::{clock_payload, ClockSink, CLOCK_TOPIC};
 pub use endpoint::{Endpoint, Interface};
 pub use listener::{
     ChannelHandler, Handler, Listener, ListenerOptions, ListenerSnapshot, ListenerStats, Received,

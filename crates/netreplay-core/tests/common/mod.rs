@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use netreplay_core::engine::now_ns;
 use netreplay_core::engine::Waiter;
-use netreplay_core::engine::{Delivery, Outcome, Sink};
+use netreplay_core::engine::{Delivery, Outcome, Sink, TimelineEvent};
 use netreplay_core::format::mcl::ReadOptions;
 use netreplay_core::format::RecordSource;
 use netreplay_core::{Error, Record, Result, StreamInfo};
@@ -358,6 +358,7 @@ pub fn number_of(record: &Record) -> u32 {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Seen {
     pub time_ns: i64,
+    pub topic: String,
     pub stream: u32,
     /// CLOCK_MONOTONIC when `deliver` was called.
     pub wall_ns: i64,
@@ -371,6 +372,8 @@ pub struct Collected {
     pub seen: Arc<Mutex<Vec<Seen>>>,
     pub outcomes: Arc<Mutex<Vec<Outcome>>>,
     pub flushes: Arc<AtomicU64>,
+    /// Timeline events, each with the number of records seen before it.
+    pub events: Arc<Mutex<Vec<(usize, TimelineEvent)>>>,
 }
 
 impl Collected {
@@ -382,6 +385,9 @@ impl Collected {
     }
     pub fn outcomes(&self) -> Vec<Outcome> {
         self.outcomes.lock().unwrap().clone()
+    }
+    pub fn events(&self) -> Vec<(usize, TimelineEvent)> {
+        self.events.lock().unwrap().clone()
     }
     pub fn sink(&self, keep_payload: bool) -> Box<dyn Sink> {
         Box::new(Collect {
@@ -402,6 +408,7 @@ impl Sink for Collect {
         let wall_ns = now_ns();
         self.out.seen.lock().unwrap().push(Seen {
             time_ns: record.time_ns,
+            topic: record.topic.to_string(),
             stream: record.stream,
             wall_ns,
             delivery,
@@ -417,6 +424,10 @@ impl Sink for Collect {
     }
     fn finish(&mut self, _run: u64, outcome: &Outcome) {
         self.out.outcomes.lock().unwrap().push(outcome.clone());
+    }
+    fn event(&mut self, _run: u64, event: TimelineEvent, _waiter: Waiter<'_>) {
+        let seen = self.out.len();
+        self.out.events.lock().unwrap().push((seen, event));
     }
 }
 

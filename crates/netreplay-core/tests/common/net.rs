@@ -26,5 +26,6 @@ pub fn now() -> Delivery {
         run: 0,
         deadline_ns: Some(now_ns()),
         lateness_ns: 0,
+        ..Delivery::default()
     }
 }

@@ -454,6 +454,9 @@ mod tests {
         run: 0,
         deadline_ns: None,
         lateness_ns: 0,
+        time_ns: 0,
+        pass: 0,
+        backfill: false,
     };
 
     /// A sink on the fake kernel: stream 0 ("A") to port 9001, stream 1
@@ -721,6 +724,7 @@ mod tests {
             run: 0,
             deadline_ns: Some(now_ns()),
             lateness_ns: 0,
+            ..Delivery::default()
         };
         sink.deliver_record(&records[5], timed, false, OnFull::Wait(None));
         assert_eq!(sink.batches.queued, 0);
@@ -759,6 +763,7 @@ mod tests {
                 run: 0,
                 deadline_ns: Some(now_ns()),
                 lateness_ns: 0,
+                ..Delivery::default()
             }
         };
         for r in records {

@@ -324,6 +324,7 @@ mod tests {
             run: 0,
             deadline_ns: Some(now_ns()),
             lateness_ns: 0,
+            ..Delivery::default()
         };
         sink.send(&record(1, ""), delivery);
         let mut bad = record(0, "");
