@@ -189,11 +189,18 @@ export class BufferData {
 const END = Symbol('end');
 type Pending = { t: number; stream: number; topic: string; payload: Uint8Array } | typeof END | Error;
 
-/** Where a JS pump pushes: a native buffer's or a player's ring. */
+/**
+ * Where a JS pump pushes: a native buffer's ring (true, or false when full)
+ * or a player's, whose passes (window, loops, filters) answer more: a
+ * record past the pass's end ('passEnded'), and at the end another pass
+ * to read from the reader's start ('rewind').
+ */
 export interface PumpTarget {
-  push(elapsedTime: number, stream: number, topic: string, payload: Uint8Array): boolean;
-  pushEnd(error?: string | null): boolean;
+  push(elapsedTime: number, stream: number, topic: string, payload: Uint8Array): boolean | string;
+  pushEnd(error?: string | null): boolean | string;
   defineStream(messageType?: string | null): number;
+  /** Push what the end left queued behind a full ring; true once all went. */
+  pushQueued?(): boolean;
 }
 
 /** Feeds the ring from a JS reader on the event loop, in small chunks. */
@@ -207,11 +214,18 @@ export class JsPump {
   #pending: Pending | undefined;
   #timer: NodeJS.Immediate | NodeJS.Timeout | undefined;
   readonly #streamIds = new Map<string | null, number>();
+  /** The end went in, but slots it queued wait for room in the ring. */
+  #draining = false;
 
+  /**
+   * @param backfill the target keeps the records before a seek's position
+   *   for backfill: a seek reads from the start instead of skipping here.
+   */
   constructor(
     readonly reader: RecordReader,
     readonly ring: PumpTarget,
     readonly streamTypes: (string | null)[],
+    readonly backfill = false,
   ) {}
 
   start(): boolean {
@@ -234,6 +248,7 @@ export class JsPump {
     this.stop();
     this.#pending = undefined;
     this.#ended = false;
+    this.#draining = false;
     this.error = undefined;
     this.ready = false;
     this.dataPending = false;
@@ -247,6 +262,8 @@ export class JsPump {
    */
   seek(t: number): void {
     this.rewind();
+    // The target drops what comes before t, and keeps it for backfill.
+    if (this.backfill) return;
     let last: number | undefined;
     for (;;) {
       const p = this.#read();
@@ -267,6 +284,23 @@ export class JsPump {
       }
       last = p.t;
     }
+  }
+
+  /** `t`, or past the last record the time of the last one, as a native reader clamps a seek. */
+  clampTarget(t: number): number {
+    this.rewind();
+    let last: number | undefined;
+    for (;;) {
+      const p = this.#read();
+      if (p === END || p instanceof Error) break;
+      if (p.t >= t) {
+        last = undefined;
+        break;
+      }
+      last = p.t;
+    }
+    this.rewind();
+    return last ?? t;
   }
 
   #hold(p: Pending): void {
@@ -332,6 +366,10 @@ export class JsPump {
 
   #pump(): void {
     this.#timer = undefined;
+    if (this.#draining) {
+      if (!this.ring.pushQueued?.()) return this.#schedule(true);
+      this.#draining = false;
+    }
     for (let n = 0; this.running; n++) {
       if (n === PUMP_CHUNK) return this.#schedule(false);
       if (this.#pending === undefined) {
@@ -348,11 +386,27 @@ export class JsPump {
           : p instanceof Error
             ? this.ring.pushEnd(`${p.name}: ${p.message}`)
             : this.ring.push(p.t, p.stream, p.topic, p.payload);
-      if (!pushed) {
+      if (pushed === false || pushed === 'full') {
         this.ready = true;
         return this.#schedule(true);
       }
+      if (pushed === 'passEnded') {
+        // Past the pass's end: the pass ends here, as at the reader's end.
+        this.#hold(END);
+        continue;
+      }
+      if (pushed === 'rewind') {
+        // Another pass: read the reader again from its start.
+        this.#pending = undefined;
+        this.#ended = false;
+        this.reader.reset();
+        continue;
+      }
       this.#pending = undefined;
+      if (this.#ended && pushed === 'ended' && this.ring.pushQueued && !this.ring.pushQueued()) {
+        this.#draining = true;
+        return this.#schedule(true);
+      }
       if (this.#ended) {
         this.dataPending = false;
         this.ready = true;

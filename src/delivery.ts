@@ -24,6 +24,10 @@ export interface BatchHandlers {
   undecodable(): void;
   /** The run ended: the data's end, or an error. */
   ended(event: 'end' | 'error', err: Error | undefined): void;
+  /** The run paused itself: a step, playUntil or advance reached its goal. */
+  paused?(): void;
+  /** A timeline event: 'loop' (the pass beginning) or 'clock' (logical seconds). */
+  timeline?(event: 'loop' | 'clock', value: number): void;
   /** UDP sends failed since the last report (with `udp` and a listener). */
   udpFailures?(stats: UdpStats): void;
   /** The error a JS reader threw, to report it as itself. */
@@ -79,7 +83,11 @@ export class BatchReceiver {
           this.handlers.udpFailures(s);
         }
       }
-      if (event === 'end' || event === 'error') {
+      if ((event === 'loop' || event === 'clock') && count === 0 && data.byteLength >= 8) {
+        this.handlers.timeline?.(event, data.readDoubleLE(0));
+      } else if (event === 'paused') {
+        this.handlers.paused?.();
+      } else if (event === 'end' || event === 'error') {
         const err =
           event === 'error'
             ? (decoded.error ?? this.handlers.readerError?.() ?? (error ? translateError(error) : undefined))

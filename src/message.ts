@@ -25,10 +25,15 @@ export interface Message<P = unknown> extends LoggedMessage<P> {
   lateness: number;
   /**
    * The deadline in nanoseconds of CLOCK_MONOTONIC — the clock of
-   * `process.hrtime.bigint()` — so a listener can measure its own lateness.
-   * NaN at Infinity speed.
+   * `process.hrtime.bigint()` — so a listener can measure its own lateness
+   * (with `time: 'virtual'`, of the virtual clock, from 0). NaN at Infinity
+   * speed, in a step or burst, and for backfill.
    */
   deadline: number;
+  /** The pass (loop) it belongs to, from 0. */
+  pass: number;
+  /** Delivered ahead of the position as the last of its type and topic (the `backfill` option). */
+  backfill: boolean;
 }
 
 export interface DeliveryOptions {
@@ -39,7 +44,7 @@ export interface DeliveryOptions {
 }
 
 /** Layout in crates/netreplay-node/src/delivery.rs. */
-const RECORD_HEADER_BYTES = 36;
+const RECORD_HEADER_BYTES = 44;
 
 // Records are plain msgpack maps and arrays: no records/structures extension.
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
@@ -62,11 +67,17 @@ export class BatchDecoder {
   readonly #decode: boolean;
   readonly #raw: boolean;
   readonly #skip: boolean;
+  /** Deadlines are of a virtual clock: lateness is 0. */
+  readonly #virtual: boolean;
   /** Records dropped because their payload did not decode (`onError: 'skip'`). */
   skipped = 0;
 
-  constructor(streamTypes: readonly (string | null)[], options: DeliveryOptions & { onError?: 'fail' | 'skip' }) {
+  constructor(
+    streamTypes: readonly (string | null)[],
+    options: DeliveryOptions & { onError?: 'fail' | 'skip'; virtualTime?: boolean },
+  ) {
     this.#types = streamTypes;
+    this.#virtual = options.virtualTime ?? false;
     this.#decode = options.decode ?? true;
     this.#raw = options.rawPayload ?? false;
     this.#skip = options.onError === 'skip';
@@ -91,10 +102,12 @@ export class BatchDecoder {
     for (let i = 0; i < count; i++) {
       const elapsedTime = view.getFloat64(at, true);
       const deadline = view.getFloat64(at + 16, true);
-      const lateness = Number.isNaN(deadline) ? 0 : (arrivedAtNs - deadline) / 1e9;
+      const lateness = Number.isNaN(deadline) || this.#virtual ? 0 : (arrivedAtNs - deadline) / 1e9;
       const stream = view.getUint32(at + 24, true);
       const topic = this.#topics[view.getUint32(at + 28, true)] ?? '';
-      const length = view.getUint32(at + 32, true);
+      const pass = view.getUint32(at + 32, true);
+      const backfill = (view.getUint32(at + 36, true) & 1) === 1;
+      const length = view.getUint32(at + 40, true);
       const start = at + RECORD_HEADER_BYTES;
       const bytes = data.subarray(start, start + length);
       at = start + length;
@@ -111,7 +124,7 @@ export class BatchDecoder {
           return { messages, error: undecodable(elapsedTime, topic, type, bytes, err) };
         }
       }
-      const message: Message = { elapsedTime, topic, type, payload, lateness, deadline };
+      const message: Message = { elapsedTime, topic, type, payload, lateness, deadline, pass, backfill };
       if (this.#raw) message.payloadBytes = bytes;
       messages.push(message);
     }

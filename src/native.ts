@@ -11,6 +11,8 @@ export type {
   NativeScheduler,
   NativePlayer,
   PlayerOptionsJs,
+  PlaybackOptionsJs,
+  ProgressJs,
   SchedulerOptionsJs,
   NativeRecord,
   ErrorInfo,

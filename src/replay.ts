@@ -22,12 +22,40 @@ import {
   type ReplayStats,
   type ScheduleOptions,
 } from './scheduler.js';
-import { checkOnError, checkOptions, checkSpeed, optionNames, pick } from './validate.js';
+import { checkOnError, checkOptions, checkPositiveInteger, checkSpeed, optionNames, pick } from './validate.js';
+import { PLAYBACK_OPTION_NAMES, playbackOptions, progressIntervalMs, type PlaybackOptions } from './playback.js';
+import { openInputs, type ReplaySource } from './inputs.js';
 import type { UdpStats } from './net.js';
 
-export interface ReplayOptions extends ScheduleOptions, BufferOptions, ReadDirectoryOptions {
+export interface ReplayOptions extends ScheduleOptions, BufferOptions, ReadDirectoryOptions, PlaybackOptions {
   /** Aborting it stops and closes the replay (`done` resolves). */
   signal?: AbortSignal;
+}
+
+/** Where a replay is (the 'progress' event, and progress()). Times in seconds. */
+export interface Progress {
+  /** 'delayed' while waiting out `delay` or `startAt` before a pass's first message. */
+  state: 'idle' | 'playing' | 'delayed' | 'paused' | 'ended' | 'closed';
+  /** The log time reached in the current pass; null before the first message. */
+  position: number | null;
+  /** The time reported there (continuing across loops with `continuousTime`). */
+  time: number | null;
+  /** Where each pass starts and ends (log time), when known. */
+  start: number | null;
+  end: number | null;
+  /** (position − start) / (end − start), 0 to 1; null when unknown. */
+  fraction: number | null;
+  /** The pass playing (from 0), and how many there are (null: for ever). */
+  loop: number;
+  loops: number | null;
+  /** Messages delivered in this run, and dropped under `lag: 'drop'`. */
+  delivered: number;
+  dropped: number;
+  /** The speed asked for, and the one achieved since the last report (null until measured). */
+  speed: number;
+  achievedSpeed: number | null;
+  /** Lateness of the last message handed over, seconds. */
+  lag: number;
 }
 
 export interface ReplayEvents {
@@ -36,12 +64,21 @@ export interface ReplayEvents {
   error: [Error];
   /** UDP sends failed (see ScheduleEvents). */
   udpFailures: [UdpStats];
+  /** A loop begins: `count` loops are complete (the pass now playing, from 0). */
+  loop: [count: number];
+  /** A clock tick (the `clock` option): the logical time, seconds. */
+  clock: [time: number];
+  /** Every `progressInterval` while playing or paused, also through sparse stretches. */
+  progress: [Progress];
+  /** A step, playUntil or advance reached its goal: the replay is paused. */
+  paused: [];
 }
 
 const REPLAY_OPTION_NAMES = optionNames<ReplayOptions>()(
   ...SCHEDULE_OPTION_NAMES,
   ...BUFFER_OPTION_NAMES,
   ...READ_DIRECTORY_OPTION_NAMES,
+  ...PLAYBACK_OPTION_NAMES,
   'signal',
 );
 
@@ -68,18 +105,28 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
   #error: Error | undefined;
   /** Stops listening to the abort signal (set when there is one). */
   #unlisten: (() => void) | undefined;
+  /** Promises of step/playUntil/advance, settled when the replay pauses or ends. */
+  #goals: Deferred[] = [];
+  readonly #progressMs: number;
+  #progressTimer: NodeJS.Timeout | undefined;
+  /** The last progress sample: hrtime ns and reported time, for the achieved speed. */
+  #lastSample: { at: number; time: number } | undefined;
+  #achievedSpeed: number | null = null;
+  readonly #virtual: boolean;
 
   /**
    * @param source a log path (file, split-set prefix or directory), a
-   *   ReadFile/ReadDirectory, or any reader with read(), isDataPending() and reset().
+   *   ReadFile/ReadDirectory, any reader with read(), isDataPending() and
+   *   reset() — or an array of them, merged in time order (ties by input
+   *   order, then record order; a directory stays one input).
    */
-  constructor(source: string | RecordReader, options?: ReplayOptions) {
+  constructor(source: ReplaySource, options?: ReplayOptions) {
     super();
     const opts = checkOptions(options, 'options', REPLAY_OPTION_NAMES) as ReplayOptions;
-    const reader =
-      typeof source === 'string'
-        ? openLog(source, pick(opts, READ_DIRECTORY_OPTION_NAMES))
-        : checkRecordReader(source, 'Replay');
+    const playback = playbackOptions(pick(opts, PLAYBACK_OPTION_NAMES) as PlaybackOptions);
+    this.#progressMs = progressIntervalMs(opts.progressInterval);
+    this.#virtual = playback.virtualTime === true;
+    const { reader, nativeReader } = openInputs(source, pick(opts, READ_DIRECTORY_OPTION_NAMES));
     const signal = opts.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new TypeError(`'signal' must be an AbortSignal, got ${typeof signal}`);
@@ -88,18 +135,24 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
     const nativeOptions = {
       buffer: ringOptions(pick(opts, BUFFER_OPTION_NAMES)),
       schedule: deliveryOptions(schedule, schedule.speed === undefined ? undefined : checkSpeed(schedule.speed)),
+      playback,
     };
-    const nativeReader = nativeReaderOf(reader);
     const streamTypes: (string | null)[] = nativeReader ? nativeReader.streams.map((s) => s.messageType ?? null) : [];
     const decoder = new BatchDecoder(streamTypes, {
       ...(schedule as DeliveryOptions),
       onError: checkOnError(schedule.onError),
+      virtualTime: this.#virtual,
     });
     this.#receiver = new BatchReceiver(() => this.#native, decoder, {
       messages: (messages, ack) => this.#onMessages(messages, ack),
       // The run ends here: the engine stops (and rewinds) at once.
       undecodable: () => callNative(() => this.#native.stop()),
       ended: (event, err) => this.#onEnded(event, err),
+      paused: () => this.#onPaused(),
+      timeline: (event, value) => {
+        if (event === 'loop') this.emit('loop', value);
+        else if (this.listenerCount('clock') > 0) this.emit('clock', value);
+      },
       ...(nativeOptions.schedule.udp !== undefined && {
         udpFailures: (s: UdpStats) => {
           if (this.listenerCount('udpFailures') > 0) this.emit('udpFailures', s);
@@ -113,7 +166,7 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
         ? native.NativePlayer.fromReader(nativeReader, nativeOptions, onBatch)
         : native.NativePlayer.external(nativeOptions, onBatch),
     );
-    if (!nativeReader) this.#pump = new JsPump(reader, this.#native, streamTypes);
+    if (!nativeReader) this.#pump = new JsPump(reader, this.#native, streamTypes, playback.backfill === true);
     if (signal !== undefined) {
       if (signal.aborted) this.close();
       else {
@@ -124,7 +177,11 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
     }
   }
 
-  /** Play, or resume after pause(); after the end, play again from the start. False if already playing. */
+  /**
+   * Play, or resume after pause(); after the end, play again from the
+   * start. False if already playing. With `startPaused`, the first start()
+   * leaves the replay paused on its first message.
+   */
   start(): boolean {
     this.#checkOpen();
     if (this.#state === 'playing') return false;
@@ -138,9 +195,101 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
       callNative(() => this.#native.restart());
     } else callNative(() => this.#native.start());
     this.#pump?.start();
-    this.#state = 'playing';
-    this.#keepAlive.hold(true);
+    // Resolves steps still delivering: playing delivers the rest.
+    this.#settleGoals();
+    if (this.#native.state === 'paused') {
+      this.#state = 'paused';
+      this.#keepAlive.hold(false);
+    } else {
+      this.#state = 'playing';
+      this.#keepAlive.hold(true);
+    }
+    this.#startProgress();
     return true;
+  }
+
+  /**
+   * Paused (or not started): deliver the next `n` messages at once and stay
+   * paused. Resolves once they are emitted. A state error while playing.
+   */
+  step(n = 1): Promise<void> {
+    const count = checkPositiveInteger(n, 'n', Number.MAX_SAFE_INTEGER);
+    return this.#goal(() => this.#native.step(count), 'paused');
+  }
+
+  /**
+   * Deliver the next `n` messages as fast as possible. Playing, the timing
+   * then goes on from the last of them (re-anchored, not catching up);
+   * paused, it stays paused (a step). Resolves once the burst went out when
+   * paused; at once when playing.
+   */
+  burst(n: number): Promise<void> {
+    const count = checkPositiveInteger(n, 'n', Number.MAX_SAFE_INTEGER);
+    if (this.#state === 'playing') {
+      this.#checkOpen();
+      callNative(() => this.#native.burst(count));
+      return Promise.resolve();
+    }
+    return this.step(count);
+  }
+
+  /**
+   * Deliver every message up to `time` (seconds, as reported: continuous
+   * across loops with `continuousTime`) at the current speed, then pause
+   * there — nothing is skipped. Resolves when paused (or at the end).
+   */
+  playUntil(time: number): Promise<void> {
+    const t = checkSeconds(time, 'time');
+    return this.#goal(() => this.#native.playUntil(t), 'playing');
+  }
+
+  /** With `time: 'virtual'`: deliver everything up to `time` at once, and leave the virtual clock there, paused. */
+  advanceTo(time: number): Promise<void> {
+    const t = checkSeconds(time, 'time');
+    return this.#goal(() => this.#native.advanceTo(t), 'playing');
+  }
+
+  /** With `time: 'virtual'`: advance the virtual clock by `dt` seconds (see advanceTo). */
+  advanceBy(dt: number): Promise<void> {
+    const d = checkSeconds(dt, 'dt');
+    return this.#goal(() => this.#native.advanceBy(d), 'playing');
+  }
+
+  /** Where the replay is now. */
+  progress(): Progress {
+    const p = callNative(() => this.#native.progress());
+    const now = Number(process.hrtime.bigint());
+    if (p.time !== null && p.time !== undefined && p.state === 'playing' && !this.#virtual) {
+      const last = this.#lastSample;
+      if (last && now - last.at >= 50e6) {
+        this.#achievedSpeed = ((p.time - last.time) * 1e9) / (now - last.at);
+        this.#lastSample = { at: now, time: p.time };
+      } else if (!last) this.#lastSample = { at: now, time: p.time };
+    } else this.#lastSample = undefined;
+    const start = p.start ?? null;
+    const end = p.end ?? null;
+    const position = p.position ?? null;
+    const fraction =
+      position === null || start === null || end === null
+        ? null
+        : end > start
+          ? Math.min(1, Math.max(0, (position - start) / (end - start)))
+          : 1;
+    return {
+      state: p.delayed ? 'delayed' : (p.state as Progress['state']),
+      position,
+      time: p.time ?? null,
+      start,
+      end,
+      fraction,
+      loop: p.pass,
+      loops: p.passes ?? null,
+      delivered: p.delivered,
+      dropped: p.dropped,
+      speed: this.#native.speed,
+      achievedSpeed: this.#achievedSpeed,
+      lag: p.lag,
+    };
   }
 
   /** Freeze the replay where it is; start() continues at once. False if not playing. */
@@ -150,6 +299,7 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
     callNative(() => this.#native.pause());
     this.#state = 'paused';
     this.#keepAlive.hold(false);
+    this.#settleGoals();
     return true;
   }
 
@@ -162,6 +312,8 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
     this.#dropQueued();
     this.#state = 'idle';
     this.#keepAlive.hold(false);
+    this.#settleGoals();
+    this.#stopProgress();
     this.#finish();
     return was;
   }
@@ -179,9 +331,12 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
       throw new TypeError(`seek: 'time' must be a number of seconds, got ${typeof time === 'number' ? 'NaN' : typeof time}`);
     }
     // Infinite times clamp to the log's ends like any time outside it.
-    const t = Math.max(-9e9, Math.min(9e9, time));
+    let t = Math.max(-9e9, Math.min(9e9, time));
+    // A reader written in JS has no index: the pump finds where t falls.
+    if (this.#pump) t = this.#pump.clampTarget(t);
     callNative(() => this.#native.seek(t));
     this.#dropQueued();
+    this.#settleGoals();
     if (this.#pump) {
       this.#pump.seek(t);
       if (this.#state === 'playing' || this.#state === 'paused') this.#pump.start();
@@ -241,6 +396,8 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
     this.#keepAlive.hold(false);
     callNative(() => this.#native.close());
     this.#state = 'closed';
+    this.#settleGoals();
+    this.#stopProgress();
     this.#finish();
   }
 
@@ -308,9 +465,64 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
     if (this.listenerCount('message') > 0) for (const m of messages) this.emit('message', m);
   }
 
+  /** Run a step/playUntil/advance; its promise settles when the replay pauses or ends. */
+  #goal(run: () => boolean, state: 'playing' | 'paused'): Promise<void> {
+    this.#checkOpen();
+    if (this.#state === 'ended') return Promise.resolve();
+    const wasIdle = this.#state === 'idle';
+    const started = callNative(run);
+    if (!started) return Promise.resolve();
+    if (wasIdle) this.#done ??= new Deferred();
+    if (this.#pump) {
+      this.#pump.start();
+    }
+    this.#state = state;
+    // Held until the goal is reached, so that the process waits for it.
+    this.#keepAlive.hold(true);
+    this.#startProgress();
+    const goal = new Deferred();
+    this.#goals.push(goal);
+    return goal.promise;
+  }
+
+  #onPaused(): void {
+    if (this.#state === 'playing' || this.#state === 'paused') {
+      this.#state = 'paused';
+      this.#keepAlive.hold(false);
+    }
+    this.#settleGoals();
+    this.emit('paused');
+    this.#wakeIterator();
+  }
+
+  #settleGoals(err?: Error): void {
+    for (const goal of this.#goals.splice(0)) {
+      if (err) goal.reject(err);
+      else goal.resolve();
+    }
+  }
+
+  #startProgress(): void {
+    if (this.#progressTimer !== undefined) return;
+    this.#progressTimer = setInterval(() => {
+      if (this.listenerCount('progress') > 0 && this.#state !== 'closed') this.emit('progress', this.progress());
+    }, this.#progressMs);
+    // The replay holds the event loop while it plays; the reports do not.
+    this.#progressTimer.unref();
+  }
+
+  #stopProgress(): void {
+    if (this.#progressTimer !== undefined) clearInterval(this.#progressTimer);
+    this.#progressTimer = undefined;
+    this.#lastSample = undefined;
+  }
+
   #onEnded(event: 'end' | 'error', err: Error | undefined): void {
     this.#state = 'ended';
     this.#keepAlive.hold(false);
+    this.#settleGoals(event === 'error' ? err : undefined);
+    if (this.listenerCount('progress') > 0) this.emit('progress', this.progress());
+    this.#stopProgress();
     if (event === 'error') {
       this.#error = err;
       this.#done?.reject(err!);
@@ -348,6 +560,14 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
     this.#iterWaiter = undefined;
     wake?.();
   }
+}
+
+/** Seconds given to a method: a finite number (core checks the range). */
+function checkSeconds(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new TypeError(`'${name}' must be a finite number of seconds, got ${typeof value === 'number' ? value : typeof value}`);
+  }
+  return value;
 }
 
 class Deferred {
