@@ -467,10 +467,15 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
 
   /** Run a step/playUntil/advance; its promise settles when the replay pauses or ends. */
   #goal(run: () => boolean, state: 'playing' | 'paused'): Promise<void> {
-    this.#checkOpen();
+    if (this.#state === 'closed') return Promise.reject(new ReplayStateError('this replay is closed'));
     if (this.#state === 'ended') return Promise.resolve();
     const wasIdle = this.#state === 'idle';
-    const started = callNative(run);
+    let started: boolean;
+    try {
+      started = callNative(run);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (!started) return Promise.resolve();
     if (wasIdle) this.#done ??= new Deferred();
     if (this.#pump) {

@@ -427,6 +427,10 @@ impl Worker {
                 pass: self.timeline.pass(),
                 backfill: false,
             };
+            if last_delivered.is_none() {
+                // Set before the thread ran, for a start time or delay.
+                stats.position.delayed.store(false, Ordering::Relaxed);
+            }
             self.deliver(&record, delivery, control);
             stats.delivered.add(1);
             stats.lateness.record(lateness_ns);
@@ -639,12 +643,21 @@ impl Scheduler {
     /// time), moving with the clock while playing; `None` before the first
     /// record of a playback.
     pub fn playhead(&self) -> Option<(i64, i64)> {
+        let last = self.stats.position.last();
         if let Some(worker) = self.worker.idle() {
-            let tau = worker.position?;
-            let log = worker.timeline.log_at(tau);
+            // Before the first record of a run (waiting out a delay, or
+            // just sought), the position is that record's.
+            let log = match (&worker.held, last) {
+                (Some(held), None) => held.record.time_ns,
+                _ => match (worker.position, last) {
+                    (Some(tau), _) => worker.timeline.log_at(tau),
+                    (None, Some((log, _, _))) => log,
+                    (None, None) => return None,
+                },
+            };
             return Some((log, worker.timeline.reported(log)));
         }
-        let (log, tau, reported) = self.stats.position.last()?;
+        let (log, tau, reported) = last?;
         let ahead = match self.stats.anchor() {
             Some(anchor) => {
                 let now = if self.control_is_virtual() {
@@ -729,6 +742,12 @@ impl Scheduler {
             // rewind has nothing to play and must not report the end twice.
             return Ok(false);
         }
+        // Known now, before the thread runs: a fresh playback with a start
+        // time or a delay waits before its first record.
+        let waits = worker.position.is_none()
+            && (worker.start_at.is_some() || worker.delay_pending)
+            && !matches!(goal, Goal::Immediate { .. });
+        self.stats.position.delayed.store(waits, Ordering::Relaxed);
         self.control.stop.store(false, Ordering::Release);
         self.control.finished.store(false, Ordering::Release);
         let (claim, control, stats) =
@@ -808,6 +827,10 @@ impl Scheduler {
         worker.epoch = epoch;
         worker.timeline.jump();
         worker.delay_pending = false;
+        self.stats
+            .position
+            .delivered
+            .store(false, Ordering::Relaxed);
         Ok(())
     }
 }
