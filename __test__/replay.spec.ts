@@ -175,7 +175,19 @@ test.serial('the message shape, with raw payload bytes on request', async (t) =>
   replay.start();
   await replay.done;
   const m = messages[0]!;
-  t.deepEqual(Object.keys(m).sort(), ['deadline', 'elapsedTime', 'lateness', 'payload', 'payloadBytes', 'topic', 'type']);
+  t.deepEqual(Object.keys(m).sort(), [
+    'backfill',
+    'deadline',
+    'elapsedTime',
+    'lateness',
+    'pass',
+    'payload',
+    'payloadBytes',
+    'topic',
+    'type',
+  ]);
+  t.is(m.pass, 0);
+  t.false(m.backfill);
   t.is(m.type, 'UnitTestMessageB');
   t.is(m.topic, '');
   t.deepEqual(m.payload, { timestamp: 0.1, data: 0.1, name: 'UnitTestMessageB' });
