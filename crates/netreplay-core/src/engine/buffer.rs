@@ -444,8 +444,10 @@ impl BufferData {
         );
         // Read the first record here, on the caller's thread: a scheduler
         // started next finds it at once, however late the new thread first
-        // runs (a new thread on an idle vCPU can wait milliseconds).
-        if producer.ring.shared().is_empty() {
+        // runs (a new thread on an idle vCPU can wait milliseconds). Not
+        // when reaching it may mean reading far (backfill, filters): the
+        // caller may be JS's event loop.
+        if producer.ring.shared().is_empty() && !producer.cursor.reads_ahead() {
             producer.step(&flags);
         }
         self.producer.spawn(move |producer| producer.run(&flags))?;

@@ -143,6 +143,12 @@ impl PassCursor {
         self.source_position()
     }
 
+    /// Whether the next record to play may be far into the source: records
+    /// before it are read for backfill, or filtered out.
+    pub fn reads_ahead(&self) -> bool {
+        (self.plan.backfill && self.target.is_some()) || !self.plan.selection.is_everything()
+    }
+
     fn source_position(&self) -> SourcePosition {
         match self.target {
             Some(t) if !self.plan.backfill => SourcePosition::At(t),
