@@ -567,6 +567,56 @@ class Storm {
     this.check(back === v, () => `speed reads ${back} after setting ${v}`);
   }
 
+  /**
+   * step(n) ('message' events only) while paused or idle: exactly the next n
+   * messages, then paused. Playing, it rejects — unless the run has just
+   * ended (its 'end' still on the way): then it resolves, as after the end.
+   */
+  async doStep(n: number): Promise<void> {
+    if (this.state === 'playing') {
+      this.op(`step(${n}) while playing`);
+      const outcome = await this.r.step(n).then(
+        () => 'resolved',
+        (err: Error) => err,
+      );
+      if (outcome === 'resolved') {
+        await this.within(this.r.done, this.o.slackMs ?? 8000, `the end, after step() while playing resolved`);
+        await macrotask();
+        this.check(this.state === 'ended', () => `step() while playing resolved, and the run did not end (${this.state})`);
+      } else {
+        this.check(/pause\(\) first/.test(outcome.message), () => `step() while playing rejected with ${outcome.message}`);
+      }
+      return;
+    }
+    if (this.state === 'ended') {
+      // After the end there is nothing to step.
+      this.op(`step(${n}) after the end`);
+      await this.within(this.r.step(n), this.o.slackMs ?? 8000, `step(${n}) after the end`);
+      return;
+    }
+    if (this.state === 'idle') this.beginRun();
+    // Messages of a paused run still on their way arrive first.
+    await sleep(10);
+    await macrotask();
+    if (this.failure !== undefined) return;
+    const before = this.run!.next;
+    const p = this.r.step(n);
+    this.op(`step(${n})`);
+    this.state = 'paused';
+    await this.within(p, this.o.slackMs ?? 8000, `step(${n})`);
+    await macrotask();
+    if (this.failure !== undefined || this.state === 'ended') return;
+    const expected = Math.min(this.n, before + n);
+    this.check(this.run!.next === expected, () => `step(${n}) from seq ${before} delivered up to ${this.run!.next}, expected ${expected}`);
+  }
+
+  /** burst(n) while playing: at once, then on; nothing lost (the message checks). */
+  async doBurst(n: number): Promise<void> {
+    if (this.state !== 'playing') return;
+    await this.r.burst(n);
+    this.op(`burst(${n})`);
+  }
+
   async doWaitDone(): Promise<void> {
     if (this.state === 'paused') this.doStart(false);
     const ms = (this.o.slackMs ?? 8000) + 3 * this.remainingMs();
@@ -630,6 +680,10 @@ class Storm {
           this.doStart(arg < 0.25);
         } else if (kind < 0.77) await this.doWaitDone();
         else if (kind < 0.79) await this.doReopen();
+        // Steps and bursts with 'message' events (the iteration's model
+        // cannot tell which run a loop that is returning belongs to).
+        else if (kind < 0.84 && this.o.mode === 'events') await this.doStep(1 + Math.floor(arg * 8));
+        else if (kind < 0.87 && this.o.mode === 'events') await this.doBurst(1 + Math.floor(arg * 20));
         // else: only the wait below
         if (waitDraw < 0.5) {
           await sleep(waitMs);
