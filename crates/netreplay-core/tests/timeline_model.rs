@@ -9,8 +9,7 @@
 //! number, and every wait polls the player's state. A failure prints the
 //! seed, the configuration and the operations so far; replay one seed with
 //! `TIMELINE_MODEL_SEED=<seed> cargo test -p netreplay-core --test
-//! timeline_model -- --nocapture` (`TIMELINE_MODEL_SEQUENCES=<n>` runs more,
-//! `TIMELINE_MODEL_SEEKS_ANYWHERE=1` also seeks where a known engine bug is).
+//! timeline_model -- --nocapture` (`TIMELINE_MODEL_SEQUENCES=<n>` runs more).
 
 mod common;
 
@@ -676,9 +675,9 @@ fn random_operations_deliver_what_the_model_says() {
         Some(seed) => vec![seed],
         None => (0..env_u64("TIMELINE_MODEL_SEQUENCES").unwrap_or(SEQUENCES)).collect(),
     };
-    // Set to lift the restriction on seeks that keeps clear of the bug in
-    // `a_seam_after_a_seek_before_any_whole_pass_keeps_the_whole_pass_geometry`.
-    let seeks_anywhere = std::env::var_os("TIMELINE_MODEL_SEEKS_ANYWHERE").is_some();
+    // Seeks anywhere, also before a whole pass was read (once a bug: see
+    // `a_seam_after_a_seek_before_any_whole_pass_keeps_the_whole_pass_geometry`).
+    let seeks_anywhere = true;
     let started = Instant::now();
     let mut failures = Vec::new();
     for &seed in &seeds {
@@ -709,24 +708,13 @@ fn check_ops(config: &Config, ops: &[Op]) {
     check_sequence(config, |_| ops.next(), &mut Vec::new());
 }
 
-/// Engine bug, found by this model (with seeks allowed anywhere; the random
-/// test above seeks only once a whole pass was read, so as not to hit it):
-/// a loop seam after a pass entered by a seek, before the producer has ever
-/// read a whole pass, takes its geometry from the part of the pass that was
-/// played. `PassCursor::end_pass` falls back to `self.info()` of the partial
-/// pass while `whole` is `None`, so the seam step and the continuous-time
-/// period are those of the records from the seek on: here one record, span
-/// 0 and mean gap 0 instead of span 10 ms and mean gap 10 ms. The first
-/// record of pass 1 is then reported at 0 (after 10 ms: continuous time goes
-/// back) and due with the last of pass 0 (a gap of 0, not 10 ms); with
-/// more records, a playUntil inside pass 0 runs on into pass 1, whose
-/// reported times are too small (seed 75 with `TIMELINE_MODEL_SEEKS_ANYWHERE=1`). Only the first
-/// seam is wrong: pass 1 is read whole and sets the geometry for the rest.
-/// Whether it happens after a `step` then a `seek` depends on how far the
-/// producer thread had read when the seek stopped it, so it is also
-/// nondeterministic there.
+/// Found by this test (seeds 14, 51, 66, 75 and 112 then failed): a seam
+/// after a seek made before the producer had read a whole pass took its
+/// geometry from the records played since the seek — here one record, span
+/// 0 and mean gap 0 instead of 10 ms and 10 ms — so the first record of pass
+/// 1 was reported at 0 (continuous time went back) and due with the last of
+/// pass 0. The producer now reads a whole pass for its geometry first.
 #[test]
-#[ignore = "engine bug: a seam after a seek before any whole pass was read uses the partial pass's geometry"]
 fn a_seam_after_a_seek_before_any_whole_pass_keeps_the_whole_pass_geometry() {
     let config = Config {
         times: vec![0, 10 * MS],

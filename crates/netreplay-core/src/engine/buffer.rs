@@ -301,6 +301,14 @@ impl Producer {
                     continue;
                 }
             }
+            if self.cursor.needs_measure() {
+                // Entered by a seek: read one whole pass for its geometry.
+                if let Err(err) = self.measure_pass() {
+                    self.ended = true;
+                    self.queued.push_back(Slot::Error(err));
+                    continue;
+                }
+            }
             match self.cursor.end_pass(&mut self.queued) {
                 Some(position) => {
                     if let Err(err) = self.position_source(position) {
@@ -314,6 +322,19 @@ impl Producer {
                 }
             }
         }
+    }
+
+    /// Read a whole pass from its start, for its geometry only (see
+    /// [`PassCursor::needs_measure`]); the caller positions the source next.
+    fn measure_pass(&mut self) -> Result<()> {
+        self.position_source(self.cursor.pass_start())?;
+        let (source, types) = (&mut self.source, &self.types);
+        self.cursor.measure(|| {
+            Ok(source.next_record()?.map(|record| {
+                let message_type = types.get(record.stream as usize).and_then(|t| t.as_deref());
+                (record, message_type)
+            }))
+        })
     }
 
     fn position_source(&mut self, position: SourcePosition) -> Result<()> {

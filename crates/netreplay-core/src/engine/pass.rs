@@ -197,6 +197,59 @@ impl PassCursor {
         out.extend(kept.into_iter().map(|(_, r)| Slot::Backfill(r)));
     }
 
+    /// At a pass's end, whether its geometry (span, mean gap) is unknown:
+    /// the pass was entered by a seek and no whole pass was read yet. The
+    /// owner then reads a whole pass through [`PassCursor::measure`] before
+    /// [`PassCursor::end_pass`], so that every seam is one true gap.
+    pub fn needs_measure(&self) -> bool {
+        self.whole.is_none() && !self.from_start && self.played > 0
+    }
+
+    /// Where the source must go to read a pass from its start.
+    pub fn pass_start(&self) -> SourcePosition {
+        match self.plan.start_ns {
+            Some(start) => SourcePosition::At(start),
+            None => SourcePosition::Start,
+        }
+    }
+
+    /// Measure a whole pass from the records `next` reads from
+    /// [`PassCursor::pass_start`] (with their stream's type): what would be
+    /// played, without playing it or keeping it.
+    pub fn measure<'a>(
+        &mut self,
+        mut next: impl FnMut() -> Result<Option<(Record, Option<&'a str>)>>,
+    ) -> Result<()> {
+        let (mut first, mut last, mut count) = (None, 0, 0u64);
+        while let Some((mut record, message_type)) = next()? {
+            if self.plan.end_ns.is_some_and(|end| record.time_ns > end) {
+                break;
+            }
+            if self
+                .plan
+                .start_ns
+                .is_some_and(|start| record.time_ns < start)
+                || !self.filter.admit(&mut record, message_type)
+            {
+                continue;
+            }
+            first.get_or_insert(record.time_ns);
+            last = record.time_ns;
+            count += 1;
+        }
+        let span = last.saturating_sub(first.unwrap_or(last));
+        self.whole = (count > 0).then_some(PassInfo {
+            pass: 0,
+            span_ns: span,
+            gap_ns: if count >= 2 {
+                span / (count as i64 - 1)
+            } else {
+                0
+            },
+        });
+        Ok(())
+    }
+
     /// The source is exhausted or the pass ended: queue what is left of
     /// the backfill and, when another pass follows, its seam. Returns where
     /// the source must go for the next pass, or `None` when the passes are
