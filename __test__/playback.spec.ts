@@ -352,6 +352,7 @@ test('maxGap and a fixed rate reshape the timeline', async (t) => {
   t.deepEqual(rated.map((m) => Math.round(m.deadline / 1e3)), [0, 1_000, 2_000]);
   t.throws(() => new Replay(path, { rate: { messagesPerSecond: 10 }, maxGap: 1 }), { message: /'maxGap'.*'rate'/ });
   t.throws(() => new Replay(path, { rate: { messagesPerSecond: -1 } }), { message: /rate\.messagesPerSecond/ });
+  t.throws(() => new Replay(path, { rate: { messagesPerSecond: 10 }, speed: 2 }), { message: /'speed' conflicts with 'rate'/ });
   t.throws(() => new Replay(path, { rate: { pps: 1 } as never }), { instanceOf: TypeError, message: /'pps'/ });
   // Real time: 20 messages at 200 per second take about 0.1 s.
   const many = log(t, records(20, 1), 'Pose', 'Many.log');

@@ -819,6 +819,19 @@ fn conflicting_and_bad_options_are_named() {
         ..Default::default()
     };
     assert!(err(rate_and_gap, PlaybackOptions::default()).contains("'maxGap'"));
+    let rate_and_speed = SchedulerOptions {
+        speed: Speed::new(2.0).unwrap(),
+        timeline: TimelineOptions {
+            pace: Pace::BytesPerSecond(1e6),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let message = err(rate_and_speed, PlaybackOptions::default());
+    assert!(
+        message.contains("'speed'") && message.contains("'rate'"),
+        "{message}"
+    );
     let paused_at = PlaybackOptions {
         start_paused: true,
         start_at_unix_ns: Some(0),

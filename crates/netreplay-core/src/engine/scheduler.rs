@@ -12,7 +12,7 @@ use crate::engine::ring::Slot;
 use crate::engine::sink::{Delivery, Outcome, Sink, TimelineEvent};
 use crate::engine::stats::{ReplayStats, SinkStats};
 use crate::engine::thread::StateThread;
-use crate::engine::timeline::{Timeline, TimelineOptions};
+use crate::engine::timeline::{Pace, Timeline, TimelineOptions};
 use crate::sys::set_precise_timer_slack;
 use crate::{Error, Record, Result};
 
@@ -540,6 +540,16 @@ impl SchedulerOptions {
     /// Check every option's domain, naming the option and the value.
     pub fn validate(&self) -> Result<()> {
         self.timeline.validate()?;
+        if self.timeline.pace != Pace::Log && self.speed.get() != 1.0 {
+            return Err(Error::invalid(
+                "speed",
+                format!(
+                    "conflicts with 'rate': a fixed rate sets the pace (got speed {}); \
+                     change the speed once playing to scale the rate",
+                    self.speed.get()
+                ),
+            ));
+        }
         if self.delay_ns < 0 {
             return Err(Error::invalid(
                 "delay",
