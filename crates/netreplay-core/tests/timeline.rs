@@ -453,15 +453,17 @@ fn burst_goes_at_once_then_the_timing_is_re_anchored_at_the_new_speed() {
         "nothing skipped"
     );
     let span = burst.last().unwrap().wall_ns - burst[0].wall_ns;
-    assert!(span < 40 * MS, "a burst took {span} ns");
-    // After it, records are one gap apart at speed 2 (30 ms), not behind.
+    assert!(span < 100 * MS, "a burst took {span} ns");
+    // After it, deadlines are one gap apart at speed 2 (30 ms), the first one
+    // gap after the burst's last record: re-anchored, not catching up.
     let after = &seen[first + 5..];
-    let gap = after[1].wall_ns - after[0].wall_ns;
+    let due = |s: &Seen| s.delivery.deadline_ns.unwrap();
+    assert_eq!(due(&after[1]) - due(&after[0]), 30 * MS);
+    let first_due = due(&after[0]) - burst.last().unwrap().wall_ns;
     assert!(
-        (15 * MS..=55 * MS).contains(&gap),
-        "gap after the burst {gap}"
+        (25 * MS..=60 * MS).contains(&first_due),
+        "due {first_due} ns after the burst"
     );
-    assert!(after.iter().all(|s| s.delivery.lateness_ns < 25 * MS));
 }
 
 #[test]
