@@ -14,6 +14,7 @@ usage: netreplay-bench rx [--bind ADDR] [--port PORT] --out FILE [--expect N]
                           [--idle-ms MS] [--first-timeout-ms MS] [--rcvbuf BYTES]
        netreplay-bench wake [--seconds S]
        netreplay-bench blast --to ADDR:PORT [--count N] [--size BYTES]
+       netreplay-bench offset
 
 wake: measure this machine for S seconds (default 10): how late sleeps of
 100 µs, 750 µs and 9.75 ms wake up, and how long a spinning thread is kept
@@ -22,6 +23,11 @@ off its core (gaps > 50 µs); one JSON line of µs summaries.
 blast: send N datagrams (default 1000000) of BYTES bytes (default 120),
 one send() each, as fast as the kernel takes them: the machine's ceiling
 for UDP sends. stdout: {\"sent\":N,\"seconds\":S,\"perSec\":R}
+
+offset: measure CLOCK_REALTIME − CLOCK_MONOTONIC once (the narrowest of 20
+mono–real–mono reads, as rx converts its timestamps). stdout:
+{\"monoNs\":M,\"offsetNs\":O,\"bracketNs\":B}: realtime = monotonic + O
+at monotonic time M, within B ns.
 
 rx: receive UDP datagrams, recording each one's kernel receive time
 (SO_TIMESTAMPNS) as CLOCK_MONOTONIC nanoseconds.
@@ -59,6 +65,8 @@ pub enum Command {
         count: u32,
         size: usize,
     },
+    /// Measure CLOCK_REALTIME − CLOCK_MONOTONIC once.
+    Offset,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +105,7 @@ where
         Some("rx") => parse_rx(args),
         Some("wake") => parse_wake(args),
         Some("blast") => parse_blast(args),
+        Some("offset") => parse_offset(args),
         _ => err(format!(
             "unknown subcommand {:?} (try --help)",
             subcommand.to_string_lossy()
@@ -125,6 +134,17 @@ fn parse_wake(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgEr
         return err("--seconds: must be at least 1".into());
     }
     Ok(Command::Wake { seconds })
+}
+
+fn parse_offset(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgError> {
+    match args.next() {
+        None => Ok(Command::Offset),
+        Some(arg) if matches!(arg.to_str(), Some("--help" | "-h")) => Ok(Command::Help),
+        Some(arg) => err(format!(
+            "unknown option {:?} for offset (try --help)",
+            arg.to_string_lossy()
+        )),
+    }
 }
 
 fn parse_blast(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgError> {
@@ -317,6 +337,14 @@ mod tests {
         assert!(bad.contains("\"x\""), "{bad}");
         let unknown = parse(&["wake", "--fast"]).unwrap_err().0;
         assert!(unknown.contains("--fast"), "{unknown}");
+    }
+
+    #[test]
+    fn offset_takes_no_options() {
+        assert_eq!(parse(&["offset"]), Ok(Command::Offset));
+        assert_eq!(parse(&["offset", "--help"]), Ok(Command::Help));
+        let unknown = parse(&["offset", "--now"]).unwrap_err().0;
+        assert!(unknown.contains("--now"), "{unknown}");
     }
 
     #[test]

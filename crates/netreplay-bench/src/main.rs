@@ -34,6 +34,16 @@ fn main() -> ExitCode {
                 Err(e) => fail(&format!("blast to {to}: {e}")),
             }
         }
+        Ok(Command::Offset) => {
+            let o = netreplay_bench::clock::measure_offset();
+            match emit(&format!(
+                "{{\"monoNs\":{},\"offsetNs\":{},\"bracketNs\":{}}}",
+                o.mono_ns, o.offset_ns, o.bracket_ns
+            )) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => fail(&message),
+            }
+        }
         Err(e) if no_args => {
             eprint!("{USAGE}");
             fail(&e.to_string())
