@@ -22,7 +22,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Result, TaskPlayback } from './contender.js';
 import { contender, machineInfo, measureMachine, median, root, us, type WakeSummary } from './lib/harness.js';
-import { buildReceiver, clockOffset, startReceiver, type Arrivals } from './lib/receiver.js';
+import { buildReceiver, clockOffset, paceSchedule, startReceiver, type Arrivals } from './lib/receiver.js';
 import { markdownTable } from './lib/report.js';
 import { bursty, steady, writeScheduleLog, type Schedule } from './lib/schedule.js';
 import { distribution, linearFit, timingStats, type Distribution } from './lib/stats.js';
@@ -41,12 +41,14 @@ const loadAtStart = loadavg()[0]!;
 /** Sizes; quick mode shrinks them so that the whole runs in under a minute. */
 const size = quick
   ? { wakeSeconds: 4, loopRecords: 1000, passes: 3, loopRuns: 3, rateRecords: 20_000, rateRuns: 3, startAtReps: 3, gapStretches: 4, gapS: 1, gapRuns: 3 }
-  : { wakeSeconds: 10, loopRecords: 1000, passes: 5, loopRuns: 5, rateRecords: 100_000, rateRuns: 3, startAtReps: 10, gapStretches: 10, gapS: 2, gapRuns: 5 };
+  : { wakeSeconds: 10, loopRecords: 1000, passes: 5, loopRuns: 4, rateRecords: 100_000, rateRuns: 3, startAtReps: 8, gapStretches: 10, gapS: 2, gapRuns: 4 };
 
 /** Records after a seam that count as "after the seam". */
 const AFTER_SEAM = 5;
 const RATE = 10_000;
 const MAX_GAP_S = 0.005;
+/** Waits up to this long spun, in the maxGap diagnostic: every capped wait then spins. */
+const GAP_BUSY_WAIT_S = 0.01;
 /** The two processes' start time, this far after the parent picks it. */
 const START_AHEAD_NS = 2_000_000_000;
 const START_AT_RECORDS = 100;
@@ -72,11 +74,11 @@ function cell(s: Spread, format: (x: number) => string = us): string {
 }
 
 /** One native-UDP replay to a fresh receiver: the contender's result and the arrivals. */
-async function play(logPath: string, expect: number, count: number, playback: TaskPlayback): Promise<{ r: Result; a: Arrivals }> {
+async function play(logPath: string, expect: number, count: number, playback: TaskPlayback, busyWait?: number): Promise<{ r: Result; a: Arrivals }> {
   const rx = await startReceiver(rxBin, { out: join(work, 'rx.bin'), count, expect });
   let r: Result;
   try {
-    r = await contender({ kind: 'native-udp', log: logPath, port: rx.port, playback });
+    r = await contender({ kind: 'native-udp', log: logPath, port: rx.port, playback, ...(busyWait !== undefined && { busyWait }) });
   } catch (err) {
     rx.kill();
     throw err;
@@ -85,6 +87,24 @@ async function play(logPath: string, expect: number, count: number, playback: Ta
   if (a.summary.noTimestamp > 0) log(`  (${a.summary.noTimestamp} datagrams without a kernel timestamp)`);
   return { r, a };
 }
+
+/**
+ * The machine's ceiling for a timeline: `netreplay-bench pace` sending
+ * datagram i at origin + timelineNs[i], spinning between sends, to a fresh
+ * receiver; its origin and the arrivals (indices 0…length−1).
+ */
+async function paced(timelineNs: Float64Array): Promise<{ originNs: number; a: Arrivals }> {
+  const scheduleFile = join(work, 'paced.times');
+  writeFileSync(scheduleFile, timelineNs);
+  const rx = await startReceiver(rxBin, { out: join(work, 'rx.bin'), count: timelineNs.length, expect: timelineNs.length });
+  const originNs = await paceSchedule(rxBin, rx.port, scheduleFile).catch((err: unknown) => {
+    rx.kill();
+    throw err;
+  });
+  return { originNs, a: await rx.arrivals };
+}
+
+const CEILING = 'ceiling: bare spinning sender';
 
 // ---------------------------------------------------------------- 1. loop seams
 
@@ -111,17 +131,30 @@ async function loopSuite(): Promise<LoopRun[]> {
   const timeline = loopTimelineNs(s.timesNs, size.passes);
   log(
     `\n# 1. Loop seams: ${s.description} played with loop: ${size.passes}; pass k's record i due at origin + k·${(loopPeriodNs(s.timesNs) / 1e6).toFixed(0)} ms + t_i` +
-      ` ("after seam": the first ${AFTER_SEAM} records of passes 1–${size.passes - 1}); µs`,
+      ` ("after seam": the first ${AFTER_SEAM} records of passes 1–${size.passes - 1}); the ceiling: that timeline sent by netreplay-bench pace; µs`,
   );
+  const replay = (playback: TaskPlayback) => async () => {
+    const { r, a } = await play(logPath, n * size.passes, n, playback);
+    return { originNs: r.originNs!, a, seq: a.inOrder.seq };
+  };
+  const variants: [string, () => Promise<{ originNs: number; a: Arrivals; seq: ArrayLike<number> }>][] = [
+    [`loop ${size.passes}`, replay({ loop: size.passes })],
+    [`loop ${size.passes}, continuousTime`, replay({ loop: size.passes, continuousTime: true })],
+    [
+      CEILING,
+      async () => {
+        const { originNs, a } = await paced(timeline);
+        // pace numbers the datagrams through the passes: back to the record of the log.
+        return { originNs, a, seq: a.inOrder.seq.map((k) => k % n) };
+      },
+    ],
+  ];
   const runs: LoopRun[] = [];
   // Variants alternate run by run, so that a noisy minute of the machine does not fall on one of them only.
   for (let run = 1; run <= size.loopRuns; run++) {
-    for (const [variant, playback] of [
-      [`loop ${size.passes}`, { loop: size.passes }],
-      [`loop ${size.passes}, continuousTime`, { loop: size.passes, continuousTime: true }],
-    ] as const) {
-      const { r, a } = await play(logPath, n * size.passes, n, playback);
-      const split = seamLateness(a.inOrder.seq, a.inOrder.rxNs, n, timeline, r.originNs!, AFTER_SEAM);
+    for (const [variant, measure] of variants) {
+      const { originNs, a, seq } = await measure();
+      const split = seamLateness(seq, a.inOrder.rxNs, n, timeline, originNs, AFTER_SEAM);
       const row: LoopRun = {
         variant,
         run,
@@ -131,12 +164,12 @@ async function loopSuite(): Promise<LoopRun[]> {
         elsewhere: distribution(split.elsewhere),
         start: distribution(split.start),
         counts: { afterSeam: split.afterSeam.length, elsewhere: split.elsewhere.length, start: split.start.length },
-        firstArrivalUs: (a.arrivalNs[0]! - r.originNs!) / 1000,
+        firstArrivalUs: (a.inOrder.rxNs[0]! - originNs) / 1000,
       };
       runs.push(row);
       const d = (x: Distribution) => `p50 ${us(x.p50).padStart(5)} p99 ${us(x.p99).padStart(6)} max ${us(x.max).padStart(6)}`;
       log(
-        `  ${variant.padEnd(26)} run ${run}: after seam ${d(row.afterSeam)} | elsewhere ${d(row.elsewhere)} | received ${row.received}/${row.expected}`,
+        `  ${variant.padEnd(29)} run ${run}: after seam ${d(row.afterSeam)} | elsewhere ${d(row.elsewhere)} | received ${row.received}/${row.expected}`,
       );
     }
   }
@@ -146,6 +179,7 @@ async function loopSuite(): Promise<LoopRun[]> {
 // ---------------------------------------------------------------- 2. fixed rate
 
 interface RateRun {
+  variant: string;
   run: number;
   received: number;
   expected: number;
@@ -168,19 +202,33 @@ async function rateSuite(): Promise<RateRun[]> {
   const logPath = writeScheduleLog(join(work, 'rate'), s);
   const n = s.timesNs.length;
   const timeline = fixedRateTimelineNs(n, RATE);
-  log(`\n# 2. Fixed rate: ${n.toLocaleString('en')} records (${s.description}) at rate ${RATE.toLocaleString('en')} msg/s; record n due at origin + n/${RATE} s; µs`);
+  log(
+    `\n# 2. Fixed rate: ${n.toLocaleString('en')} records (${s.description}) at rate ${RATE.toLocaleString('en')} msg/s;` +
+      ` record n due at origin + n/${RATE} s; the ceiling: that timeline sent by netreplay-bench pace; µs`,
+  );
   const runs: RateRun[] = [];
-  for (let run = 1; run <= size.rateRuns; run++) {
-    const { r, a } = await play(logPath, n, n, { rate: { messagesPerSecond: RATE } });
-    const input = { scheduleNs: timeline, arrivalNs: a.arrivalNs, originNs: r.originNs!, window: 1000 };
+  const variants: [string, () => Promise<{ originNs: number; a: Arrivals }>][] = [
+    [
+      `rate ${RATE} msg/s`,
+      async () => {
+        const { r, a } = await play(logPath, n, n, { rate: { messagesPerSecond: RATE } });
+        return { originNs: r.originNs!, a };
+      },
+    ],
+    [CEILING, () => paced(timeline)],
+  ];
+  for (let run = 1; run <= size.rateRuns; run++) for (const [variant, measure] of variants) {
+    const { originNs, a } = await measure();
+    const input = { scheduleNs: timeline, arrivalNs: a.arrivalNs, originNs, window: 1000 };
     const stats = timingStats(input);
-    const lateNs = Float64Array.from(a.arrivalNs, (x, i) => x - r.originNs! - timeline[i]!);
+    const lateNs = Float64Array.from(a.arrivalNs, (x, i) => x - originNs - timeline[i]!);
     const fit = linearFit(timeline, lateNs);
     const blocks = Math.floor(n / 1000);
     const blockX = Float64Array.from({ length: blocks }, (_, b) => timeline[b * 1000 + 500]!);
     const blockY = Float64Array.from({ length: blocks }, (_, b) => distribution(lateNs.subarray(b * 1000, (b + 1) * 1000)).p50);
     const blockFit = linearFit(blockX, blockY);
     const row: RateRun = {
+      variant,
       run,
       received: stats.received,
       expected: n,
@@ -193,7 +241,7 @@ async function rateSuite(): Promise<RateRun[]> {
     };
     runs.push(row);
     log(
-      `  run ${run}: |error| p50 ${us(row.absErrorUs.p50)} p99 ${us(row.absErrorUs.p99)} max ${us(row.absErrorUs.max)}` +
+      `  ${variant.padEnd(29)} run ${run}: |error| p50 ${us(row.absErrorUs.p50)} p99 ${us(row.absErrorUs.p99)} max ${us(row.absErrorUs.max)}` +
         `  drift ${us(row.driftUs)} µs  slope ${row.slopePpm.toFixed(3)} ppm (block medians ${row.blockSlopePpm.toFixed(3)})  achieved ${row.achievedPerSec.toFixed(1)} msg/s  received ${row.received}/${n}`,
     );
   }
@@ -358,19 +406,30 @@ async function maxGapSuite(): Promise<GapRun[]> {
   const expectedMs = (timeline[n - 1]! - timeline[0]!) / 1e6;
   log(
     `\n# 4. maxGap ${MAX_GAP_S * 1000} ms: ${idle.description} (${(idle.timesNs[n - 1]! / 1e9).toFixed(2)} s of log, ${expectedMs.toFixed(0)} ms capped;` +
-      ` ${capped.length} capped gaps); control: ${control.description}, no maxGap (the same timeline); µs`,
+      ` ${capped.length} capped gaps); control: ${control.description}, no maxGap (the same timeline);` +
+      ` diagnostics: maxGap with busyWait ${GAP_BUSY_WAIT_S * 1000} ms (the 5 ms waits spun, not slept), and the machine's ceiling:` +
+      ` the capped timeline sent by a bare spinning sender (netreplay-bench pace); µs`,
   );
   const runs: GapRun[] = [];
-  const variants = [
-    [`maxGap ${MAX_GAP_S * 1000} ms, ${size.gapS} s gaps`, writeScheduleLog(join(work, idle.name), idle), { maxGap: MAX_GAP_S }],
-    [`control: ${MAX_GAP_S * 1000} ms gaps logged`, writeScheduleLog(join(work, control.name), control), {}],
-  ] as const;
+  const idleLog = writeScheduleLog(join(work, idle.name), idle);
+  const controlLog = writeScheduleLog(join(work, control.name), control);
+  const replay = (logPath: string, playback: TaskPlayback, busyWait?: number) => async () => {
+    const { r, a } = await play(logPath, n, n, playback, busyWait);
+    return { originNs: r.originNs!, a };
+  };
+  const variants: [string, () => Promise<{ originNs: number; a: Arrivals }>][] = [
+    [`maxGap ${MAX_GAP_S * 1000} ms, ${size.gapS} s gaps`, replay(idleLog, { maxGap: MAX_GAP_S })],
+    [`control: ${MAX_GAP_S * 1000} ms gaps logged`, replay(controlLog, {})],
+    // Diagnostics: the capped waits spun through instead of slept (the cap or the sleep?), and the machine's ceiling.
+    [`maxGap ${MAX_GAP_S * 1000} ms, busyWait ${GAP_BUSY_WAIT_S * 1000} ms`, replay(idleLog, { maxGap: MAX_GAP_S }, GAP_BUSY_WAIT_S)],
+    [CEILING, () => paced(timeline)],
+  ];
   // Alternating run by run, as the loop variants.
   for (let run = 1; run <= size.gapRuns; run++) {
-    for (const [variant, logPath, playback] of variants) {
-      const { r, a } = await play(logPath, n, n, playback);
+    for (const [variant, measure] of variants) {
+      const { originNs, a } = await measure();
       const errors = capped.map((i) => (a.arrivalNs[i]! - a.arrivalNs[i - 1]! - maxGapNs) / 1000);
-      const lateUs = (i: number) => (a.arrivalNs[i]! - r.originNs! - timeline[i]!) / 1000;
+      const lateUs = (i: number) => (a.arrivalNs[i]! - originNs - timeline[i]!) / 1000;
       const row: GapRun = {
         variant,
         run,
@@ -383,11 +442,11 @@ async function maxGapSuite(): Promise<GapRun[]> {
         lastLatenessUs: lateUs(n - 1),
         durationMs: (a.arrivalNs[n - 1]! - a.arrivalNs[0]!) / 1e6,
         expectedMs,
-        latenessUs: timingStats({ scheduleNs: timeline, arrivalNs: a.arrivalNs, originNs: r.originNs! }).latenessUs,
+        latenessUs: timingStats({ scheduleNs: timeline, arrivalNs: a.arrivalNs, originNs }).latenessUs,
       };
       runs.push(row);
       log(
-        `  ${variant.padEnd(26)} run ${run}: gap − ${MAX_GAP_S * 1000} ms p50 ${us(row.gapErrorUs.p50)} |max| ${us(row.gapAbsErrorUs.max)}` +
+        `  ${variant.padEnd(32)} run ${run}: gap − ${MAX_GAP_S * 1000} ms p50 ${us(row.gapErrorUs.p50)} |max| ${us(row.gapAbsErrorUs.max)}` +
           `  after-gap lateness p50 ${us(row.afterGapLatenessUs.p50)}  duration ${row.durationMs.toFixed(3)} ms (expected ${expectedMs.toFixed(3)};` +
           ` first record ${us(row.firstLatenessUs)} µs late, last ${us(row.lastLatenessUs)})  lateness p50 ${us(row.latenessUs.p50)} max ${us(row.latenessUs.max)}  received ${row.received}/${n}`,
       );
@@ -437,18 +496,20 @@ function tables(wake: Record<string, WakeSummary>, loop: LoopRun[], rate: RateRu
     `### 2. Fixed rate ${RATE.toLocaleString('en')} msg/s over ${size.rateRecords.toLocaleString('en')} records (µs; median of ${size.rateRuns} runs, (min–max))`,
     '',
     markdownTable(
-      ['|error| p50', '|error| p99', '|error| max', 'drift (last 1000 − first 1000)', 'slope ppm (all records)', 'slope ppm (1000-record medians)', 'achieved msg/s (fit, all)'],
-      [
-        [
-          cell(across(rate, (r) => r.absErrorUs.p50)),
-          cell(across(rate, (r) => r.absErrorUs.p99)),
-          cell(across(rate, (r) => r.absErrorUs.max)),
-          cell(across(rate, (r) => r.driftUs)),
-          cell(across(rate, (r) => r.slopePpm), (x) => x.toFixed(3)),
-          cell(across(rate, (r) => r.blockSlopePpm), (x) => x.toFixed(3)),
-          cell(across(rate, (r) => r.achievedPerSec), (x) => x.toFixed(2)),
-        ],
-      ],
+      ['variant', '|error| p50', '|error| p99', '|error| max', 'drift (last 1000 − first 1000)', 'slope ppm (all records)', 'slope ppm (1000-record medians)', 'achieved msg/s (fit, all)'],
+      [...new Set(rate.map((r) => r.variant))].map((v) => {
+        const runs = rate.filter((r) => r.variant === v);
+        return [
+          v,
+          cell(across(runs, (r) => r.absErrorUs.p50)),
+          cell(across(runs, (r) => r.absErrorUs.p99)),
+          cell(across(runs, (r) => r.absErrorUs.max)),
+          cell(across(runs, (r) => r.driftUs)),
+          cell(across(runs, (r) => r.slopePpm), (x) => x.toFixed(3)),
+          cell(across(runs, (r) => r.blockSlopePpm), (x) => x.toFixed(3)),
+          cell(across(runs, (r) => r.achievedPerSec), (x) => x.toFixed(2)),
+        ];
+      }),
     ),
   );
   if (startAt.length) out.push(
@@ -474,7 +535,7 @@ function tables(wake: Record<string, WakeSummary>, loop: LoopRun[], rate: RateRu
   );
   const g = gaps[0];
   if (g) out.push(
-    `### 4. maxGap ${MAX_GAP_S * 1000} ms (µs unless said; median of ${size.gapRuns} runs, (min–max)); the control logs the capped timeline and plays it without maxGap`,
+    `### 4. maxGap ${MAX_GAP_S * 1000} ms (µs unless said; median of ${size.gapRuns} runs, (min–max)); the control logs the capped timeline and plays it without maxGap; the busyWait row spins through the 5 ms waits instead of sleeping; the ceiling row is netreplay-bench pace sending the capped timeline, spinning between sends`,
     '',
     markdownTable(
       ['variant', 'gap − 5 ms p50', '|gap − 5 ms| max', 'lateness after a gap p50', 'duration ms', 'expected ms', 'first record late', 'lateness p50 (all)', 'lateness p99', 'lateness max'],

@@ -103,3 +103,22 @@ export function clockOffset(bin: string): ClockOffset {
   };
   return { monoNs: Number(field('monoNs')), offsetNs: field('offsetNs'), bracketNs: Number(field('bracketNs')) };
 }
+
+/**
+ * `netreplay-bench pace`: the schedule in `scheduleFile` (f64 ns) sent to
+ * 127.0.0.1:`port` by a bare sender spinning between sends, the best timing
+ * this machine allows; its origin (CLOCK_MONOTONIC ns of time 0).
+ */
+export function paceSchedule(bin: string, port: number, scheduleFile: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, ['pace', '--to', `127.0.0.1:${port}`, '--schedule', scheduleFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const m = /"originNs":(\d+)/.exec(out);
+      if (code !== 0 || !m) return reject(new Error(`netreplay-bench pace exited with ${code}: ${out}`));
+      resolve(Number(m[1]));
+    });
+  });
+}
