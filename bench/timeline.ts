@@ -15,8 +15,11 @@
 // quick run: bench/results/quick/). Each run is its own contender process
 // (bench/contender.ts, task native-udp) and every lateness is
 // arrival − (origin + ideal time), the origin being the engine's published
-// anchor (when log time 0 was due), except where said. Uses the built
-// addon: run `npm run build` first.
+// anchor (when log time 0 was due). Beside the figures, the machine's own
+// ceiling: netreplay-bench wake (sleep overshoot, spin stalls), and the same
+// timelines sent by netreplay-bench pace, a bare sender spinning between
+// sends (its origin is the one it reports). Uses the built addon: run
+// `npm run build` first.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -581,7 +584,9 @@ try {
       machine: machineInfo(),
       minutes,
       loadAverage1m: { start: loadAtStart, end: loadavg()[0]! },
-      origin: 'the engine anchor (replay.stats().anchor: wallNs − logNs, CLOCK_MONOTONIC); receiver times: SO_TIMESTAMPNS (CLOCK_REALTIME) converted by rx to CLOCK_MONOTONIC',
+      origin:
+        'the engine anchor (replay.stats().anchor: wallNs − logNs, CLOCK_MONOTONIC); the ceiling rows: the origin netreplay-bench pace reports; ' +
+        'receiver times: SO_TIMESTAMPNS (CLOCK_REALTIME) converted by rx to CLOCK_MONOTONIC; startAt converted with netreplay-bench offset',
       wake,
       loop: { records: size.loopRecords, passes: size.passes, afterSeam: AFTER_SEAM, runs: loop },
       rate: { messagesPerSecond: RATE, records: size.rateRecords, runs: rate },
@@ -598,7 +603,9 @@ try {
         `${date} · ${info.cpu}, ${info.cores} cores · Linux ${info.kernel} · Node ${info.node} · ${info.rustc}`,
         '',
         `Produced by \`npm run bench:timeline${quick ? ':quick' : ''}\` in ${minutes.toFixed(1)} minutes. Lateness = kernel receive time ` +
-          `(SO_TIMESTAMPNS on loopback, converted to CLOCK_MONOTONIC) − (origin + ideal time); origin = the engine's published anchor.`,
+          `(SO_TIMESTAMPNS on loopback, converted to CLOCK_MONOTONIC) − (origin + ideal time); origin = the engine's published anchor ` +
+          `(the ceiling rows: the origin of netreplay-bench pace, a bare sender spinning between sends). ` +
+          `startAt (CLOCK_REALTIME) is converted to CLOCK_MONOTONIC with netreplay-bench offset, as rx converts its timestamps.`,
         '',
         ...text,
       ].join('\n'),
