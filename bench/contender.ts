@@ -4,14 +4,18 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Replay, type Message } from '../src/index.js';
+import type { PlaybackOptions } from '../src/playback.js';
 import { replayWithSetTimeout } from './baseline-settimeout.js';
 import { datagramOf } from './lib/schedule.js';
 
 /** CPU time measured over [fromNs, toNs] after the origin. */
 export type CpuWindow = [fromNs: number, toNs: number];
 
+/** Playback options as a task carries them in JSON: `startAt` as epoch ns in a decimal string. */
+export type TaskPlayback = Pick<PlaybackOptions, 'loop' | 'loopDelay' | 'continuousTime' | 'maxGap' | 'rate' | 'delay'> & { startAt?: string };
+
 export type Task =
-  | { kind: 'native-udp'; log: string; port: number; busyWait?: number; cpuWindows?: CpuWindow[] }
+  | { kind: 'native-udp'; log: string; port: number; busyWait?: number; cpuWindows?: CpuWindow[]; playback?: TaskPlayback }
   | { kind: 'js'; log: string; count: number; arrivals: string; cpuWindows?: CpuWindow[] }
   | { kind: 'settimeout'; schedule: string; port: number; cpuWindows?: CpuWindow[] }
   | { kind: 'pause'; log: string; port: number; pauseAtMs: number; pauseForMs: number }
@@ -88,15 +92,30 @@ function playTimed(replay: Replay, cpuWindows?: CpuWindow[]) {
 }
 
 async function nativeUdp(task: Extract<Task, { kind: 'native-udp' }>): Promise<Result> {
+  const { startAt, ...playback } = task.playback ?? {};
   const replay = new Replay(task.log, {
     js: false,
     udp: { destination: `udp://127.0.0.1:${task.port}` },
     ...(task.busyWait !== undefined && { busyWait: task.busyWait }),
+    ...playback,
+    ...(startAt !== undefined && { startAt: BigInt(startAt) }),
   });
+  // When start() was called: a start time must still be ahead of it.
+  const startCalledNs = now();
   const result = await playTimed(replay, task.cpuWindows);
   const udp = replay.udpStats()!;
+  const stats = replay.stats();
   replay.close();
-  return { ...result, sent: udp.datagrams, sendFailures: udp.sendFailures };
+  return {
+    ...result,
+    startCalledNs,
+    sent: udp.datagrams,
+    sendFailures: udp.sendFailures,
+    late: stats.late,
+    // The engine's own view (seconds): deadline → handover, and → send() return.
+    handoverLateness: stats.handoverLateness,
+    sendLateness: udp.lateness,
+  };
 }
 
 async function jsListener(task: Extract<Task, { kind: 'js' }>): Promise<Result> {

@@ -14,16 +14,16 @@
 // Results: bench/results/ (results.json, results.md, SVG plots); the quick
 // run writes to bench/results/quick/ instead. Uses the built addon: run
 // `npm run build` first.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, release, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { CpuSample, Result, Task } from './contender.js';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CpuSample } from './contender.js';
 import { runMicro, type MicroResult } from './micro.js';
 import { blobPayload, generatedLog, sensorPayload, type GeneratedLog } from './lib/logs.js';
 import { writePcap } from './lib/pcap.js';
 import { onCpu, senderReceiverCpus, type SenderReceiverCpus } from './lib/cpu.js';
+import { contender, cpuPercent, machineInfo, measureMachine, median, root, us, type WakeSummary } from './lib/harness.js';
 import { buildReceiver, startReceiver, type Arrivals } from './lib/receiver.js';
 import { barSvg, cdfSvg, markdownTable } from './lib/report.js';
 import { bursty, datagramOf, longGap, longestGap, steady, writeScheduleLog, type Schedule } from './lib/schedule.js';
@@ -31,7 +31,6 @@ import { latenessUs, timingStats, type TimingStats } from './lib/stats.js';
 import { runTcpreplay, tcpreplayVersion, withLoopbackSysctls } from './lib/tcpreplay.js';
 
 const quick = process.argv.includes('--quick');
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = join(root, 'bench', 'results', ...(quick ? ['quick'] : []));
 const work = mkdtempSync(join(tmpdir(), 'netreplay-bench-'));
 const started = Date.now();
@@ -42,29 +41,6 @@ const size = quick
   : { wakeSeconds: 10, steady1k: 10_000, runs1k: 3, drift: 100_000, steady10k: 50_000, bursts: 500, gapMs: 3_000, throughput: 5_000_000, tcpreplayTopspeed: 1_000_000, bigLogMB: 2_100, smallLogMB: 200, micro: 5 };
 
 const log = (...a: unknown[]) => console.log(...a);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor((s.length - 1) / 2)]! : NaN;
-};
-const us = (x: number) => (Number.isFinite(x) ? (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(1)) : '–');
-
-/** Run one task in a contender process (on one CPU if `cpu` is given); its one JSON line. */
-function contender(task: Task, cpu?: number): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(...onCpu(cpu, process.execPath, ['--import', 'tsx', join(root, 'bench', 'contender.ts'), JSON.stringify(task)]), {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (code !== 0) return reject(new Error(`contender ${task.kind} exited with ${code}`));
-      const last = out.trim().split('\n').at(-1) ?? '';
-      resolve(JSON.parse(last) as Result);
-    });
-  });
-}
 
 // ---------------------------------------------------------------- timing
 
@@ -81,14 +57,6 @@ interface TimingRun {
   sortedUs: Float64Array;
 }
 
-interface WakeSummary {
-  count: number;
-  p50: number;
-  p99: number;
-  p999: number;
-  max: number;
-  over250us: number;
-}
 /** netreplay-bench wake: what the machine does to any timing thread. */
 let wake: Record<string, WakeSummary> = {};
 
@@ -100,10 +68,6 @@ const timing: TimingRun[] = [];
 const skipped: string[] = [];
 if (!tcpreplay) skipped.push('tcpreplay: not installed (Debian package `tcpreplay`); its rows are missing');
 if (!pin) skipped.push('pinned UDP throughput: taskset cannot put this process on CPUs 0 and 1; the UDP sink is judged unpinned');
-
-function cpuPercent(cpuUs: number, wallNs: number): number {
-  return (100 * cpuUs * 1e3) / wallNs;
-}
 
 function gapWindow(s: Schedule): [number, number] | undefined {
   const [a, b] = longestGap(s);
@@ -526,21 +490,7 @@ function evaluate(micro: MicroResult[], throughput: ThroughputRow[], memory: Mem
 }
 
 function machine() {
-  const rustc = (() => {
-    try {
-      return execFileSync('rustc', ['--version'], { encoding: 'utf8' }).trim();
-    } catch {
-      return 'unknown';
-    }
-  })();
-  return {
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cores: cpus().length,
-    kernel: release(),
-    node: process.version,
-    rustc,
-    tcpreplay: tcpreplay ?? 'not installed',
-  };
+  return { ...machineInfo(), tcpreplay: tcpreplay ?? 'not installed' };
 }
 
 function writeResults(micro: MicroResult[], throughput: ThroughputRow[], memory: MemoryRow[], pausedPct: number, player: PlayerRows): void {
@@ -706,10 +656,7 @@ try {
   const decodeLog = generatedLog(`sensor-${decodeRecords}`, decodeRecords, 1_000, sensorPayload);
 
   log(`\n# The machine: sleep wake-up overshoot and spinning-thread stalls (${size.wakeSeconds} s)`);
-  wake = JSON.parse(execFileSync(rxBin, ['wake', '--seconds', String(size.wakeSeconds)], { encoding: 'utf8' })) as Record<string, WakeSummary>;
-  for (const [name, w] of Object.entries(wake)) {
-    log(`  ${name.padEnd(20)} n ${String(w.count).padStart(6)}  p50 ${us(w.p50)}  p99 ${us(w.p99)}  p99.9 ${us(w.p999)}  max ${us(w.max)} µs  (> 250 µs: ${w.over250us})`);
-  }
+  wake = measureMachine(rxBin, size.wakeSeconds, log);
 
   log('\n# Micro-benchmarks (tinybench)');
   const micro = await runMicro({ decodeLog, deliveryLog: decodeLog, ringRecords: 1_000_000, iterations: size.micro });

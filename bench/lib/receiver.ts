@@ -12,6 +12,11 @@ export interface Arrivals {
   received: number;
   /** Datagrams whose index was out of range or seen twice. */
   unexpected: number;
+  /**
+   * Every datagram in arrival order, repeats included (a looped log sends
+   * each index once per pass): its index (last 4 bytes) and arrival time.
+   */
+  inOrder: { seq: Uint32Array; rxNs: Float64Array };
   summary: { received: number; noTimestamp: number; offsetDriftNs: number; bracketNs: number };
 }
 
@@ -57,11 +62,16 @@ export async function startReceiver(
     const bytes = readFileSync(opts.out);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const arrivalNs = new Float64Array(opts.count).fill(NaN);
+    const records = Math.floor(bytes.byteLength / RECORD_BYTES);
+    const inOrder = { seq: new Uint32Array(records), rxNs: new Float64Array(records) };
     let received = 0;
     let unexpected = 0;
-    for (let at = 0; at + RECORD_BYTES <= bytes.byteLength; at += RECORD_BYTES) {
+    for (let k = 0; k < records; k++) {
+      const at = k * RECORD_BYTES;
       const seq = view.getUint32(at, true);
       const rx = Number(view.getBigInt64(at + 8, true));
+      inOrder.seq[k] = seq;
+      inOrder.rxNs[k] = rx;
       if (seq >= opts.count || !Number.isNaN(arrivalNs[seq]!)) {
         unexpected++;
         continue;
@@ -69,7 +79,46 @@ export async function startReceiver(
       arrivalNs[seq] = rx;
       received++;
     }
-    return { arrivalNs, received, unexpected, summary };
+    return { arrivalNs, received, unexpected, inOrder, summary };
   })();
   return { port, arrivals, kill: () => child.kill() };
+}
+
+/** One CLOCK_REALTIME − CLOCK_MONOTONIC measurement (`netreplay-bench offset`): realtime = monotonic + offsetNs. */
+export interface ClockOffset {
+  monoNs: number;
+  /** A bigint: epoch nanoseconds are beyond a double's exact integers. */
+  offsetNs: bigint;
+  /** The measurement's uncertainty: the mono–real–mono bracket, ns. */
+  bracketNs: number;
+}
+
+export function clockOffset(bin: string): ClockOffset {
+  const out = spawnSync(bin, ['offset'], { encoding: 'utf8' });
+  if (out.status !== 0) throw new Error(`netreplay-bench offset failed (status ${out.status}): ${out.stderr}`);
+  const field = (name: string) => {
+    const m = new RegExp(`"${name}":(-?\\d+)`).exec(out.stdout);
+    if (!m) throw new Error(`netreplay-bench offset printed no ${name}: ${out.stdout}`);
+    return BigInt(m[1]!);
+  };
+  return { monoNs: Number(field('monoNs')), offsetNs: field('offsetNs'), bracketNs: Number(field('bracketNs')) };
+}
+
+/**
+ * `netreplay-bench pace`: the schedule in `scheduleFile` (f64 ns) sent to
+ * 127.0.0.1:`port` by a bare sender spinning between sends, the best timing
+ * this machine allows; its origin (CLOCK_MONOTONIC ns of time 0).
+ */
+export function paceSchedule(bin: string, port: number, scheduleFile: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, ['pace', '--to', `127.0.0.1:${port}`, '--schedule', scheduleFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const m = /"originNs":(\d+)/.exec(out);
+      if (code !== 0 || !m) return reject(new Error(`netreplay-bench pace exited with ${code}: ${out}`));
+      resolve(Number(m[1]));
+    });
+  });
 }

@@ -74,10 +74,14 @@ export function datagramOf(i: number): Buffer {
   return Buffer.concat([DATAGRAM_HEAD, payloadOf(i)]);
 }
 
-/** Write the schedule as an MCL log with netreplay's own writer; returns its path. */
-export function writeScheduleLog(prefix: string, s: Schedule, type = 'Bench'): string {
+/**
+ * Write the schedule as an MCL log with netreplay's own writer; returns its
+ * path. Record i carries index `firstSeq + i` (logs played side by side to
+ * one receiver number their records apart).
+ */
+export function writeScheduleLog(prefix: string, s: Schedule, type = 'Bench', firstSeq = 0): string {
   const writer = new WriteFile(prefix, { type, created: '2026-01-01 00:00:00' });
-  for (let i = 0; i < s.timesNs.length; i++) writer.write(s.timesNs[i]! / 1e9, TOPIC, payloadOf(i));
+  for (let i = 0; i < s.timesNs.length; i++) writer.write(s.timesNs[i]! / 1e9, TOPIC, payloadOf(firstSeq + i));
   const [path] = writer.close();
   if (path === undefined) throw new Error(`WriteFile wrote no file for ${prefix}`);
   return path;

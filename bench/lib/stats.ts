@@ -155,3 +155,34 @@ export function timingStats(input: TimingInput): TimingStats {
     interArrivalErrorUs: distributionOfSorted(gapErrors.subarray(0, g).sort()),
   };
 }
+
+/**
+ * Least-squares line y ≈ intercept + slope·x over the pairs where both are
+ * finite (centred, so large absolute x keep their precision); NaNs with
+ * fewer than two distinct x.
+ */
+export function linearFit(x: ArrayLike<number>, y: ArrayLike<number>): { slope: number; intercept: number; n: number } {
+  if (x.length !== y.length) throw new RangeError(`x has ${x.length} values but y has ${y.length}`);
+  let n = 0;
+  let sx = 0;
+  let sy = 0;
+  for (let i = 0; i < x.length; i++) {
+    if (!Number.isFinite(x[i]!) || !Number.isFinite(y[i]!)) continue;
+    n++;
+    sx += x[i]!;
+    sy += y[i]!;
+  }
+  const mx = sx / n;
+  const my = sy / n;
+  let sxx = 0;
+  let sxy = 0;
+  for (let i = 0; i < x.length; i++) {
+    if (!Number.isFinite(x[i]!) || !Number.isFinite(y[i]!)) continue;
+    const dx = x[i]! - mx;
+    sxx += dx * dx;
+    sxy += dx * (y[i]! - my);
+  }
+  if (n < 2 || sxx === 0) return { slope: NaN, intercept: NaN, n };
+  const slope = sxy / sxx;
+  return { slope, intercept: my - slope * mx, n };
+}

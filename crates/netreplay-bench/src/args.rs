@@ -14,6 +14,8 @@ usage: netreplay-bench rx [--bind ADDR] [--port PORT] --out FILE [--expect N]
                           [--idle-ms MS] [--first-timeout-ms MS] [--rcvbuf BYTES]
        netreplay-bench wake [--seconds S]
        netreplay-bench blast --to ADDR:PORT [--count N] [--size BYTES]
+       netreplay-bench pace --to ADDR:PORT --schedule FILE [--size BYTES]
+       netreplay-bench offset
 
 wake: measure this machine for S seconds (default 10): how late sleeps of
 100 µs, 750 µs and 9.75 ms wake up, and how long a spinning thread is kept
@@ -22,6 +24,17 @@ off its core (gaps > 50 µs); one JSON line of µs summaries.
 blast: send N datagrams (default 1000000) of BYTES bytes (default 120),
 one send() each, as fast as the kernel takes them: the machine's ceiling
 for UDP sends. stdout: {\"sent\":N,\"seconds\":S,\"perSec\":R}
+
+pace: send datagram i (BYTES bytes, default 16, ending in i) at time
+origin + t_i, t_i from FILE (f64 little-endian ns, as the bench writes
+schedules), spinning on CLOCK_MONOTONIC in between: the best timing a bare
+sender has here. The origin is 5 ms after the start.
+stdout: {\"originNs\":O,\"sent\":N} (O on CLOCK_MONOTONIC)
+
+offset: measure CLOCK_REALTIME − CLOCK_MONOTONIC once (the narrowest of 20
+mono–real–mono reads, as rx converts its timestamps). stdout:
+{\"monoNs\":M,\"offsetNs\":O,\"bracketNs\":B}: realtime = monotonic + O
+at monotonic time M, within B ns.
 
 rx: receive UDP datagrams, recording each one's kernel receive time
 (SO_TIMESTAMPNS) as CLOCK_MONOTONIC nanoseconds.
@@ -59,6 +72,14 @@ pub enum Command {
         count: u32,
         size: usize,
     },
+    /// Send a schedule's datagrams at their times, spinning between them.
+    Pace {
+        to: SocketAddr,
+        schedule: PathBuf,
+        size: usize,
+    },
+    /// Measure CLOCK_REALTIME − CLOCK_MONOTONIC once.
+    Offset,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +118,8 @@ where
         Some("rx") => parse_rx(args),
         Some("wake") => parse_wake(args),
         Some("blast") => parse_blast(args),
+        Some("pace") => parse_pace(args),
+        Some("offset") => parse_offset(args),
         _ => err(format!(
             "unknown subcommand {:?} (try --help)",
             subcommand.to_string_lossy()
@@ -125,6 +148,52 @@ fn parse_wake(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgEr
         return err("--seconds: must be at least 1".into());
     }
     Ok(Command::Wake { seconds })
+}
+
+fn parse_pace(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgError> {
+    let (mut to, mut schedule, mut size) = (None, None, 16);
+    while let Some(arg) = args.next() {
+        let flag = arg.to_string_lossy().into_owned();
+        if matches!(flag.as_str(), "--help" | "-h") {
+            return Ok(Command::Help);
+        }
+        let Some(value) = args.next() else {
+            return err(format!("{flag} needs a value"));
+        };
+        match flag.as_str() {
+            "--to" => {
+                let text = utf8(&flag, &value)?;
+                to = Some(
+                    text.parse::<SocketAddr>()
+                        .map_err(|_| ArgError(format!("--to: {text:?} is not an address:port")))?,
+                );
+            }
+            "--schedule" => schedule = Some(PathBuf::from(value)),
+            "--size" => size = parse_num(&flag, &value, "a size in bytes")?,
+            _ => return err(format!("unknown option {flag:?} for pace (try --help)")),
+        }
+    }
+    if !(4..=65_507).contains(&size) {
+        return err(format!("--size: {size} is not between 4 and 65507"));
+    }
+    let Some(to) = to else {
+        return err("pace needs --to ADDR:PORT".into());
+    };
+    let Some(schedule) = schedule else {
+        return err("pace needs --schedule FILE".into());
+    };
+    Ok(Command::Pace { to, schedule, size })
+}
+
+fn parse_offset(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgError> {
+    match args.next() {
+        None => Ok(Command::Offset),
+        Some(arg) if matches!(arg.to_str(), Some("--help" | "-h")) => Ok(Command::Help),
+        Some(arg) => err(format!(
+            "unknown option {:?} for offset (try --help)",
+            arg.to_string_lossy()
+        )),
+    }
 }
 
 fn parse_blast(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgError> {
@@ -317,6 +386,42 @@ mod tests {
         assert!(bad.contains("\"x\""), "{bad}");
         let unknown = parse(&["wake", "--fast"]).unwrap_err().0;
         assert!(unknown.contains("--fast"), "{unknown}");
+    }
+
+    #[test]
+    fn pace_needs_an_address_and_a_schedule() {
+        assert_eq!(
+            parse(&["pace", "--to", "127.0.0.1:9", "--schedule", "s.f64"]),
+            Ok(Command::Pace {
+                to: "127.0.0.1:9".parse().unwrap(),
+                schedule: PathBuf::from("s.f64"),
+                size: 16
+            })
+        );
+        let missing = parse(&["pace", "--to", "127.0.0.1:9"]).unwrap_err().0;
+        assert!(missing.contains("--schedule"), "{missing}");
+        let no_to = parse(&["pace", "--schedule", "s"]).unwrap_err().0;
+        assert!(no_to.contains("--to"), "{no_to}");
+        let small = parse(&[
+            "pace",
+            "--to",
+            "127.0.0.1:9",
+            "--schedule",
+            "s",
+            "--size",
+            "3",
+        ])
+        .unwrap_err()
+        .0;
+        assert!(small.contains("--size: 3"), "{small}");
+    }
+
+    #[test]
+    fn offset_takes_no_options() {
+        assert_eq!(parse(&["offset"]), Ok(Command::Offset));
+        assert_eq!(parse(&["offset", "--help"]), Ok(Command::Help));
+        let unknown = parse(&["offset", "--now"]).unwrap_err().0;
+        assert!(unknown.contains("--now"), "{unknown}");
     }
 
     #[test]

@@ -1,16 +1,15 @@
-//! The ceiling for UDP sends on this machine: one thread doing nothing but
+//! The ceilings for UDP sends on this machine: one thread doing nothing but
 //! send datagrams of one size to one address, as fast as the kernel takes
-//! them. A replayer's UDP rate is measured against this.
+//! them (a replayer's UDP rate is measured against this), or each at its
+//! time in a schedule, spinning in between (a replayer's timing is).
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Instant;
 
-/// Send `count` datagrams of `size` bytes (≥ 4; each ends in its index as a
-/// big-endian u32, as the replayed ones do) to `to`; returns the seconds it
-/// took. Each datagram is one `send` call: the kernel's cost per datagram is
-/// what this measures.
-pub fn blast(to: SocketAddr, count: u32, size: usize) -> io::Result<f64> {
+use crate::clock;
+
+fn connected(to: SocketAddr) -> io::Result<UdpSocket> {
     let bind: SocketAddr = if to.is_ipv4() {
         "0.0.0.0:0".parse().expect("valid address")
     } else {
@@ -18,6 +17,15 @@ pub fn blast(to: SocketAddr, count: u32, size: usize) -> io::Result<f64> {
     };
     let socket = UdpSocket::bind(bind)?;
     socket.connect(to)?;
+    Ok(socket)
+}
+
+/// Send `count` datagrams of `size` bytes (≥ 4; each ends in its index as a
+/// big-endian u32, as the replayed ones do) to `to`; returns the seconds it
+/// took. Each datagram is one `send` call: the kernel's cost per datagram is
+/// what this measures.
+pub fn blast(to: SocketAddr, count: u32, size: usize) -> io::Result<f64> {
+    let socket = connected(to)?;
     let mut datagram = vec![0x5a_u8; size.max(4)];
     let at = datagram.len() - 4;
     let start = Instant::now();
@@ -28,9 +36,43 @@ pub fn blast(to: SocketAddr, count: u32, size: usize) -> io::Result<f64> {
     Ok(start.elapsed().as_secs_f64())
 }
 
+/// Send datagram i (`size` bytes, ≥ 4, ending in i as a big-endian u32) at
+/// `origin + times_ns[i]` on CLOCK_MONOTONIC, spinning on the clock in
+/// between — no sleep, no queue, nothing but the wait and one `send`: the
+/// best timing a sender on this machine can have. The origin is `lead_ns`
+/// after the call; returns it.
+pub fn pace(to: SocketAddr, times_ns: &[i64], size: usize, lead_ns: i64) -> io::Result<i64> {
+    let socket = connected(to)?;
+    let mut datagram = vec![0x5a_u8; size.max(4)];
+    let at = datagram.len() - 4;
+    let origin = clock::mono_ns() + lead_ns;
+    for (i, &t) in times_ns.iter().enumerate() {
+        datagram[at..].copy_from_slice(&(i as u32).to_be_bytes());
+        let due = origin + t;
+        while clock::mono_ns() < due {
+            std::hint::spin_loop();
+        }
+        socket.send(&datagram)?;
+    }
+    Ok(origin)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paced_datagrams_arrive_in_order_not_before_their_time() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let times = [0, 1_000_000, 1_000_000, 3_000_000];
+        let origin = pace(rx.local_addr().unwrap(), &times, 8, 1_000_000).unwrap();
+        let mut buf = [0u8; 16];
+        for i in 0..4u32 {
+            assert_eq!(rx.recv(&mut buf).unwrap(), 8);
+            assert_eq!(buf[4..8], i.to_be_bytes());
+        }
+        assert!(clock::mono_ns() >= origin + 3_000_000);
+    }
 
     #[test]
     fn every_datagram_arrives_with_its_index() {

@@ -34,6 +34,20 @@ fn main() -> ExitCode {
                 Err(e) => fail(&format!("blast to {to}: {e}")),
             }
         }
+        Ok(Command::Pace { to, schedule, size }) => match run_pace(to, &schedule, size) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => fail(&message),
+        },
+        Ok(Command::Offset) => {
+            let o = netreplay_bench::clock::measure_offset();
+            match emit(&format!(
+                "{{\"monoNs\":{},\"offsetNs\":{},\"bracketNs\":{}}}",
+                o.mono_ns, o.offset_ns, o.bracket_ns
+            )) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => fail(&message),
+            }
+        }
         Err(e) if no_args => {
             eprint!("{USAGE}");
             fail(&e.to_string())
@@ -64,6 +78,33 @@ fn run_wake(seconds: u32) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(&message),
     }
+}
+
+/// The schedule (f64 little-endian ns, whole ns) sent at its times.
+fn run_pace(
+    to: std::net::SocketAddr,
+    schedule: &std::path::Path,
+    size: usize,
+) -> Result<(), String> {
+    let name = schedule.display();
+    let bytes =
+        std::fs::read(schedule).map_err(|e| format!("cannot read --schedule {name:?}: {e}"))?;
+    if bytes.len() % 8 != 0 {
+        return Err(format!(
+            "--schedule {name:?}: {} bytes is not a whole number of f64",
+            bytes.len()
+        ));
+    }
+    let times: Vec<i64> = bytes
+        .chunks_exact(8)
+        .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")).round() as i64)
+        .collect();
+    let origin = netreplay_bench::blast::pace(to, &times, size, 5_000_000)
+        .map_err(|e| format!("pace to {to}: {e}"))?;
+    emit(&format!(
+        "{{\"originNs\":{origin},\"sent\":{}}}",
+        times.len()
+    ))
 }
 
 fn fail(message: &str) -> ExitCode {
