@@ -576,13 +576,14 @@ class Storm {
     if (this.state === 'playing') {
       this.op(`step(${n}) while playing`);
       const outcome = await this.r.step(n).then(
-        () => 'resolved',
+        (): 'resolved' => 'resolved',
         (err: Error) => err,
       );
       if (outcome === 'resolved') {
         await this.within(this.r.done, this.o.slackMs ?? 8000, `the end, after step() while playing resolved`);
         await macrotask();
-        this.check(this.state === 'ended', () => `step() while playing resolved, and the run did not end (${this.state})`);
+        // (The 'end' event moved the model on meanwhile.)
+        this.check(this.modelState() === 'ended', () => `step() while playing resolved, and the run did not end (${this.state})`);
       } else {
         this.check(/pause\(\) first/.test(outcome.message), () => `step() while playing rejected with ${outcome.message}`);
       }
@@ -605,9 +606,14 @@ class Storm {
     this.state = 'paused';
     await this.within(p, this.o.slackMs ?? 8000, `step(${n})`);
     await macrotask();
-    if (this.failure !== undefined || this.state === 'ended') return;
+    if (this.failure !== undefined || this.modelState() === 'ended') return;
     const expected = Math.min(this.n, before + n);
     this.check(this.run!.next === expected, () => `step(${n}) from seq ${before} delivered up to ${this.run!.next}, expected ${expected}`);
+  }
+
+  /** The model's state now (events change it while an operation awaits). */
+  modelState(): State {
+    return this.state;
   }
 
   /** burst(n) while playing: at once, then on; nothing lost (the message checks). */
