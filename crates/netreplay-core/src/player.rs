@@ -128,7 +128,7 @@ impl PlaybackOptions {
             None if relative => {
                 return Err(Error::invalid(
                     if self.start_offset_ns.is_some() { "startOffset" } else { "duration" },
-                    "needs a log whose first record is known before it plays (a log path, ReadFile or ReadDirectory); a reader written in JS can use 'until' and 'minTime'",
+                    "needs a log whose first record is known before it plays (a log path, ReadFile or ReadDirectory); a reader written in JS can use 'until'",
                 ))
             }
             None => None,

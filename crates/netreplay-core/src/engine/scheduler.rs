@@ -570,6 +570,7 @@ impl SchedulerOptions {
 
 /// Plays a queue to sinks on a native thread (MCL's ScheduleBroadcasts).
 pub struct Scheduler {
+    /// Deadlines are on the worker's virtual clock (published in its stats).
     virtual_time: bool,
     claim: Arc<QueueClaim>,
     control: Arc<Control>,
@@ -670,7 +671,7 @@ impl Scheduler {
         let (log, tau, reported) = last?;
         let ahead = match self.stats.anchor() {
             Some(anchor) => {
-                let now = if self.control_is_virtual() {
+                let now = if self.virtual_time {
                     self.stats.position.virtual_now_ns.load(Ordering::Relaxed)
                 } else {
                     now_ns()
@@ -683,10 +684,6 @@ impl Scheduler {
             None => 0,
         };
         Some((log.saturating_add(ahead), reported.saturating_add(ahead)))
-    }
-
-    fn control_is_virtual(&self) -> bool {
-        self.virtual_time
     }
 
     pub fn stats(&self) -> &Arc<ReplayStats> {
