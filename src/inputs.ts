@@ -59,27 +59,28 @@ class MergedReader implements RecordReader {
   }
 }
 
+/** What a replay plays: a native reader (taken over), or a reader written in JS. */
+export type Inputs = { nativeReader: NativeMclReader; reader?: undefined } | { nativeReader?: undefined; reader: RecordReader };
+
+function inputOf(reader: RecordReader): Inputs {
+  const nativeReader = nativeReaderOf(reader);
+  return nativeReader ? { nativeReader } : { reader };
+}
+
 /**
- * The reader a replay plays, and its native reader when every input is
- * one of netreplay's (taken over by the replay).
+ * The native reader when every input is one of netreplay's (merged
+ * natively when there are several), else one reader in JS over them all.
  */
-export function openInputs(
-  source: unknown,
-  options: ReadDirectoryOptions,
-): { reader: RecordReader; nativeReader: NativeMclReader | undefined } {
+export function openInputs(source: unknown, options: ReadDirectoryOptions): Inputs {
   const open = (input: unknown): RecordReader =>
     typeof input === 'string' ? openLog(input, options) : checkRecordReader(input, 'Replay');
-  if (!Array.isArray(source)) {
-    const reader = open(source);
-    return { reader, nativeReader: nativeReaderOf(reader) };
-  }
+  if (!Array.isArray(source)) return inputOf(open(source));
   if (source.length === 0) throw new TypeError(`Replay: 'source' is an empty array; give at least one log`);
   const readers = source.map(open);
-  if (readers.length === 1) return { reader: readers[0]!, nativeReader: nativeReaderOf(readers[0]!) };
+  if (readers.length === 1) return inputOf(readers[0]!);
   const natives = readers.map(nativeReaderOf);
   if (natives.every((n) => n !== undefined)) {
-    const merged = callNative(() => native.NativeMclReader.merge(natives as NativeMclReader[]));
-    return { reader: new MergedReader(readers), nativeReader: merged };
+    return { nativeReader: callNative(() => native.NativeMclReader.merge(natives as NativeMclReader[])) };
   }
-  return { reader: new MergedReader(readers), nativeReader: undefined };
+  return { reader: new MergedReader(readers) };
 }

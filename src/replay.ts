@@ -7,14 +7,7 @@ import { BatchReceiver, KeepAlive, weakCallback } from './delivery.js';
 import { callNative, ReplayStateError } from './errors.js';
 import { BatchDecoder, type DeliveryOptions, type Message } from './message.js';
 import { native, type NativePlayer } from './native.js';
-import {
-  READ_DIRECTORY_OPTION_NAMES,
-  checkRecordReader,
-  nativeReaderOf,
-  openLog,
-  type ReadDirectoryOptions,
-  type RecordReader,
-} from './reader.js';
+import { READ_DIRECTORY_OPTION_NAMES, type ReadDirectoryOptions } from './reader.js';
 import {
   SCHEDULE_OPTION_NAMES,
   deliveryOptions,

@@ -161,21 +161,13 @@ fn parse_pace(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgEr
             return err(format!("{flag} needs a value"));
         };
         match flag.as_str() {
-            "--to" => {
-                let text = utf8(&flag, &value)?;
-                to = Some(
-                    text.parse::<SocketAddr>()
-                        .map_err(|_| ArgError(format!("--to: {text:?} is not an address:port")))?,
-                );
-            }
+            "--to" => to = Some(parse_addr(&flag, &value)?),
             "--schedule" => schedule = Some(PathBuf::from(value)),
             "--size" => size = parse_num(&flag, &value, "a size in bytes")?,
             _ => return err(format!("unknown option {flag:?} for pace (try --help)")),
         }
     }
-    if !(4..=65_507).contains(&size) {
-        return err(format!("--size: {size} is not between 4 and 65507"));
-    }
+    check_datagram_size(size)?;
     let Some(to) = to else {
         return err("pace needs --to ADDR:PORT".into());
     };
@@ -207,21 +199,13 @@ fn parse_blast(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgE
             return err(format!("{flag} needs a value"));
         };
         match flag.as_str() {
-            "--to" => {
-                let text = utf8(&flag, &value)?;
-                to = Some(
-                    text.parse::<SocketAddr>()
-                        .map_err(|_| ArgError(format!("--to: {text:?} is not an address:port")))?,
-                );
-            }
+            "--to" => to = Some(parse_addr(&flag, &value)?),
             "--count" => count = parse_num(&flag, &value, "a count")?,
             "--size" => size = parse_num(&flag, &value, "a size in bytes")?,
             _ => return err(format!("unknown option {flag:?} for blast (try --help)")),
         }
     }
-    if !(4..=65_507).contains(&size) {
-        return err(format!("--size: {size} is not between 4 and 65507"));
-    }
+    check_datagram_size(size)?;
     let Some(to) = to else {
         return err("blast needs --to ADDR:PORT".into());
     };
@@ -277,6 +261,21 @@ fn parse_rx(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgErro
     };
     opts.addr = SocketAddr::new(ip, port);
     Ok(Command::Rx(RxArgs { opts, out }))
+}
+
+/// `--to`'s value: an address:port.
+fn parse_addr(flag: &str, value: &OsString) -> Result<SocketAddr, ArgError> {
+    let text = utf8(flag, value)?;
+    text.parse::<SocketAddr>()
+        .map_err(|_| ArgError(format!("{flag}: {text:?} is not an address:port")))
+}
+
+/// `--size`: a datagram of 4 bytes (the record index) up to UDP's largest.
+fn check_datagram_size(size: usize) -> Result<(), ArgError> {
+    if !(4..=65_507).contains(&size) {
+        return err(format!("--size: {size} is not between 4 and 65507"));
+    }
+    Ok(())
 }
 
 fn utf8<'a>(flag: &str, value: &'a OsString) -> Result<&'a str, ArgError> {

@@ -213,6 +213,9 @@ enum Producer {
         cursor: Box<PassCursor>,
         /// Slots decided by the cursor and not yet in the ring.
         queued: VecDeque<Slot>,
+        /// The streams' types as far as known here, for the type filters:
+        /// the table is asked (locked) only for a stream not seen yet.
+        types: Vec<Option<String>>,
     },
 }
 
@@ -365,6 +368,7 @@ impl Player {
                     streams,
                     cursor: Box::new(PassCursor::new(plan.clone())),
                     queued: VecDeque::new(),
+                    types: Vec::new(),
                 };
                 (producer, plan, None)
             }
@@ -758,6 +762,7 @@ impl Player {
             streams,
             cursor,
             queued,
+            types,
             ..
         } = &mut self.producer
         else {
@@ -766,12 +771,12 @@ impl Player {
         if !drain(ring, queued) {
             return Ok(Pushed::Full);
         }
-        let message_type = streams
-            .types_from(record.stream as usize)
-            .into_iter()
-            .next()
-            .flatten();
-        let offered = cursor.offer(record, message_type.as_deref(), queued);
+        let stream = record.stream as usize;
+        if stream >= types.len() {
+            types.extend(streams.types_from(types.len()));
+        }
+        let message_type = types.get(stream).and_then(|t| t.as_deref());
+        let offered = cursor.offer(record, message_type, queued);
         drain(ring, queued);
         Ok(match offered {
             Offered::PassEnded => Pushed::PassEnded,

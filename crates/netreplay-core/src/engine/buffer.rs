@@ -545,11 +545,6 @@ impl BufferData {
         producer.position_source(position)
     }
 
-    /// The passes this producer plays.
-    pub fn plan(&self) -> Option<&PassPlan> {
-        self.producer.idle().map(|p| p.cursor.plan())
-    }
-
     /// The times of the source's first and last records (see
     /// [`RecordSource::time_range`]); the producer must be stopped.
     pub fn time_range(&mut self) -> Result<Option<(i64, i64)>> {

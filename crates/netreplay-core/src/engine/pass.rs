@@ -122,10 +122,6 @@ impl PassCursor {
         }
     }
 
-    pub fn plan(&self) -> &PassPlan {
-        &self.plan
-    }
-
     /// Go to log time `t` in pass `pass` (a seek), or (`None`) to the start
     /// of pass `pass` (a rewind: pass 0). Returns where the source must go:
     /// with backfill, to its start, since the records before the position

@@ -640,11 +640,6 @@ impl Scheduler {
         self.worker.idle().map_or(0, |w| w.timeline.pass())
     }
 
-    /// The timeline time reached (paused or idle): where a resume goes on.
-    pub fn position(&self) -> Option<i64> {
-        self.worker.idle().and_then(|w| w.position)
-    }
-
     /// Records a step or burst stopped early had still to deliver.
     pub fn immediate_left(&self) -> u64 {
         self.control.immediate_left.load(Ordering::Relaxed)
