@@ -1,5 +1,7 @@
 export { ReadFile, ReadDirectory } from './reader.js';
 export type { ReadOptions, ReadDirectoryOptions, LogHeader, LogStream, RecordReader } from './reader.js';
+export { summarizeLog } from './summary.js';
+export type { LogSummary, TopicSummary } from './summary.js';
 export { BufferData, BufferQueue } from './buffer.js';
 export type { BufferOptions } from './buffer.js';
 export { ScheduleBroadcasts } from './scheduler.js';
