@@ -66,7 +66,7 @@ function wrap(text: string, width: number, indent: number): string {
 export function commandUsage(command: Command): string {
   const out = [`Usage: netreplay ${command.name} ${command.operands} [flags]`, '', wrap(command.summary, 78, 0)];
   const labelWidth = 34;
-  for (const group of command.groups) {
+  for (const group of [...command.groups, { heading: 'General', flags: [HELP_FLAG] }]) {
     out.push('', `${group.heading}:`);
     for (const f of group.flags) {
       const label = `  ${flagLabel(f)}`;
@@ -109,6 +109,9 @@ export function parseCommand(command: Command, argv: string[]): { values: Values
         taken++;
       }
       if (taken === 0) throw new UsageError(`${arg} needs at least one ${flag.value ?? 'value'}`);
+    } else if (flag?.value !== undefined && /^-[\d.]/.test(argv[i + 1] ?? '')) {
+      // A negative number is a value, not a flag (parseArgs would refuse it as ambiguous).
+      args.push(`${arg.startsWith('--') ? arg : `--${flag.name}`}=${argv[++i]}`);
     } else args.push(arg);
   }
   const options = Object.fromEntries(

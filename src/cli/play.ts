@@ -268,9 +268,11 @@ export async function play(argv: string[], stdout: NodeJS.WriteStream, stderr: N
   const colour = statusOn && !process.env.NO_COLOR;
   const js = options.js !== false;
   const loopOption = options.loop;
-  // A finite native loop (or none) that the `l` key turned on plays again from the start at its end.
-  const nativeForever = loopOption === true;
-  let loopWanted = loopOption !== undefined && loopOption !== 1;
+  // The `l` key: 'on' loops for ever (a finite native loop, or none, plays
+  // again from the start at its end); 'off' ends at the end of the pass
+  // playing; 'asGiven' is what --loop said.
+  let loopMode = 'asGiven' as 'asGiven' | 'on' | 'off';
+  const looping = () => loopMode === 'on' || (loopMode === 'asGiven' && loopOption !== undefined && loopOption !== 1);
   /** With loop turned off while the engine loops: the last pass to play. */
   let lastPass: number | undefined;
   let restarts = 0;
@@ -292,10 +294,14 @@ export async function play(argv: string[], stdout: NodeJS.WriteStream, stderr: N
   let exitCode = 0;
   let endedNaturally = false;
   let stopping = false;
+  /** What the run reached, taken before stop() rewinds it (and resets its statistics). */
+  let final: { progress: Progress; stats: ReturnType<Replay['stats']>; udp: ReturnType<Replay['udpStats']> } | undefined;
+  const snapshot = () => ({ progress: replay.progress(), stats: replay.stats(), udp: replay.udpStats() });
   const stop = (code: number) => {
     if (stopping) return;
     stopping = true;
     exitCode = code;
+    final = snapshot();
     replay.stop();
   };
 
@@ -324,20 +330,19 @@ export async function play(argv: string[], stdout: NodeJS.WriteStream, stderr: N
   });
 
   const loopText = (p: Progress): string => {
-    if (!loopWanted) return p.loops === 1 ? 'loop off' : `loop ${p.loop + 1} (last)`;
-    if (restarts > 0 || p.loops === 1) return `loop ${restarts * (p.loops ?? 1) + p.loop + 1}/∞`;
+    if (!looping()) return p.loops === 1 ? 'loop off' : `loop ${p.loop + 1} (last)`;
+    if (loopMode === 'on' && p.loops !== null) return `loop ${restarts * p.loops + p.loop + 1}/∞`;
     return `loop ${p.loop + 1}/${p.loops ?? '∞'}`;
   };
-  const lateP99 = () => replay.udpStats()?.lateness.p99 ?? replay.stats().handoverLateness.p99;
-  const drawStatus = (p: Progress) => {
-    const u = replay.udpStats();
+  const drawStatus = (p: Progress, taken = snapshot()) => {
+    const u = taken.udp;
     status?.update(
       formatStatus(
         {
           progress: p,
           loop: loopText(p),
           udp: u && { sent: u.recordsSent, failed: Object.values(u.failures).reduce((a, b) => a + b, 0) },
-          lateP99: lateP99(),
+          lateP99: u?.lateness.p99 ?? taken.stats.handoverLateness.p99,
         },
         colour,
       ),
@@ -369,8 +374,13 @@ export async function play(argv: string[], stdout: NodeJS.WriteStream, stderr: N
           break;
         }
         case 'toggleLoop':
-          loopWanted = !loopWanted;
-          lastPass = loopWanted ? undefined : p.loop;
+          if (looping()) {
+            loopMode = 'off';
+            lastPass = p.loop;
+          } else {
+            loopMode = 'on';
+            lastPass = undefined;
+          }
           break;
         case 'quit':
           stop(0);
@@ -400,7 +410,7 @@ export async function play(argv: string[], stdout: NodeJS.WriteStream, stderr: N
     for (;;) {
       endedNaturally = false;
       await replay.done;
-      if (stopping || !endedNaturally || !loopWanted || nativeForever) break;
+      if (stopping || !endedNaturally || loopMode !== 'on') break;
       restarts++;
       replay.start();
     }
@@ -409,8 +419,9 @@ export async function play(argv: string[], stdout: NodeJS.WriteStream, stderr: N
     say(`netreplay: ${(err as Error).message}`);
   } finally {
     flush();
+    final ??= snapshot();
     if (status) {
-      drawStatus(replay.progress());
+      drawStatus({ ...final.progress, state: 'ended' }, final);
       status.finish();
     }
     keys?.close();
@@ -418,8 +429,7 @@ export async function play(argv: string[], stdout: NodeJS.WriteStream, stderr: N
     process.off('SIGTERM', onSigterm);
     await remote.close();
     const elapsed = (performance.now() - started) / 1000;
-    const s = replay.stats();
-    const u = replay.udpStats();
+    const { stats: s, udp: u } = final;
     if (!js) {
       count = s.delivered;
       bytes = u?.bytes ?? 0;

@@ -515,6 +515,50 @@ fn a_delay_comes_before_each_loop() {
 }
 
 #[test]
+fn at_infinite_speed_a_delay_and_a_start_time_still_hold_the_first_record_back() {
+    let delayed = SchedulerOptions {
+        speed: Speed::new(f64::INFINITY).unwrap(),
+        delay_ns: 300 * MS,
+        ..Default::default()
+    };
+    let (mut p, out) = build(
+        numbered(3, MS),
+        delayed,
+        PlaybackOptions {
+            passes: Some(2),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let started = Instant::now();
+    play_to_end(&mut p);
+    assert_eq!(out.len(), 6);
+    // Before each of the two passes.
+    assert!(started.elapsed() >= Duration::from_millis(590), "{:?}", started.elapsed());
+
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i128;
+    let (mut p, out) = build(
+        numbered(3, MS),
+        SchedulerOptions {
+            speed: Speed::new(f64::INFINITY).unwrap(),
+            ..Default::default()
+        },
+        PlaybackOptions {
+            start_at_unix_ns: Some(now_unix + 300_000_000),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let started = Instant::now();
+    play_to_end(&mut p);
+    assert_eq!(out.len(), 3);
+    assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
+}
+
+#[test]
 fn start_at_in_the_past_starts_at_once_late_and_in_the_future_can_be_stopped() {
     let now_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -342,6 +342,9 @@ impl Worker {
             } else {
                 0
             };
+            // At infinite speed nothing has a deadline, but a delay or a
+            // start time still holds the record back until then.
+            let mut gate = None;
             // A fresh run starts on its first record: due now (or at the
             // start time, after the delay), not late.
             let a = match anchor {
@@ -350,17 +353,24 @@ impl Worker {
                     anchor = Some(a);
                     if delay > 0 {
                         publish(anchor, speed);
+                        if speed.is_max() {
+                            gate = Some(self.now().saturating_add(delay));
+                        }
                     }
                     a
                 }
                 None => {
-                    let start = self.start_at.take().unwrap_or(now);
+                    let start_at = self.start_at.take();
+                    let start = start_at.unwrap_or(now);
                     let a = Anchor {
                         wall_ns: start.saturating_add(delay),
                         log_ns: tau,
                     };
                     anchor = Some(a);
                     publish(anchor, speed);
+                    if speed.is_max() && (start_at.is_some() || delay > 0) {
+                        gate = Some(a.wall_ns);
+                    }
                     a
                 }
             };
@@ -391,6 +401,8 @@ impl Worker {
             // deadline to wait for or be late for.
             let deadline = if immediate > 0 {
                 None
+            } else if speed.is_max() {
+                gate
             } else {
                 a.deadline(tau, speed)
             };
