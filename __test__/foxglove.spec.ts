@@ -16,7 +16,8 @@ import {
   type FoxgloveBridge,
   type Message,
 } from '../src/index.js';
-import { dataset, sleep, tempDir, writeLog } from './helpers.js';
+import { execFileSync } from 'node:child_process';
+import { dataset, root, sleep, tempDir, writeLog } from './helpers.js';
 
 // The package is CommonJS, its named exports invisible to ESM imports.
 const { FoxgloveClient } = createRequire(import.meta.url)('@foxglove/ws-protocol') as typeof import('@foxglove/ws-protocol');
@@ -434,4 +435,24 @@ test('options are checked; close() disconnects clients and frees the port', asyn
   const again = await serveFoxglove(replay, { port: Number(new URL(bridge.url).port) });
   await again.close();
   t.pass();
+});
+
+test('importing netreplay loads neither ws nor @foxglove/ws-protocol; serveFoxglove does', (t) => {
+  // In a process of its own: this file has loaded both already.
+  const script = `
+    import { createRequire } from 'node:module';
+    const Module = createRequire(import.meta.url)('node:module');
+    const loaded = () => Object.keys(Module._cache).filter((k) => /node_modules\\/(ws|@foxglove\\/ws-protocol)\\//.test(k)).length;
+    const { Replay, serveFoxglove } = await import(${JSON.stringify(join(root, 'src', 'index.ts'))});
+    const before = loaded();
+    const replay = new Replay(${JSON.stringify(dataset)});
+    const bridge = await serveFoxglove(replay, { port: 0 });
+    console.log(JSON.stringify({ before, after: loaded() }));
+    await bridge.close();
+    replay.close();
+  `;
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });
+  const { before, after } = JSON.parse(out.trim().split('\n').at(-1)!) as { before: number; after: number };
+  t.is(before, 0);
+  t.true(after > 0, `${after} modules of ws and @foxglove/ws-protocol after serveFoxglove`);
 });

@@ -219,7 +219,8 @@ class Bridge {
       server.publishParameterValues(wanted, id, connection);
     });
     server.on('setParameters', ({ parameters, id }, connection) => {
-      void this.#setParameters(parameters, id, connection);
+      // Answered a little later (see #setParameters): nothing of it may reject unhandled.
+      this.#setParameters(parameters, id, connection).catch(() => this.counters.clientErrors++);
     });
     replay.on('message', this.#onMessage);
     replay.on('end', this.#onEnd);
