@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
-import type { Channel, IWebSocket, Parameter, ServerInfo, StatusMessage } from '@foxglove/ws-protocol';
+import type { Channel, IWebSocket, Parameter, ServerInfo, Service, StatusMessage } from '@foxglove/ws-protocol';
 import { WebSocket } from 'ws';
 import {
   FOXGLOVE_PARAMETERS as P,
+  FOXGLOVE_SERVICES as S,
   Replay,
   parseFoxgloveAddress,
   serveFoxglove,
@@ -39,6 +40,8 @@ class Client {
   readonly times: bigint[] = [];
   readonly statuses: StatusMessage[] = [];
   readonly parameterUpdates: Parameter[][] = [];
+  readonly services = new Map<string, Service>();
+  readonly #calls = new Map<number, (answer: { ok: true; response: unknown } | { ok: false; message: string }) => void>();
   readonly #subscriptions = new Map<number, Channel>();
   readonly #replies = new Map<string, (p: Parameter[]) => void>();
   #nextId = 0;
@@ -62,6 +65,15 @@ class Client {
         this.#replies.delete(id!);
         reply(parameters);
       } else this.parameterUpdates.push(parameters);
+    });
+    this.client.on('advertiseServices', (services) => services.forEach((sv) => this.services.set(sv.name, sv)));
+    this.client.on('serviceCallResponse', ({ callId, data }) => {
+      this.#calls.get(callId)?.({ ok: true, response: JSON.parse(new TextDecoder().decode(data as Uint8Array)) });
+      this.#calls.delete(callId);
+    });
+    this.client.on('serviceCallFailure', ({ callId, message }) => {
+      this.#calls.get(callId)?.({ ok: false, message });
+      this.#calls.delete(callId);
     });
     this.client.on('advertise', () => this.#wake());
     this.client.on('message', () => this.#wake());
@@ -101,6 +113,18 @@ class Client {
     return new Promise((resolve) => {
       this.#replies.set(id, resolve);
       this.client.setParameters(parameters, id);
+    });
+  }
+
+  /** Call a service by name with a JSON request (or raw text). */
+  call(name: string, request: unknown, encoding = 'json') {
+    const service = this.services.get(name);
+    if (!service) throw new Error(`no service ${name}; have ${[...this.services.keys()].join(', ')}`);
+    const callId = this.#nextId++;
+    const text = typeof request === 'string' ? request : JSON.stringify(request);
+    return new Promise<{ ok: true; response: unknown } | { ok: false; message: string }>((resolve) => {
+      this.#calls.set(callId, resolve);
+      this.client.sendServiceCallRequest({ serviceId: service.id, callId, encoding, data: new TextEncoder().encode(text) });
     });
   }
 
@@ -152,7 +176,8 @@ test.serial('a client subscribes, gets the advertised channels and every message
   t.regex(bridge.url, /^ws:\/\/127\.0\.0\.1:\d+$/);
   const client = await open(t, bridge);
   t.is(client.serverInfo!.name, 'fixture');
-  t.deepEqual([...client.serverInfo!.capabilities].sort(), ['parameters', 'parametersSubscribe', 'time']);
+  t.deepEqual([...client.serverInfo!.capabilities].sort(), ['parameters', 'parametersSubscribe', 'services', 'time']);
+  t.deepEqual(client.serverInfo!.supportedEncodings, ['json']);
   await client.until(() => client.channels.size === 2, 3000, 'advertise');
   t.deepEqual(
     [...client.channels.values()].map(({ topic, encoding, schemaName, schemaEncoding }) => ({ topic, encoding, schemaName, schemaEncoding })),
@@ -286,6 +311,57 @@ test.serial('parameters pause, seek and set the speed; the messages and the time
   t.true(updates.some((p) => p.name === P.state && p.value === 'playing'));
   t.true(updates.some((p) => p.name === P.state && p.value === 'paused'));
   t.true(updates.some((p) => p.name === P.paused && p.value === true));
+});
+
+test.serial('services step, play until and stop; bad calls fail with a message', async (t) => {
+  const replay = new Replay(tickLog(t), { startPaused: true });
+  const bridge = await serveFoxglove(replay, { port: 0, channels: [{ type: 'Tick', topic: '/tick' }] });
+  t.teardown(() => replay.close());
+  t.teardown(() => bridge.close());
+  const client = await open(t, bridge);
+  await client.until(() => client.channels.size === 1 && client.services.size === 3, 3000, 'channels and services');
+  const step = client.services.get(S.step)!;
+  t.like(step, { type: 'netreplay/Step', request: { encoding: 'json', schemaEncoding: 'jsonschema' } });
+  t.deepEqual(JSON.parse(step.request!.schema), { type: 'object', properties: { n: { type: 'integer', minimum: 1 } } });
+  client.subscribeAll();
+  await client.get();
+  replay.start();
+
+  let answer = await client.call(S.step, { n: 3 });
+  t.deepEqual(answer, { ok: true, response: { state: 'paused', position: 0.04, delivered: 3 } });
+  answer = await client.call(S.step, {});
+  t.like(answer, { ok: true, response: { delivered: 4 } });
+  await client.until(() => client.messages.length === 4, 2000, 'four stepped messages');
+  t.deepEqual(client.messages.map((m) => (m.payload as { i: number }).i), [0, 1, 2, 3]);
+
+  answer = await client.call(S.playUntil, { time: 0.5 });
+  t.like(answer, { ok: true, response: { state: 'paused' } });
+  await client.until(() => client.messages.length === 26, 2000, 'messages up to 0.5 s');
+  t.is((client.messages.at(-1)!.payload as { i: number }).i, 25);
+
+  for (const [name, request, message] of [
+    [S.step, { n: 0 }, /\/netreplay\/step: 'n' must be an integer >= 1, got 0/],
+    [S.step, { count: 2 }, /unknown field 'count'; it takes: n/],
+    [S.step, '{"n": ', /the request is not JSON/],
+    [S.step, [1], /the request must be a JSON object, got \[1\]/],
+    [S.playUntil, {}, /\/netreplay\/play_until: 'time' must be a finite number of seconds, got undefined/],
+    [S.stop, { now: true }, /unknown field 'now'; it takes none/],
+  ] as const) {
+    answer = await client.call(name, request);
+    t.false(answer.ok);
+    t.regex((answer as { message: string }).message, message);
+  }
+  answer = await client.call(S.step, { n: 1 }, 'cbor');
+  t.regex((answer as { message: string }).message, /the request's encoding must be json, got "cbor"/);
+  // A state error: a step while playing.
+  replay.start();
+  answer = await client.call(S.step, { n: 1 });
+  t.false(answer.ok);
+  t.regex((answer as { message: string }).message, /^\/netreplay\/step: step\(\) needs a paused replay/);
+
+  answer = await client.call(S.stop, {});
+  t.like(answer, { ok: true, response: { state: 'idle', delivered: 0 } });
+  t.is(replay.progress().state, 'idle');
 });
 
 test.serial('channels appear with their first message: schema inferred, binary as base64, latched for late subscribers', async (t) => {

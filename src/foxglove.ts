@@ -12,8 +12,9 @@
 //   capability broadcasts the logical time (progress().time, which moves
 //   with the clock between messages) so the player's clock follows the
 //   replay, through sparse stretches, pauses and seeks.
-// - Control through the `parameters` capability (the protocol has no
-//   playback control in this library's version): see PARAMETERS.
+// - Control through the `parameters` capability (pause, speed, seek: see
+//   PARAMETERS) and the `services` one (step, play until, stop: see
+//   SERVICES); the protocol has no playback control in this library's version.
 // - Each client's socket is bounded (`maxBufferedBytes`): message and time
 //   frames a client cannot take are dropped and counted; a client that
 //   stops reading altogether is disconnected.
@@ -100,6 +101,40 @@ export const PARAMETERS = {
   state: 'netreplay.state',
 } as const;
 
+/**
+ * The services a client can call (json requests and responses; the Service
+ * Call panel): the actions that are not a value to set.
+ */
+export const SERVICES = {
+  /** `{ "n": 1 }` (n defaults to 1): `step(n)` while paused; answers once they are out. */
+  step: '/netreplay/step',
+  /** `{ "time": s }`: `playUntil(time)` (reported time); answers once paused there or at the end. */
+  playUntil: '/netreplay/play_until',
+  /** `{}`: `stop()`, which rewinds to the first message. */
+  stop: '/netreplay/stop',
+} as const;
+
+/** What every service answers: where the replay is after the call. */
+interface ServiceResponse {
+  state: Progress['state'];
+  position: number | null;
+  delivered: number;
+}
+
+const SERVICE_SCHEMAS: Record<string, { request: object; type: string }> = {
+  [SERVICES.step]: { type: 'netreplay/Step', request: { type: 'object', properties: { n: { type: 'integer', minimum: 1 } } } },
+  [SERVICES.playUntil]: {
+    type: 'netreplay/PlayUntil',
+    request: { type: 'object', properties: { time: { type: 'number' } }, required: ['time'] },
+  },
+  [SERVICES.stop]: { type: 'netreplay/Stop', request: { type: 'object', properties: {} } },
+};
+
+const RESPONSE_SCHEMA = {
+  type: 'object',
+  properties: { state: { type: 'string' }, position: { type: ['number', 'null'] }, delivered: { type: 'number' } },
+};
+
 /** The value of `--foxglove`: `ws://HOST:PORT`, `HOST:PORT`, `:PORT` or `PORT`; default ws://127.0.0.1:8765. */
 export function parseFoxgloveAddress(text?: string): ListenAddress {
   return parseListenAddress(text ?? '', 'ws', '--foxglove', FOXGLOVE_DEFAULT_PORT);
@@ -149,7 +184,10 @@ export async function serveFoxglove(replay: Replay, options?: FoxgloveOptions): 
       protocol.ServerCapability.time,
       protocol.ServerCapability.parameters,
       protocol.ServerCapability.parametersSubscribe,
+      protocol.ServerCapability.services,
     ],
+    // The encoding of service requests and responses.
+    supportedEncodings: ['json'],
   }), { timeOffset, maxBuffered, latch });
   for (const c of initial) bridge.channelOf(c.type, c.topic, undefined);
 
@@ -192,6 +230,8 @@ class Bridge {
   readonly #channels = new Map<string, ChannelState>();
   readonly #topics = new Set<string>();
   readonly #sockets = new Set<GuardedSocket>();
+  /** Service ids to names. */
+  readonly #services = new Map<number, string>();
   readonly #timeOffset: bigint;
   readonly #maxBuffered: number;
   readonly #latch: boolean;
@@ -221,6 +261,24 @@ class Bridge {
     server.on('setParameters', ({ parameters, id }, connection) => {
       // Answered a little later (see #setParameters): nothing of it may reject unhandled.
       this.#setParameters(parameters, id, connection).catch(() => this.counters.clientErrors++);
+    });
+    for (const [serviceName, { type, request }] of Object.entries(SERVICE_SCHEMAS)) {
+      const definition = (schemaName: string, schema: object) => ({
+        encoding: 'json',
+        schemaName,
+        schemaEncoding: 'jsonschema',
+        schema: JSON.stringify(schema),
+      });
+      const id = server.addService({
+        name: serviceName,
+        type,
+        request: definition(`${type}_Request`, request),
+        response: definition(`${type}_Response`, RESPONSE_SCHEMA),
+      });
+      this.#services.set(id, serviceName);
+    }
+    server.on('serviceCallRequest', (request, connection) => {
+      this.#call(request.serviceId, request.callId, request.encoding, request.data, connection).catch(() => this.counters.clientErrors++);
     });
     replay.on('message', this.#onMessage);
     replay.on('end', this.#onEnd);
@@ -390,6 +448,61 @@ class Bridge {
     await new Promise((resolve) => setTimeout(resolve, 5));
     if (id !== undefined && connection) {
       this.server.publishParameterValues(this.#parameters().filter((p) => names.includes(p.name)), id, connection);
+    }
+    this.#pushParameters(this.replay.progress(), true);
+  }
+
+  async #call(serviceId: number, callId: number, encoding: string, data: ArrayBufferView, connection: IWebSocket): Promise<void> {
+    const name = this.#services.get(serviceId) ?? String(serviceId);
+    try {
+      if (encoding !== 'json') throw new TypeError(`the request's encoding must be json, got ${JSON.stringify(encoding)}`);
+      const text = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8').trim();
+      let request: unknown = {};
+      if (text !== '') {
+        try {
+          request = JSON.parse(text);
+        } catch (err) {
+          throw new TypeError(`the request is not JSON: ${(err as Error).message}`);
+        }
+      }
+      if (typeof request !== 'object' || request === null || Array.isArray(request)) {
+        throw new TypeError(`the request must be a JSON object, got ${JSON.stringify(request)}`);
+      }
+      const body = request as Record<string, unknown>;
+      const only = (...fields: string[]) => {
+        const unknown = Object.keys(body).find((k) => !fields.includes(k));
+        if (unknown !== undefined) throw new TypeError(`unknown field '${unknown}'${fields.length ? `; it takes: ${fields.join(', ')}` : '; it takes none'}`);
+      };
+      switch (name) {
+        case SERVICES.step: {
+          only('n');
+          const n = body.n ?? 1;
+          if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) throw new RangeError(`'n' must be an integer >= 1, got ${JSON.stringify(n)}`);
+          await this.replay.step(n);
+          break;
+        }
+        case SERVICES.playUntil: {
+          only('time');
+          const time = body.time;
+          if (typeof time !== 'number' || !Number.isFinite(time)) throw new RangeError(`'time' must be a finite number of seconds, got ${JSON.stringify(time)}`);
+          await this.replay.playUntil(time);
+          break;
+        }
+        case SERVICES.stop:
+          only();
+          this.replay.stop();
+          break;
+        default:
+          throw new TypeError('no such service');
+      }
+      const progress = this.replay.progress();
+      const response: ServiceResponse = { state: progress.state, position: progress.position, delivered: progress.delivered };
+      this.server.sendServiceCallResponse({ serviceId, callId, encoding: 'json', data: Buffer.from(JSON.stringify(response)) }, connection);
+    } catch (err) {
+      this.server.sendServiceCallFailure(
+        { op: 'serviceCallFailure', serviceId, callId, message: `${name}: ${(err as Error)?.message ?? String(err)}` },
+        connection,
+      );
     }
     this.#pushParameters(this.replay.progress(), true);
   }
