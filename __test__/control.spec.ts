@@ -194,6 +194,7 @@ test.serial('bad requests get clear JSON errors, and the server goes on', async 
 test('options are checked; a port in use is an error; close() ends kept-alive connections', async (t) => {
   const replay = new Replay(tickLog(t));
   t.teardown(() => replay.close());
+  await t.throwsAsync(serveControl({} as Replay), { instanceOf: TypeError, message: /serveControl: 'replay' must be a Replay, got object/ });
   await t.throwsAsync(serveControl(replay, { port: 70000 }), { instanceOf: RangeError, message: /'port' must be an integer 0\.\.65535/ });
   await t.throwsAsync(serveControl(replay, { host: 7 as unknown as string }), { instanceOf: TypeError, message: /'host' must be a non-empty string/ });
   await t.throwsAsync(serveControl(replay, { prot: 1 } as never), { instanceOf: TypeError, message: /unknown option 'prot'.*did you mean 'port'/ });

@@ -492,6 +492,7 @@ test.serial('a client that stops reading loses frames, counted; the others get e
 test('options are checked; close() disconnects clients and frees the port', async (t) => {
   const replay = new Replay(dataset);
   t.teardown(() => replay.close());
+  await t.throwsAsync(serveFoxglove(undefined as unknown as Replay), { instanceOf: TypeError, message: /serveFoxglove: 'replay' must be a Replay, got undefined/ });
   await t.throwsAsync(serveFoxglove(replay, { port: -1 }), { instanceOf: RangeError, message: /'port' must be an integer 0\.\.65535/ });
   await t.throwsAsync(serveFoxglove(replay, { timeOffset: 5 as unknown as bigint }), { instanceOf: TypeError, message: /'timeOffset' must be a bigint/ });
   await t.throwsAsync(serveFoxglove(replay, { timeRate: 0 }), { instanceOf: RangeError, message: /'timeRate'/ });

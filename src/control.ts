@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { ReplayStateError } from './errors.js';
 import { checkListenOptions, listen, parseListenAddress, speedFromJson, urlOf, type ListenAddress } from './listen.js';
-import type { Progress, Replay } from './replay.js';
+import { Replay, type Progress } from './replay.js';
 import type { ReplayStats } from './scheduler.js';
 import type { UdpStats } from './net.js';
 import { checkOptions } from './validate.js';
@@ -118,6 +118,7 @@ function json(value: unknown): string {
  * must not drive a replay on this machine.
  */
 export async function serveControl(replay: Replay, options?: ControlOptions): Promise<ControlServer> {
+  if (!(replay instanceof Replay)) throw new TypeError(`serveControl: 'replay' must be a Replay, got ${typeof replay}`);
   const opts = checkOptions(options, 'options', ['host', 'port']);
   const address = checkListenOptions(opts.host, opts.port);
   const server = createServer((req, res) => {

@@ -24,7 +24,7 @@ import type { Channel, FoxgloveServer as FoxgloveServerType, IWebSocket, Paramet
 import type { WebSocket as WsSocket, WebSocketServer as WsServer } from 'ws';
 import { checkListenOptions, listen, parseListenAddress, speedFromJson, urlOf, type ListenAddress } from './listen.js';
 import { decodePayload, type Message } from './message.js';
-import type { Progress, Replay } from './replay.js';
+import { Replay, type Progress } from './replay.js';
 import { checkOptions, checkPositiveInteger } from './validate.js';
 
 /** The Foxglove WebSocket protocol's usual port. */
@@ -158,6 +158,7 @@ interface ChannelState {
  * `@foxglove/ws-protocol` and `ws` are loaded here, on first use.
  */
 export async function serveFoxglove(replay: Replay, options?: FoxgloveOptions): Promise<FoxgloveBridge> {
+  if (!(replay instanceof Replay)) throw new TypeError(`serveFoxglove: 'replay' must be a Replay, got ${typeof replay}`);
   const opts = checkOptions(options, 'options', OPTION_NAMES) as FoxgloveOptions;
   const address = checkListenOptions(opts.host, opts.port, FOXGLOVE_DEFAULT_PORT);
   const name = opts.name ?? 'netreplay';
