@@ -228,7 +228,9 @@ function checkChannels(value: unknown): { type: string | null; topic: string }[]
 
 class Bridge {
   readonly counters = { sent: 0, dropped: 0, disconnected: 0, clientErrors: 0, unencodable: 0 };
+  /** Channels by (type, topic), and by id. */
   readonly #channels = new Map<string, ChannelState>();
+  readonly #byId = new Map<number, ChannelState>();
   readonly #topics = new Set<string>();
   readonly #sockets = new Set<GuardedSocket>();
   /** Service ids to names. */
@@ -315,7 +317,6 @@ class Bridge {
       // '' is MCL's usual topic: the channel is named by its type then.
       let name = topic === '' ? `/${schemaName}` : topic;
       if (this.#topics.has(name)) name = `${name} [${schemaName}]`;
-      for (let k = 2; this.#topics.has(name); k++) name = `${name} ${k}`;
       this.#topics.add(name);
       const advertised: Omit<Channel, 'id'> = {
         topic: name,
@@ -326,6 +327,7 @@ class Bridge {
       };
       channel = { id: this.server.addChannel(advertised) };
       this.#channels.set(key, channel);
+      this.#byId.set(channel.id, channel);
     }
     return channel;
   }
@@ -367,11 +369,8 @@ class Bridge {
 
   #sendLatched(socket: GuardedSocket, subscriptions: { id: number; channelId: number }[]): void {
     for (const { id, channelId } of subscriptions) {
-      for (const channel of this.#channels.values()) {
-        if (channel.id === channelId && channel.last) {
-          socket.send(messageFrame(id, channel.last.timestamp, channel.last.data));
-        }
-      }
+      const last = this.#byId.get(channelId)?.last;
+      if (last) socket.send(messageFrame(id, last.timestamp, last.data));
     }
   }
 
