@@ -639,7 +639,7 @@ function asObject(payload: unknown): object {
  * convention, `contentEncoding: base64` in the schema), 64-bit integers as
  * numbers when exact and as strings otherwise, non-finite numbers as null.
  */
-export function toJson(value: object): string {
+function toJson(value: object): string {
   return JSON.stringify(value, function (this: Record<string, unknown>, key: string, v: unknown) {
     // A Buffer has already been through its toJSON here: look at the value itself.
     const raw = this[key];
