@@ -489,6 +489,45 @@ test.serial('a client that stops reading loses frames, counted; the others get e
   t.is((await good.get([P.state]))[0]!.value, 'ended');
 });
 
+test.serial('a client that lets even the answers pile up is disconnected; a frame larger than the bound still goes to a reading client', async (t) => {
+  const records = Array.from({ length: 300 }, (_, i) => ({ t: i * 0.001, topic: '/big', payload: { name: 'Big', i, data: Buffer.alloc(32 * 1024, i) } }));
+  const log = writeLog(join(tempDir(t), 'Big.log'), records, 'Big');
+  const replay = new Replay(log, { startPaused: true });
+  // 16 KiB: each message (43 KiB of JSON) is larger than the bound by itself.
+  const bridge = await serveFoxglove(replay, { port: 0, maxBufferedBytes: 16 * 1024, channels: [{ type: 'Big', topic: '/big' }] });
+  t.teardown(() => replay.close());
+  t.teardown(() => bridge.close());
+  const reader = await open(t, bridge);
+  await reader.until(() => reader.channels.size === 1);
+  reader.subscribeAll();
+  await reader.get();
+  replay.start();
+  await replay.step(3);
+  await reader.until(() => reader.messages.length === 3, 3000, 'three messages of 43 KiB through a 16 KiB bound');
+  t.deepEqual(reader.messages.map((m) => (m.payload as { i: number }).i), [0, 1, 2]);
+  reader.close();
+  await sleep(50);
+
+  // A client that stops reading fills the kernel's buffers with messages, then asks and asks.
+  const stalled = await stalledClient(bridge.url, { op: 'subscribe', subscriptions: [{ id: 1, channelId: 1 }] });
+  t.teardown(() => stalled.destroy());
+  await sleep(50);
+  replay.speed = Infinity;
+  replay.start();
+  await replay.done;
+  t.is(bridge.stats().disconnected, 0);
+  const ask = maskedText(JSON.stringify({ op: 'getParameters', parameterNames: [], id: 'x' }));
+  for (let k = 0; k < 100 && bridge.stats().disconnected === 0; k++) {
+    stalled.write(Buffer.concat(Array.from({ length: 50 }, () => ask)));
+    await sleep(20);
+  }
+  const stats = bridge.stats();
+  t.is(stats.disconnected, 1, JSON.stringify(stats));
+  t.true(stats.dropped > 0);
+  await sleep(50);
+  t.is(bridge.stats().clients, 0);
+});
+
 test('options are checked; close() disconnects clients and frees the port', async (t) => {
   const replay = new Replay(dataset);
   t.teardown(() => replay.close());

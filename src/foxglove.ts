@@ -48,9 +48,9 @@ export interface FoxgloveOptions {
   timeRate?: number;
   /**
    * Bytes a client's socket may hold unsent before its message and time
-   * frames are dropped (default 8 MiB). Other frames (JSON answers) are
-   * never dropped: a client that lets them pile up to 4 times this is
-   * disconnected.
+   * frames are dropped (default 8 MiB; a socket with nothing unsent takes
+   * one frame of any size). Other frames (JSON answers) are never dropped:
+   * a client that lets them pile up to 4 times this is disconnected.
    */
   maxBufferedBytes?: number;
   /**
@@ -584,7 +584,8 @@ class GuardedSocket implements IWebSocket {
     }
     const bytes = ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
     const droppable = bytes[0] === MESSAGE_DATA || bytes[0] === TIME;
-    if (droppable && ws.bufferedAmount + bytes.byteLength > this.maxBuffered) {
+    // An empty socket takes any frame: a message larger than the bound still goes out.
+    if (droppable && ws.bufferedAmount > 0 && ws.bufferedAmount + bytes.byteLength > this.maxBuffered) {
       this.counters.dropped++;
       return;
     }
