@@ -2,7 +2,7 @@
 // ephemeral loopback port: what it does shows in the messages delivered.
 import test from 'ava';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { Replay, parseControlAddress, serveControl, type ControlServer, type Message } from '../src/index.js';
 import { sleep, tempDir, writeLog } from './helpers.js';
 
@@ -133,6 +133,20 @@ test.serial('bad requests get clear JSON errors, and the server goes on', async 
   const server = await serveControl(replay, { port: 0 });
   t.teardown(() => replay.close());
   t.teardown(() => server.close());
+
+  const head = await fetch(server.url + '/status', { method: 'HEAD' });
+  t.is(head.status, 200);
+  t.is(await head.text(), '');
+  // A request that is not HTTP gets a 400 and the server goes on.
+  const raw = await new Promise<string>((resolve, reject) => {
+    const { hostname, port } = new URL(server.url);
+    const socket = connect(Number(port), hostname, () => socket.end('NONSENSE\r\n\r\n'));
+    let text = '';
+    socket.on('data', (d) => (text += d.toString()));
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+  });
+  t.regex(raw, /^HTTP\/1\.1 400 Bad Request/);
 
   let r = await call(server, 'GET', '/nope');
   t.is(r.status, 404);

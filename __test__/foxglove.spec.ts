@@ -18,7 +18,8 @@ import {
   type Message,
 } from '../src/index.js';
 import { execFileSync } from 'node:child_process';
-import { dataset, root, sleep, tempDir, writeLog } from './helpers.js';
+import { writeFileSync } from 'node:fs';
+import { dataset, header, line, root, sleep, tempDir, writeLog } from './helpers.js';
 
 // The package is CommonJS, its named exports invisible to ESM imports.
 const { FoxgloveClient } = createRequire(import.meta.url)('@foxglove/ws-protocol') as typeof import('@foxglove/ws-protocol');
@@ -526,6 +527,38 @@ test.serial('a client that lets even the answers pile up is disconnected; a fram
   t.true(stats.dropped > 0);
   await sleep(50);
   t.is(bridge.stats().clients, 0);
+});
+
+test.serial('payloads: decoded by the bridge when the replay does not decode; one that does not decode is counted, and a replay error is a status', async (t) => {
+  const dir = tempDir(t);
+  const good = (seq: number, t: number) => line({ t, topic: 'x', payload: { name: 'Bad', seq } });
+  // Well-formed msgpack (fixext 1, type 5) that msgpackr refuses to decode.
+  const path = join(dir, 'Bad.log');
+  writeFileSync(path, header('Bad') + good(0, 0) + good(1, 0.001) + `     0.00200    'x'         d40501\n` + good(3, 0.003));
+
+  const raw = new Replay(path, { speed: Infinity, decode: false, rawPayload: true });
+  const rawBridge = await serveFoxglove(raw, { port: 0, channels: [{ type: 'Bad', topic: 'x' }] });
+  t.teardown(() => raw.close());
+  t.teardown(() => rawBridge.close());
+  const client = await open(t, rawBridge);
+  await client.until(() => client.channels.size === 1);
+  client.subscribeAll();
+  await client.get();
+  raw.start();
+  await raw.done;
+  await client.until(() => client.messages.length === 3, 3000, 'the three payloads that decode');
+  t.deepEqual(client.messages.map((m) => (m.payload as { seq: number }).seq), [0, 1, 3]);
+  t.like(rawBridge.stats(), { unencodable: 1, sent: 3 });
+
+  const failing = new Replay(path, { speed: Infinity });
+  const bridge = await serveFoxglove(failing, { port: 0 });
+  t.teardown(() => failing.close());
+  t.teardown(() => bridge.close());
+  const watcher = await open(t, bridge);
+  failing.start();
+  await t.throwsAsync(failing.done);
+  await watcher.until(() => watcher.statuses.some((s) => s.level === 2), 3000, 'an error status');
+  t.regex(watcher.statuses.find((s) => s.level === 2)!.message, /^the replay failed: .*Unknown extension/);
 });
 
 test('options are checked; close() disconnects clients and frees the port', async (t) => {

@@ -124,11 +124,6 @@ export async function serveControl(replay: Replay, options?: ControlOptions): Pr
   const server = createServer((req, res) => {
     handle(replay, req, res).catch((err: unknown) => send(res, 500, { error: String((err as Error)?.message ?? err) }));
   });
-  // A client error (a malformed request) answers 400 and closes that socket only.
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
-  });
   const port = await listen(server, address);
   let closing: Promise<void> | undefined;
   return {
