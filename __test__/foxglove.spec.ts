@@ -297,12 +297,15 @@ test.serial('parameters pause, seek and set the speed; the messages and the time
   t.regex(errors[3]!, /cannot set netreplay\.paused to "yes": it must be a boolean/);
   t.regex(errors[4]!, /cannot set netreplay\.position to "start": it must be a finite number of seconds/);
 
-  // Changes made elsewhere (the API, the HTTP control) reach parameter subscribers unasked.
+  // Changes made elsewhere (the API, the HTTP control) reach parameter subscribers unasked;
+  // the position, while playing, at most once a second.
   replay.speed = 1;
   await sleep(100);
   client.parameterUpdates.length = 0;
   replay.start();
-  await sleep(100);
+  await sleep(1500);
+  const positions = client.parameterUpdates.flat().filter((p) => p.name === P.position);
+  t.true(positions.length >= 1 && positions.length <= 3, `${positions.length} position updates in 1.5 s of playing`);
   replay.pause();
   replay.speed = 2;
   await client.until(() => client.parameterUpdates.flat().some((p) => p.name === P.speed && p.value === 2), 2000, 'a speed update');

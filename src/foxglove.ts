@@ -408,9 +408,8 @@ class Bridge {
     const changed = this.#parameters(progress).filter((p) => {
       const last = this.#lastParams.get(p.name);
       if (last === p.value) return false;
-      if (p.name === PARAMETERS.position && !force && now - this.#lastPositionPush < POSITION_UPDATE_MS) {
-        const jumped = typeof last === 'number' && typeof p.value === 'number' && Math.abs(p.value - last) > 2;
-        if (!jumped && progress.state === 'playing') return false;
+      if (p.name === PARAMETERS.position && !force && progress.state === 'playing' && now - this.#lastPositionPush < POSITION_UPDATE_MS) {
+        return false;
       }
       return true;
     });
