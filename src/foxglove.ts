@@ -386,6 +386,8 @@ class Bridge {
   }
 
   #tick(): void {
+    // Nobody to tell: progress() is not asked (each call is a sample of the replay's achieved speed).
+    if (this.#sockets.size === 0) return;
     let progress: Progress;
     try {
       progress = this.replay.progress();
