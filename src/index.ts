@@ -7,7 +7,12 @@ export type { BufferOptions } from './buffer.js';
 export { ScheduleBroadcasts } from './scheduler.js';
 export type { PendingDeliveries, ReplayStats, ScheduleOptions, ScheduleEvents, SchedulerStats } from './scheduler.js';
 export { Replay } from './replay.js';
-export type { ReplayOptions, ReplayEvents } from './replay.js';
+export type { ReplayOptions, ReplayEvents, Progress } from './replay.js';
+export { serveControl, parseControlAddress } from './control.js';
+export type { ControlOptions, ControlServer, ControlStatus } from './control.js';
+export { serveFoxglove, parseFoxgloveAddress, FOXGLOVE_DEFAULT_PORT, PARAMETERS as FOXGLOVE_PARAMETERS, SERVICES as FOXGLOVE_SERVICES } from './foxglove.js';
+export type { FoxgloveOptions, FoxgloveBridge, FoxgloveStats } from './foxglove.js';
+export type { ListenAddress } from './listen.js';
 export type { Message, LoggedMessage, DeliveryOptions } from './message.js';
 export {
   NetreplayError,
