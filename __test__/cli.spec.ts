@@ -19,7 +19,15 @@ interface Run {
 }
 
 /** Runs the CLI; `onOutput` (at its first output) may signal it. */
-function run(args: string[], options: { env?: NodeJS.ProcessEnv; onOutput?: (pid: number) => void } = {}): Promise<Run> {
+function run(
+  args: string[],
+  options: {
+    env?: NodeJS.ProcessEnv;
+    onStart?: (pid: number) => void;
+    onOutput?: (pid: number) => void;
+    onStderr?: (text: string) => void;
+  } = {},
+): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import=tsx', cli, ...args], {
       cwd: root,
@@ -32,9 +40,13 @@ function run(args: string[], options: { env?: NodeJS.ProcessEnv; onOutput?: (pid
       if (!stdout) options.onOutput?.(child.pid!);
       stdout += d;
     });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      options.onStderr?.(d);
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     child.on('error', reject);
+    child.on('spawn', () => options.onStart?.(child.pid!));
     child.on('close', (status, signal) => {
       clearTimeout(timer);
       resolve({ status, signal, stdout, stderr });
@@ -384,4 +396,82 @@ test('info gives span, counts, rate, largest gap and bytes per type and topic, h
   const logs = topicLog(tempDir(t));
   const topics = JSON.parse((await run(['info', ...logs, '--json'])).stdout) as { topics: { topic: string; count: number; largestGap: number }[] };
   t.deepEqual(topics.topics.map((x) => [x.topic, x.count, x.largestGap]), [['/a', 2, 0.2], ['/s', 2, 0.2], ['/b', 2, 0.2]]);
+});
+
+test('--control serves the JSON control API: pause, seek, step, speed and status reflect in what is played', async (t) => {
+  let stderr = '';
+  const child = run(['play', dataset, '--loop', '--json', '--control', '127.0.0.1:0'], { onStderr: (d) => (stderr += d) });
+  let url: string | undefined;
+  // The address is printed on stderr once the server listens.
+  for (const deadline = Date.now() + 30_000; !url && Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 50));
+    url = /control API at (http:\/\/[\d.]+:\d+)/.exec(stderr)?.[1];
+  }
+  t.truthy(url, stderr);
+  const call = async (path: string, body?: unknown) => {
+    const response = await fetch(`${url}${path}`, {
+      method: path === '/status' ? 'GET' : 'POST',
+      ...(body !== undefined && { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    });
+    const answer = (await response.json()) as Record<string, unknown> & { status?: Record<string, unknown> };
+    return path === '/status' ? answer : answer.status!;
+  };
+  t.is((await call('/speed', { speed: 2 })).speed, 2);
+  t.is((await call('/pause')).state, 'paused');
+  const pausedAt = (await call('/status')).delivered;
+  await new Promise((r) => setTimeout(r, 400));
+  t.is((await call('/status')).delivered, pausedAt, 'nothing delivered while paused');
+  await call('/seek', { time: 0.95 });
+  await call('/step', { n: 1 });
+  await new Promise((r) => setTimeout(r, 200));
+  await call('/stop');
+  const r = await child;
+  t.is(r.status, 0, r.stderr);
+  // The step after the seek delivered the first message at or after 0.95 s: the last printed.
+  t.is(json(r).at(-1)!.time, 1);
+});
+
+test('--foxglove serves the replay to the protocol\'s own client; bad addresses exit 2', async (t) => {
+  const { createRequire } = await import('node:module');
+  const { WebSocket } = await import('ws');
+  const { FoxgloveClient } = createRequire(import.meta.url)('@foxglove/ws-protocol') as typeof import('@foxglove/ws-protocol');
+  let stderr = '';
+  let pid = 0;
+  const child = run(['play', dataset, '--loop', '--quiet', '--foxglove', '127.0.0.1:0'], {
+    onStderr: (d) => (stderr += d),
+    onStart: (p) => (pid = p),
+  });
+  let url: string | undefined;
+  for (const deadline = Date.now() + 30_000; !url && Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 50));
+    url = /Foxglove WebSocket server at (ws:\/\/[\d.]+:\d+)/.exec(stderr)?.[1];
+  }
+  t.truthy(url, stderr);
+  const ws = new WebSocket(url!, [FoxgloveClient.SUPPORTED_SUBPROTOCOL]);
+  const client = new FoxgloveClient({ ws: ws as unknown as import('@foxglove/ws-protocol').IWebSocket });
+  const topics = new Map<number, string>();
+  const received: string[] = [];
+  client.on('advertise', (channels) => {
+    for (const c of channels) topics.set(client.subscribe(c.id), c.topic);
+  });
+  client.on('message', ({ subscriptionId, data }) => {
+    received.push(`${topics.get(subscriptionId)} ${Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')}`);
+  });
+  for (const deadline = Date.now() + 20_000; received.length < 5 && Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  client.close();
+  t.true(received.length >= 5, `${received.length} messages`);
+  t.true(received.some((m) => m.startsWith('/UnitTestMessageA {') && m.includes('"name":"UnitTestMessageA"')), received[0]);
+  process.kill(pid, 'SIGINT');
+  const r = await child;
+  t.is(r.status, 130, r.stderr);
+  for (const [flag, value] of [['--control', 'http://127.0.0.1:99999'], ['--foxglove', 'ws://127.0.0.1:70000']]) {
+    const bad = await run(['play', dataset, flag!, value!]);
+    t.is(bad.status, 2, bad.stderr);
+    t.regex(bad.stderr, new RegExp(`${flag}.*99999|${flag}.*70000|port`));
+  }
+  const noJs = await run(['play', dataset, '--no-print', '--udp', 'udp://127.0.0.1:9', '--foxglove']);
+  t.is(noJs.status, 2);
+  t.regex(noJs.stderr, /--foxglove needs messages delivered to JS/);
 });

@@ -131,8 +131,11 @@ export async function serveControl(replay: Replay, options?: ControlOptions): Pr
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
-        // fetch and browsers keep connections alive: without this, close() waits for them.
-        server.closeAllConnections();
+        // fetch and browsers keep connections alive: without this, close()
+        // waits for them. A response being written (a /stop that ends the
+        // replay, and so this server) gets a moment to finish.
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 200).unref();
       });
       return closing;
     },

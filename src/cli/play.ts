@@ -22,6 +22,9 @@ import {
 import { formatMicros, formatStatus, StatusLine } from './status.js';
 import { KEY_HELP, KeyReader, type KeyAction } from './keys.js';
 import { formatLine, formatJson, readWindowFlags, READ_FLAGS } from './output.js';
+import { parseControlAddress, serveControl } from '../control.js';
+import { parseFoxgloveAddress, serveFoxglove } from '../foxglove.js';
+import type { ListenAddress } from '../listen.js';
 
 export const PLAY: Command = {
   name: 'play',
@@ -267,6 +270,7 @@ export async function play(argv: string[], stdout: NodeJS.WriteStream, stderr: N
   const keysOn = process.stdin.isTTY === true && !flag(values, 'no-keys');
   const colour = statusOn && !process.env.NO_COLOR;
   const js = options.js !== false;
+  const addresses = remoteAddresses(values, js);
   const loopOption = options.loop;
   // The `l` key: 'on' loops for ever (a finite native loop, or none, plays
   // again from the start at its end); 'off' ends at the end of the pass
@@ -401,7 +405,16 @@ export async function play(argv: string[], stdout: NodeJS.WriteStream, stderr: N
   process.on('SIGTERM', onSigterm);
   const keys = keysOn ? new KeyReader(process.stdin, act) : undefined;
   if (keys) say(`netreplay: ${KEY_HELP}`);
-  const remote = await startRemote(values, replay, say);
+  let remote: Remote;
+  try {
+    remote = await startRemote(addresses, replay, say);
+  } catch (err) {
+    keys?.close();
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigterm);
+    replay.close();
+    throw err;
+  }
 
   const started = performance.now();
   try {
@@ -461,7 +474,38 @@ interface Remote {
   close(): Promise<void>;
 }
 
+interface RemoteAddresses {
+  control?: ListenAddress;
+  foxglove?: ListenAddress;
+}
+
+/** Where --control and --foxglove listen; a bad address is a usage error. */
+function remoteAddresses(values: Values, js: boolean): RemoteAddresses {
+  const out: RemoteAddresses = {};
+  try {
+    const control = text(values, 'control');
+    if (control !== undefined) out.control = parseControlAddress(control);
+    const foxglove = text(values, 'foxglove');
+    if (foxglove !== undefined) out.foxglove = parseFoxgloveAddress(foxglove === '' ? undefined : foxglove);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (out.foxglove && !js) throw new UsageError('--foxglove needs messages delivered to JS: drop --no-print');
+  return out;
+}
+
 /** The control API and the Foxglove bridge the flags ask for. */
-async function startRemote(_values: Values, _replay: Replay, _say: (line: string) => void): Promise<Remote> {
-  return { close: async () => {} };
+async function startRemote(addresses: RemoteAddresses, replay: Replay, say: (line: string) => void): Promise<Remote> {
+  const servers: Remote[] = [];
+  if (addresses.control) {
+    const control = await serveControl(replay, addresses.control);
+    servers.push(control);
+    say(`netreplay: control API at ${control.url} (GET /status; POST /pause /resume /stop /seek /step /speed)`);
+  }
+  if (addresses.foxglove) {
+    const bridge = await serveFoxglove(replay, addresses.foxglove);
+    servers.push(bridge);
+    say(`netreplay: Foxglove WebSocket server at ${bridge.url}`);
+  }
+  return { close: async () => void (await Promise.all(servers.map((s) => s.close()))) };
 }
