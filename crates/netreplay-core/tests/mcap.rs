@@ -583,3 +583,121 @@ fn netreplay_writes_mcap_the_reference_reader_reads() {
         assert!(McapWriter::create(&path, &McapWriteOptions::default()).is_err());
     }
 }
+
+/// (time, topic, type, payload) of everything `path` holds, with raw streams.
+fn contents(path: &Path) -> Vec<(i64, String, Option<String>, Vec<u8>)> {
+    let mut reader = open_path(
+        path,
+        &ReadOptions {
+            include_raw: true,
+            ..ReadOptions::default()
+        },
+    )
+    .unwrap();
+    let types: Vec<_> = reader
+        .streams()
+        .iter()
+        .map(|s| s.message_type.clone())
+        .collect();
+    read_all(&mut reader)
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r.time_ns,
+                r.topic.to_string(),
+                types[r.stream as usize].clone(),
+                r.payload,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn mcl_to_mcap_to_mcl_keeps_types_topics_payloads_and_times() {
+    use netreplay_core::engine::{convert, ConvertOptions};
+    let dir = TempDir::new("mcap-convert");
+    let original = common::fixture_dir();
+    let before = contents(&original);
+    assert!(
+        before.iter().any(|r| r.2.is_none()),
+        "the fixture has a raw stream"
+    );
+    for compression in [Compression::None, Compression::Lz4, Compression::Zstd] {
+        let options = ConvertOptions {
+            mcap: McapWriteOptions {
+                compression,
+                chunk_size: 512,
+            },
+            ..ConvertOptions::default()
+        };
+        let mcap_path = dir.path().join(format!("{compression:?}.mcap"));
+        let summary = convert(&original, &mcap_path, &options).unwrap();
+        assert_eq!(summary.messages as usize, before.len());
+        // Read as MCAP: the same, times from the first message.
+        let as_mcap = contents(&mcap_path);
+        let first = before[0].0;
+        let shifted: Vec<_> = before
+            .iter()
+            .map(|r| (r.0 - first, r.1.clone(), r.2.clone(), r.3.clone()))
+            .collect();
+        let brief = |v: &[(i64, String, Option<String>, Vec<u8>)]| -> Vec<(i64, Option<String>)> {
+            v.iter().map(|r| (r.0, r.2.clone())).collect()
+        };
+        assert_eq!(brief(&as_mcap), brief(&shifted));
+        assert_eq!(as_mcap, shifted);
+        // And back: exactly the original, header included.
+        let back = dir.path().join(format!("{compression:?}-back"));
+        let summary = convert(&mcap_path, &back, &options).unwrap();
+        assert_eq!(summary.messages as usize, before.len());
+        assert_eq!(contents(&back), before);
+        let header = open_path(&back, &ReadOptions::default())
+            .unwrap()
+            .header()
+            .cloned()
+            .unwrap();
+        let original_header = open_path(&original, &ReadOptions::default())
+            .unwrap()
+            .header()
+            .cloned()
+            .unwrap();
+        assert_eq!(header.created, original_header.created);
+    }
+    // One type to one .log file.
+    let single = dir.path().join("a.mcap");
+    convert(
+        &original.join("UnitTestMessageA.log"),
+        &single,
+        &ConvertOptions::default(),
+    )
+    .unwrap();
+    let log = dir.path().join("a-back.log");
+    convert(&single, &log, &ConvertOptions::default()).unwrap();
+    assert_eq!(
+        contents(&log),
+        contents(&original.join("UnitTestMessageA.log"))
+    );
+    // Several types cannot go to one file; other encodings not to MCL.
+    let err = convert(
+        &dir.path().join("Zstd.mcap"),
+        &dir.path().join("x.log"),
+        &ConvertOptions::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("message types"), "{err}");
+    let reference = dir.path().join("ref.mcap");
+    write_reference(&reference, PLAIN, &messages(9));
+    let err = convert(
+        &reference,
+        &dir.path().join("ref-back"),
+        &ConvertOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("'json'") || err.to_string().contains("'cdr'"),
+        "{err}"
+    );
+    // MCL to MCL is no conversion.
+    let err = convert(&original, &dir.path().join("y"), &ConvertOptions::default()).unwrap_err();
+    assert!(err.to_string().contains(".mcap"), "{err}");
+}

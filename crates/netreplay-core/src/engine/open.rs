@@ -146,8 +146,35 @@ pub fn open_mcap(paths: &[PathBuf], options: &McapOptions) -> Result<MclReader> 
     Ok(MclReader::from_mcap(files, options.window))
 }
 
-/// `ReadDirectory`: every stream of a recording, merged in time order.
+/// `ReadDirectory`: every stream of a recording, merged in time order; a
+/// directory holding MCAP files (by content: an MCAP recording, a rosbag2
+/// directory) is its MCAP files, read as one in name order.
 pub fn open_directory(dir: &Path, options: &ReadOptions) -> Result<MclReader> {
+    let mcap_files = mcap_files_in(dir)?;
+    if !mcap_files.is_empty() {
+        return open_mcap(
+            &mcap_files,
+            &McapOptions {
+                window: options.window,
+                on_error: options.on_error,
+                topics: None,
+            },
+        );
+    }
     let streams = mcl::directory_streams(dir, options)?;
     Ok(MclReader::from_streams(streams, options.window))
+}
+
+/// The MCAP files of `dir` (by their magic), in name order.
+fn mcap_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| crate::Error::io(dir, &e))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| crate::Error::io(dir, &e))?.path();
+        if path.is_file() && detect::detect_file(&path)? == Format::Mcap {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }

@@ -270,12 +270,13 @@ fn check_framing(bytes: &[u8]) -> Result<(), (usize, String)> {
 pub(crate) struct Channels {
     pub schemas: HashMap<u16, Arc<mcap::Schema<'static>>>,
     pub channels: HashMap<u16, Arc<mcap::Channel<'static>>>,
+    pub metadata: Vec<mcap::records::Metadata>,
 }
 
 impl Channels {
     /// Take in a schema or channel record (others are ignored).
     fn define(&mut self, opcode: u8, body: &[u8]) -> Result<(), String> {
-        if opcode != op::SCHEMA && opcode != op::CHANNEL {
+        if ![op::SCHEMA, op::CHANNEL, op::METADATA].contains(&opcode) {
             return Ok(());
         }
         match mcap::parse_record(opcode, body).map_err(|e| format!("{e}"))? {
@@ -302,6 +303,7 @@ impl Channels {
                     })
                 });
             }
+            mcap::records::Record::Metadata(m) => self.metadata.push(m),
             _ => {}
         }
         Ok(())

@@ -64,6 +64,7 @@ pub struct McapFile {
     streams: Vec<StreamInfo>,
     /// Log times of the first and last message; `None` without messages.
     times: Option<(u64, u64)>,
+    metadata: Vec<mcap::records::Metadata>,
     base_ns: u64,
     options: McapOptions,
     reader: Option<IndexedReader>,
@@ -113,8 +114,16 @@ impl McapFile {
             ));
         }
         let mut inflater = Inflater::default();
-        let (blocks, defined, times) = match usable_summary(bytes) {
-            Some(summary) => from_summary(summary),
+        let (blocks, defined, times, metadata) = match usable_summary(bytes) {
+            Some(summary) => {
+                let metadata = summary
+                    .metadata_indexes
+                    .iter()
+                    .filter_map(|i| mcap::read::metadata(bytes, i).ok())
+                    .collect();
+                let (blocks, defined, times) = from_summary(summary);
+                (blocks, defined, times, metadata)
+            }
             None => {
                 let scan = blocks::scan(bytes, &mut inflater);
                 let times = scan
@@ -126,7 +135,12 @@ impl McapFile {
                             (f.min(b.start_time), l.max(b.end_time))
                         }))
                     });
-                (scan.blocks, scan.channels.channels, times)
+                (
+                    scan.blocks,
+                    scan.channels.channels,
+                    times,
+                    scan.channels.metadata,
+                )
             }
         };
         if map.as_ref().is_some_and(GuardedMap::truncated) {
@@ -152,6 +166,7 @@ impl McapFile {
             channels,
             streams,
             times,
+            metadata,
             base_ns: 0,
             options: options.clone(),
             reader: None,
@@ -165,6 +180,14 @@ impl McapFile {
         };
         file.set_base(times.map_or(0, |t| t.0))?;
         Ok(file)
+    }
+
+    /// The file's metadata record named `name` (the first, if several).
+    pub fn metadata(&self, name: &str) -> Option<&BTreeMap<String, String>> {
+        self.metadata
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| &m.metadata)
     }
 
     /// The log time of its first message, `None` without messages.

@@ -127,8 +127,14 @@ impl McapWriter {
             .ok_or_else(|| Error::State("this MCAP writer is closed".into()))
     }
 
-    /// The channel of (`message_type`, `topic`), added now if new.
-    fn channel(&mut self, message_type: Option<&str>, topic: &str, encoding: &str) -> Result<u16> {
+    /// The channel of (`message_type`, `topic`), added now if new: channels
+    /// added first get the lower ids, which go first among equal log times.
+    pub fn channel(
+        &mut self,
+        message_type: Option<&str>,
+        topic: &str,
+        encoding: &str,
+    ) -> Result<u16> {
         let key = (message_type.map(str::to_owned), topic.to_owned());
         if let Some(id) = self.channels.get(&key) {
             return Ok(*id);
@@ -172,6 +178,17 @@ impl McapWriter {
             .map_err(|e| mcap_error(&path, e))?;
         self.messages += 1;
         Ok(())
+    }
+
+    /// Write a metadata record (`name`, key-value pairs).
+    pub fn write_metadata(&mut self, name: &str, metadata: BTreeMap<String, String>) -> Result<()> {
+        let path = self.path.clone();
+        self.writer()?
+            .write_metadata(&mcap::records::Metadata {
+                name: name.into(),
+                metadata,
+            })
+            .map_err(|e| mcap_error(&path, e))
     }
 
     /// Finish the chunk being filled and write it out.
