@@ -11,7 +11,8 @@ pub enum Error {
     Io { path: PathBuf, message: String },
     /// A socket could not be made, bound, joined to a group, or sent on.
     Network { url: String, message: String },
-    /// A record or header that does not follow the format.
+    /// A record or header that does not follow the format (`line` 0: a
+    /// binary format, where the byte offset alone says where).
     Malformed {
         path: PathBuf,
         line: u64,
@@ -48,6 +49,26 @@ impl fmt::Display for Error {
         match self {
             Error::Io { path, message } => write!(f, "{}: {}", path.display(), message),
             Error::Network { url, message } => write!(f, "{url}: {message}"),
+            Error::Malformed {
+                path,
+                line,
+                byte_offset,
+                reason,
+                snippet,
+            } if *line == 0 => {
+                // A binary format (MCAP): no lines, the byte offset says where.
+                write!(
+                    f,
+                    "{}: {} (byte offset {})",
+                    path.display(),
+                    reason,
+                    byte_offset
+                )?;
+                if !snippet.is_empty() {
+                    write!(f, ": '{snippet}'")?;
+                }
+                Ok(())
+            }
             Error::Malformed {
                 path,
                 line,

@@ -74,13 +74,34 @@ impl StreamTable {
     }
 }
 
-/// One stream of a source: a file or split set holding one message type.
-#[derive(Debug, Clone, PartialEq)]
+/// One stream of a source: a file or split set holding one message type
+/// (MCL), or one channel of an MCAP file.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct StreamInfo {
-    /// Message type from the header (`>>> Type`); `None` for raw data or no header.
+    /// Message type from the header (`>>> Type`), or the MCAP channel's
+    /// schema name; `None` for raw data, no header, or a schemaless channel.
     pub message_type: Option<String>,
     /// The files of the stream, in read order.
     pub files: Vec<PathBuf>,
+    /// How the payloads are encoded: `None` for MCL (msgpack), else the MCAP
+    /// channel's message encoding (`msgpack`, `json`, `cdr`, `protobuf`, ...).
+    pub encoding: Option<String>,
+    /// The MCAP channel's schema; `None` for MCL and schemaless channels.
+    pub schema: Option<Arc<Schema>>,
+    /// The absolute time (ns; for MCAP the epoch ns of the first message)
+    /// that elapsed time 0 stands for: a record was logged at
+    /// `time_base_ns + time_ns`. 0 for MCL, whose times are elapsed only.
+    pub time_base_ns: u64,
+}
+
+/// An MCAP schema, as the file has it: users decode payloads of encodings
+/// netreplay does not (cdr, protobuf, ros1, ...) with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schema {
+    pub name: String,
+    /// `ros2msg`, `protobuf`, `jsonschema`, ... (empty for none).
+    pub encoding: String,
+    pub data: Vec<u8>,
 }
 
 #[cfg(test)]

@@ -719,6 +719,7 @@ fn udp_throughput_at_infinity() {
     let streams = vec![netreplay_core::StreamInfo {
         message_type: Some("Bench".into()),
         files: vec![],
+        ..netreplay_core::StreamInfo::default()
     }];
     let source = Synthetic {
         n: N,

@@ -453,3 +453,124 @@ fn network_recording_of_a_replay() {
     }
     assert!(got.iter().all(|r| r.time_ns >= 0));
 }
+
+#[test]
+fn network_recording_to_mcap() {
+    use netreplay_core::format::mcap::{Compression, McapWriteOptions};
+    use netreplay_core::net::{RecordingFormat, MCAP_RECORDING};
+    // As above, into one MCAP file; read back by content from the directory.
+    let root = TempDir::new("netrec-mcap");
+    let (records, streams) = fixture_records(false);
+    let rec = NetworkRecorder::start_as(
+        vec![
+            (
+                "udp://127.0.0.1:0".into(),
+                RecorderStream::of_type("UnitTestMessageA"),
+            ),
+            (
+                "udp://[::1]:0".into(),
+                RecorderStream::of_type("UnitTestMessageB"),
+            ),
+        ],
+        ListenerOptions {
+            recv_buffer_bytes: Some(4 << 20),
+            tick: Duration::from_millis(20),
+            ..ListenerOptions::default()
+        },
+        RecorderOptions {
+            root: root.path().to_path_buf(),
+            ..RecorderOptions::default()
+        },
+        RecordingFormat::Mcap(McapWriteOptions {
+            compression: Compression::Lz4,
+            chunk_size: 256,
+        }),
+    )
+    .unwrap();
+    let addrs = rec.local_addrs().to_vec();
+    let mut sink = UdpSink::new(
+        UdpSinkOptions {
+            routes: ["UnitTestMessageA", "UnitTestMessageB"]
+                .iter()
+                .zip(&addrs)
+                .map(|(t, a)| Route {
+                    message_type: Some(t.to_string()),
+                    topic: None,
+                    destination: format!("udp://{a}"),
+                })
+                .collect(),
+            ..UdpSinkOptions::default()
+        },
+        &streams,
+    )
+    .unwrap();
+    for r in &records {
+        sink.send(
+            r,
+            Delivery {
+                run: 0,
+                deadline_ns: Some(now_ns()),
+                lateness_ns: 0,
+                ..Delivery::default()
+            },
+        );
+    }
+    let stats = rec.listener_stats().clone();
+    wait_for("20 messages", Duration::from_secs(5), || {
+        stats.messages.get() == 20
+    });
+    let dir = rec.directory().to_path_buf();
+    // Finished chunks are on disk while recording: a copy taken now (as a
+    // kill would leave it) reads, all but its missing end.
+    std::thread::sleep(Duration::from_millis(1300));
+    let live = std::fs::read(dir.join(MCAP_RECORDING)).unwrap();
+    let summary = rec.stop().unwrap();
+    assert_eq!(summary.files, [dir.join(MCAP_RECORDING)]);
+    assert_eq!(summary.write_errors, 0);
+    let reader = netreplay_core::engine::open_directory(&dir, &ReadOptions::default()).unwrap();
+    let (got, got_streams) = read_all(reader);
+    assert_eq!(got.len(), 20);
+    assert!(got_streams
+        .iter()
+        .all(|s| s.encoding.as_deref() == Some("msgpack")));
+    // Receive times as epoch ns: within this test's run.
+    let epoch_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let base = got_streams[0].time_base_ns;
+    assert!(
+        base < epoch_now && base > epoch_now - 60_000_000_000,
+        "{base}"
+    );
+    for name in ["UnitTestMessageA", "UnitTestMessageB"] {
+        let pick = |rs: &[Record], ss: &[netreplay_core::StreamInfo]| -> Vec<Vec<u8>> {
+            let ids: Vec<u32> = ss
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.message_type.as_deref() == Some(name))
+                .map(|(i, _)| i as u32)
+                .collect();
+            rs.iter()
+                .filter(|r| ids.contains(&r.stream))
+                .map(|r| r.payload.clone())
+                .collect()
+        };
+        assert_eq!(pick(&got, &got_streams), pick(&records, &streams), "{name}");
+    }
+    // The copy taken while recording: every message (the idle flush wrote
+    // the chunk out), then the missing end said, or skipped and counted.
+    let cut = dir.join("live-copy.mcap");
+    std::fs::write(&cut, live).unwrap();
+    let mut reader = netreplay_core::engine::open_file(&cut, &ReadOptions::default()).unwrap();
+    let mut n = 0;
+    let err = loop {
+        match netreplay_core::format::RecordSource::next_record(&mut reader) {
+            Ok(Some(_)) => n += 1,
+            Ok(None) => panic!("the missing end is reported"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(n, 20);
+    assert!(err.to_string().contains("without its data end"), "{err}");
+}

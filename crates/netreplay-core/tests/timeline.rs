@@ -534,7 +534,11 @@ fn at_infinite_speed_a_delay_and_a_start_time_still_hold_the_first_record_back()
     play_to_end(&mut p);
     assert_eq!(out.len(), 6);
     // Before each of the two passes.
-    assert!(started.elapsed() >= Duration::from_millis(590), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(590),
+        "{:?}",
+        started.elapsed()
+    );
 
     let now_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -555,7 +559,11 @@ fn at_infinite_speed_a_delay_and_a_start_time_still_hold_the_first_record_back()
     let started = Instant::now();
     play_to_end(&mut p);
     assert_eq!(out.len(), 3);
-    assert!(started.elapsed() >= Duration::from_millis(250), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

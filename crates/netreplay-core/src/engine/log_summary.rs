@@ -86,7 +86,11 @@ mod tests {
 
     impl RecordSource for Records {
         fn next_record(&mut self) -> Result<Option<Record>> {
-            Ok(if self.0.is_empty() { None } else { Some(self.0.remove(0)) })
+            Ok(if self.0.is_empty() {
+                None
+            } else {
+                Some(self.0.remove(0))
+            })
         }
         fn reset(&mut self) -> Result<()> {
             Ok(())
@@ -100,7 +104,12 @@ mod tests {
     }
 
     fn record(time_ns: i64, stream: u32, topic: &str, len: usize) -> Record {
-        Record { time_ns, stream, topic: topic.into(), payload: vec![0; len] }
+        Record {
+            time_ns,
+            stream,
+            topic: topic.into(),
+            payload: vec![0; len],
+        }
     }
 
     #[test]
@@ -120,7 +129,10 @@ mod tests {
         let keys: Vec<_> = s.topics.iter().map(|t| (t.stream, &*t.topic)).collect();
         assert_eq!(keys, [(0, "a"), (1, "a"), (0, "b")]);
         let a = &s.topics[0];
-        assert_eq!((a.count, a.first_ns, a.last_ns, a.largest_gap_ns, a.bytes), (3, 0, 45, 40, 13));
+        assert_eq!(
+            (a.count, a.first_ns, a.last_ns, a.largest_gap_ns, a.bytes),
+            (3, 0, 45, 40, 13)
+        );
         assert_eq!(s.topics[2].largest_gap_ns, 0);
     }
 

@@ -1,10 +1,11 @@
 //! Timing and threads: the clock, the ring, the producer (`BufferData`),
 //! the scheduler and its sinks, statistics, the merge of several readers,
-//! and the summary of a log (`info`).
+//! the summary of a log (`info`), and converting logs between formats.
 
 pub(crate) mod buffer;
 pub(crate) mod clock;
 pub(crate) mod control;
+pub(crate) mod convert;
 pub(crate) mod log_summary;
 pub(crate) mod merge;
 pub(crate) mod open;
@@ -20,9 +21,10 @@ pub(crate) mod timeline;
 pub use buffer::{BufferData, BufferOptions, Queue, DEFAULT_MAX_BYTES, MAX_LENGTH};
 pub use clock::{now_ns, spin_window, Anchor, Speed, BUSY_WAIT_NS};
 pub use control::{LagPolicy, Waiter};
+pub use convert::{convert, ConvertOptions, ConvertSummary, MCL_METADATA};
 pub use log_summary::{summarize, LogSummary, TopicSummary};
 pub use merge::MergeReader;
-pub use open::{open_directory, open_file, open_path, MclReader};
+pub use open::{open_directory, open_file, open_mcap, open_path, MclReader};
 pub use pass::{PassInfo, PassPlan};
 pub use ring::{ring, RingConsumer, RingProducer, Slot};
 pub use scheduler::{Goal, Scheduler, SchedulerOptions, SinkEntry};

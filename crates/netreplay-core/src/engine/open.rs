@@ -1,15 +1,19 @@
-//! Opening a log: the MCL streams of a file, split set or directory, merged
-//! in time order (`ReadFile`, `ReadDirectory`).
+//! Opening a log: the MCL streams of a file, split set or directory, or
+//! MCAP files, merged in time order (`ReadFile`, `ReadDirectory`,
+//! `ReadMcap`). A file's format is told by its content ([`detect`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::engine::merge::MergeReader;
+use crate::format::detect::{self, Format};
+use crate::format::mcap::{self as mcap_format, McapOptions};
 use crate::format::mcl::{self, Header, MclStream, ReadOptions};
 use crate::format::source::{RecordSource, TimeWindow};
 use crate::{Record, Result, StreamInfo};
 
-/// The reader behind `ReadFile` and `ReadDirectory`: a time-ordered merge of
-/// MCL streams that keeps each stream's header.
+/// The reader behind `ReadFile`, `ReadDirectory` and `ReadMcap`: a
+/// time-ordered merge of MCL streams (keeping each stream's header) or of
+/// MCAP files (whose channels have no header).
 pub struct MclReader {
     merge: MergeReader,
     headers: Vec<Option<Header>>,
@@ -35,6 +39,23 @@ impl MclReader {
             .collect();
         MclReader {
             merge: MergeReader::new(boxed, TimeWindow::default()),
+            headers,
+        }
+    }
+
+    /// MCAP files read as one (their times share one base: see
+    /// [`mcap_format::open_files`]).
+    fn from_mcap(files: Vec<mcap_format::McapFile>, window: TimeWindow) -> Self {
+        let headers = files
+            .iter()
+            .flat_map(|f| vec![None; f.streams().len()])
+            .collect();
+        let boxed = files
+            .into_iter()
+            .map(|f| Box::new(f) as Box<dyn RecordSource>)
+            .collect();
+        MclReader {
+            merge: MergeReader::new(boxed, window),
             headers,
         }
     }
@@ -86,14 +107,74 @@ pub fn open_path(path: &Path, options: &ReadOptions) -> Result<MclReader> {
     }
 }
 
-/// `ReadFile`: one file, or the split set `<path>_NNN.log` when `path` is a prefix.
+/// `ReadFile`: one file of whichever format its content says, or the MCL
+/// split set `<path>_NNN.log` when `path` is a prefix.
 pub fn open_file(path: &Path, options: &ReadOptions) -> Result<MclReader> {
-    let stream = MclStream::open(&mcl::file_parts(path)?, options.on_error)?;
-    Ok(MclReader::from_streams(vec![stream], options.window))
+    let format = if path.is_file() {
+        detect::detect_file(path)?
+    } else {
+        Format::Mcl // a split-set prefix, or a path that does not exist (said below)
+    };
+    match format {
+        Format::Mcl => {
+            let stream = MclStream::open(&mcl::file_parts(path)?, options.on_error)?;
+            Ok(MclReader::from_streams(vec![stream], options.window))
+        }
+        Format::Mcap => open_mcap(
+            &[path.to_path_buf()],
+            &McapOptions {
+                window: options.window,
+                on_error: options.on_error,
+                topics: None,
+            },
+        ),
+        other => Err(detect::unsupported(path, other)),
+    }
 }
 
-/// `ReadDirectory`: every stream of a recording, merged in time order.
+/// `ReadMcap`: MCAP files merged in log-time order, times from the first
+/// message of them all. Equal log times go by channel id, then order in
+/// the file, within a file; across files by the order of `paths`.
+pub fn open_mcap(paths: &[PathBuf], options: &McapOptions) -> Result<MclReader> {
+    if paths.is_empty() {
+        return Err(crate::Error::invalid(
+            "paths",
+            "give at least one MCAP file",
+        ));
+    }
+    let files = mcap_format::open_files(paths, options)?;
+    Ok(MclReader::from_mcap(files, options.window))
+}
+
+/// `ReadDirectory`: every stream of a recording, merged in time order; a
+/// directory holding MCAP files (by content: an MCAP recording, a rosbag2
+/// directory) is its MCAP files, read as one in name order.
 pub fn open_directory(dir: &Path, options: &ReadOptions) -> Result<MclReader> {
+    let mcap_files = mcap_files_in(dir)?;
+    if !mcap_files.is_empty() {
+        return open_mcap(
+            &mcap_files,
+            &McapOptions {
+                window: options.window,
+                on_error: options.on_error,
+                topics: None,
+            },
+        );
+    }
     let streams = mcl::directory_streams(dir, options)?;
     Ok(MclReader::from_streams(streams, options.window))
+}
+
+/// The MCAP files of `dir` (by their magic), in name order.
+fn mcap_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| crate::Error::io(dir, &e))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| crate::Error::io(dir, &e))?.path();
+        if path.is_file() && detect::detect_file(&path)? == Format::Mcap {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }

@@ -1,8 +1,10 @@
 //! Log and wire formats: parsing and formatting, no timing and no threads.
-//! The MCL text log, MCL datagrams (over a msgpack reader that never
+//! Format detection by content (`detect`), the MCL text log, MCAP, MCL datagrams (over a msgpack reader that never
 //! decodes), fragment reassembly, and the reader trait every log format
 //! implements.
 
+pub mod detect;
+pub mod mcap;
 pub mod mcl;
 mod msgpack;
 pub mod reassembly;

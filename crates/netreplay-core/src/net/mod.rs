@@ -13,7 +13,9 @@ pub use listener::{
     ChannelHandler, Handler, Listener, ListenerOptions, ListenerSnapshot, ListenerStats, Received,
     ReceivedMessage,
 };
-pub use recorder::{NetworkRecorder, RecordingHandler, RecordingSummary};
+pub use recorder::{
+    NetworkRecorder, RecordingFormat, RecordingHandler, RecordingSummary, MCAP_RECORDING,
+};
 pub use udp::{
     FailureKind, Route, UdpSink, UdpSinkOptions, UdpSinkSnapshot, UdpSinkStats, BATCH, BATCH_BYTES,
     DEFAULT_HOP_LIMIT,

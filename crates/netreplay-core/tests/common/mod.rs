@@ -288,6 +288,7 @@ impl VecSource {
             info: vec![StreamInfo {
                 message_type: Some("Vec".into()),
                 files: vec![],
+                ..StreamInfo::default()
             }],
         }
     }

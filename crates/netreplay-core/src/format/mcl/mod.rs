@@ -22,6 +22,6 @@ pub use layout::{directory_streams, file_parts};
 pub use line::{format_elapsed, format_line, format_topic, parse_time_ns, parse_topic};
 pub use reader::{MclStream, ReadOptions};
 pub use writer::{
-    hostname, local_timestamp, Recorder, RecorderOptions, RecorderStream, TimeOrigin, WriteFile,
-    WriteOptions,
+    hostname, local_timestamp, recording_directory, Recorder, RecorderOptions, RecorderStream,
+    TimeOrigin, WriteFile, WriteOptions,
 };

@@ -576,6 +576,7 @@ impl MclStream {
             info: [StreamInfo {
                 message_type,
                 files: parts.to_vec(),
+                ..StreamInfo::default()
             }],
             header,
             file: Some((0, first)),

@@ -440,6 +440,30 @@ pub fn local_timestamp(unix_secs: i64) -> String {
     )
 }
 
+/// The directory of a recording started at `origin` (`options.directory`,
+/// or `<root>/<YYYYmmddTHHMMSS>_<hostname>`), created if missing.
+pub fn recording_directory(options: &RecorderOptions, origin: TimeOrigin) -> Result<PathBuf> {
+    let directory = match &options.directory {
+        Some(dir) => dir.clone(),
+        None => {
+            if !options.root.is_dir() {
+                return Err(Error::Io {
+                    path: options.root.clone(),
+                    message: "the log directory does not exist".into(),
+                });
+            }
+            let host = options.hostname.clone().unwrap_or_else(hostname);
+            options.root.join(format!(
+                "{}_{}",
+                local_timestamp(origin.unix_us.div_euclid(1_000_000)),
+                host
+            ))
+        }
+    };
+    std::fs::create_dir_all(&directory).map_err(|e| Error::io(&directory, &e))?;
+    Ok(directory)
+}
+
 /// MCL's `LogNetwork`: a recording directory with one file set per stream,
 /// all sharing one time origin.
 pub struct Recorder {
@@ -484,24 +508,7 @@ impl Recorder {
                 ));
             }
         }
-        let directory = match &options.directory {
-            Some(dir) => dir.clone(),
-            None => {
-                if !options.root.is_dir() {
-                    return Err(Error::Io {
-                        path: options.root.clone(),
-                        message: "the log directory does not exist".into(),
-                    });
-                }
-                let host = options.hostname.clone().unwrap_or_else(hostname);
-                options.root.join(format!(
-                    "{}_{}",
-                    local_timestamp(origin.unix_us.div_euclid(1_000_000)),
-                    host
-                ))
-            }
-        };
-        std::fs::create_dir_all(&directory).map_err(|e| Error::io(&directory, &e))?;
+        let directory = recording_directory(&options, origin)?;
         let created = options
             .created
             .clone()

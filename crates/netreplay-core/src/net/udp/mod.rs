@@ -268,6 +268,7 @@ mod tests {
             .map(|t| StreamInfo {
                 message_type: Some(t.to_string()),
                 files: vec![PathBuf::from(format!("{t}.log"))],
+                ..StreamInfo::default()
             })
             .collect()
     }

@@ -1,0 +1,11 @@
+//! MCAP files (<https://mcap.dev>), through the `mcap` crate: `reader` (the
+//! indexed reader over the memory map), `blocks` (what it reads: chunks
+//! from the summary or found by a scan, each checked when loaded) and
+//! `writer`.
+
+mod blocks;
+mod reader;
+mod writer;
+
+pub use reader::{open_files, McapFile, McapOptions};
+pub use writer::{Compression, McapWriteOptions, McapWriter, DEFAULT_CHUNK_SIZE, MSGPACK};
