@@ -5,6 +5,7 @@
 
 pub mod mcl;
 mod msgpack;
+pub mod pcap;
 pub mod reassembly;
 pub(crate) mod source;
 pub mod wire;
