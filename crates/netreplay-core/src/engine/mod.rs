@@ -19,7 +19,7 @@ pub use buffer::{BufferData, BufferOptions, Queue, DEFAULT_MAX_BYTES, MAX_LENGTH
 pub use clock::{now_ns, spin_window, Anchor, Speed, BUSY_WAIT_NS};
 pub use control::{LagPolicy, Waiter};
 pub use merge::MergeReader;
-pub use open::{open_directory, open_file, open_path, MclReader};
+pub use open::{open_directory, open_file, open_path, open_pcap, CaptureInfo, MclReader};
 pub use pass::{PassInfo, PassPlan};
 pub use ring::{ring, RingConsumer, RingProducer, Slot};
 pub use scheduler::{Goal, Scheduler, SchedulerOptions, SinkEntry};

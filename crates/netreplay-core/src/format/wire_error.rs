@@ -52,6 +52,10 @@ pub enum WireError {
         topic_len: usize,
         mtu: usize,
     },
+    /// A payload sent raw (one datagram as it is) larger than a UDP datagram.
+    DatagramTooLarge {
+        len: usize,
+    },
 }
 
 impl fmt::Display for WireError {
@@ -95,6 +99,11 @@ impl fmt::Display for WireError {
             WireError::TopicTooLong { topic_len, mtu } => write!(
                 f,
                 "a topic of {topic_len} bytes leaves no room for data in a datagram of {mtu} bytes"
+            ),
+            WireError::DatagramTooLarge { len } => write!(
+                f,
+                "a raw payload of {len} bytes does not fit one UDP datagram (at most {} bytes)",
+                crate::format::wire::MAX_DATAGRAM
             ),
         }
     }

@@ -44,6 +44,16 @@ use capture::{Bad, Cursor, Item, Layout, NotFrame};
 pub use filter::Filter;
 use packet::Skip;
 
+/// The format of the file at `path` by its first bytes; `None` when it is
+/// not a capture or cannot be read (the MCL reader then says why).
+pub fn sniff_path(path: &Path) -> Option<CaptureFormat> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let mut file = File::open(path).ok()?;
+    file.read_exact(&mut magic).ok()?;
+    sniff(&magic)
+}
+
 /// Datagrams between two marks of the seek index.
 pub const INDEX_EVERY: u64 = 64;
 
