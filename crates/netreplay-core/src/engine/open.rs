@@ -30,6 +30,8 @@ pub struct CaptureInfo {
     pub first_stream: u32,
     /// The damage to the file's structure, if any (reading stops there).
     pub damage: Option<String>,
+    /// The original destinations, one per stream from `first_stream` on.
+    pub destinations: Vec<std::net::SocketAddr>,
 }
 
 impl MclReader {
@@ -153,6 +155,7 @@ pub fn open_pcap(path: &Path, options: &PcapOptions) -> Result<MclReader> {
         counts: reader.counts().clone(),
         first_stream: 0,
         damage: reader.damage().map(|e| e.to_string()),
+        destinations: reader.destinations(),
     };
     let headers = vec![None; reader.streams().len()];
     Ok(MclReader {

@@ -15,6 +15,6 @@ pub use listener::{
 };
 pub use recorder::{NetworkRecorder, RecordingHandler, RecordingSummary};
 pub use udp::{
-    FailureKind, Route, UdpSink, UdpSinkOptions, UdpSinkSnapshot, UdpSinkStats, BATCH, BATCH_BYTES,
-    DEFAULT_HOP_LIMIT,
+    FailureKind, Readdress, Route, UdpSink, UdpSinkOptions, UdpSinkSnapshot, UdpSinkStats, BATCH,
+    BATCH_BYTES, DEFAULT_HOP_LIMIT,
 };
