@@ -361,6 +361,7 @@ impl Encoder {
             if payload.len() > MAX_DATAGRAM {
                 return Err(EncodeError::Wire(WireError::DatagramTooLarge {
                     len: payload.len(),
+                    max: MAX_DATAGRAM,
                 }));
             }
             emit(payload).map_err(EncodeError::Emit)?;
@@ -435,12 +436,16 @@ mod tests {
         assert_eq!(
             err,
             EncodeError::Wire(WireError::DatagramTooLarge {
-                len: MAX_DATAGRAM + 1
+                len: MAX_DATAGRAM + 1,
+                max: MAX_DATAGRAM
             })
         );
-        assert!(WireError::DatagramTooLarge { len: 70000 }
-            .to_string()
-            .contains("at most 65507"));
+        assert!(WireError::DatagramTooLarge {
+            len: 70000,
+            max: MAX_DATAGRAM
+        }
+        .to_string()
+        .contains("at most 65507"));
     }
 
     #[test]

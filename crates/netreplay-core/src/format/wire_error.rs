@@ -55,6 +55,7 @@ pub enum WireError {
     /// A payload sent raw (one datagram as it is) larger than a UDP datagram.
     DatagramTooLarge {
         len: usize,
+        max: usize,
     },
 }
 
@@ -100,10 +101,9 @@ impl fmt::Display for WireError {
                 f,
                 "a topic of {topic_len} bytes leaves no room for data in a datagram of {mtu} bytes"
             ),
-            WireError::DatagramTooLarge { len } => write!(
+            WireError::DatagramTooLarge { len, max } => write!(
                 f,
-                "a raw payload of {len} bytes does not fit one UDP datagram (at most {} bytes)",
-                crate::format::wire::MAX_DATAGRAM
+                "a raw payload of {len} bytes does not fit one UDP datagram (at most {max} bytes)"
             ),
         }
     }

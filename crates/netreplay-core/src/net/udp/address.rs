@@ -12,8 +12,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use crate::net::endpoint::Endpoint;
-use crate::net::udp::routing::{open_destination, Destination, SocketOptions};
+use crate::net::udp::routing::{open_among, Destination, SocketOptions};
 use crate::{Error, Result};
 
 /// The rewrites of [`AddressRouting`]: `ip:port` or `*:port` → `udp://host:port`.
@@ -52,21 +51,6 @@ pub(super) struct AddressRouting {
     /// could not be opened).
     cache: HashMap<Box<str>, Option<usize>>,
     socket: SocketOptions,
-}
-
-/// Opens `url` among `destinations` (one socket per address); its index.
-pub(super) fn open_among(
-    destinations: &mut Vec<Destination>,
-    url: &str,
-    name: &'static str,
-    socket: &SocketOptions,
-) -> Result<usize> {
-    let endpoint = Endpoint::parse(url, name, false)?;
-    if let Some(i) = destinations.iter().position(|d| d.addr == endpoint.addr) {
-        return Ok(i);
-    }
-    destinations.push(open_destination(&endpoint, socket)?);
-    Ok(destinations.len() - 1)
 }
 
 impl AddressRouting {

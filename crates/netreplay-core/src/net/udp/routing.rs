@@ -15,7 +15,6 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::net::endpoint::{socket_error, Endpoint, Interface};
-use crate::net::udp::address::open_among;
 use crate::record::StreamTable;
 use crate::sys::set_multicast_if_v4_index;
 use crate::{Error, Result, StreamInfo};
@@ -126,6 +125,21 @@ pub(super) fn open_destination(
         socket,
         connected,
     })
+}
+
+/// Opens `url` among `destinations` (one socket per address); its index.
+pub(super) fn open_among(
+    destinations: &mut Vec<Destination>,
+    url: &str,
+    name: &'static str,
+    socket: &SocketOptions,
+) -> Result<usize> {
+    let endpoint = Endpoint::parse(url, name, false)?;
+    if let Some(i) = destinations.iter().position(|d| d.addr == endpoint.addr) {
+        return Ok(i);
+    }
+    destinations.push(open_destination(&endpoint, socket)?);
+    Ok(destinations.len() - 1)
 }
 
 /// The routes of one stream (message type).
