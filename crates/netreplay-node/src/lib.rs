@@ -15,8 +15,8 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use netreplay_core::engine::{
-    open_directory, open_file, open_pcap, BufferData, CaptureInfo, MclReader, Queue, RingProducer,
-    Scheduler, Slot,
+    open_directory, open_file, open_pcap, summarize, BufferData, CaptureInfo, LogSummary,
+    MclReader, Queue, RingProducer, Scheduler, Slot,
 };
 use netreplay_core::format::mcl;
 use netreplay_core::format::pcap::CaptureFormat;
@@ -107,6 +107,55 @@ fn record_to_js(record: Record) -> NativeRecord {
         stream: record.stream,
         topic: record.topic.to_string(),
         payload: record.payload.into(),
+    }
+}
+
+#[napi(object)]
+pub struct TopicSummaryJs {
+    pub stream: u32,
+    pub topic: String,
+    pub count: f64,
+    pub first_time: f64,
+    pub last_time: f64,
+    pub largest_gap: f64,
+    pub bytes: f64,
+}
+
+#[napi(object)]
+pub struct LogSummaryJs {
+    pub topics: Vec<TopicSummaryJs>,
+    pub count: f64,
+    pub bytes: f64,
+    /// First and last record times, seconds; absent without records.
+    pub first_time: Option<f64>,
+    pub last_time: Option<f64>,
+    pub skipped: f64,
+}
+
+fn seconds(ns: i64) -> f64 {
+    ns as f64 / 1e9
+}
+
+fn summary_to_js(s: LogSummary) -> LogSummaryJs {
+    LogSummaryJs {
+        topics: s
+            .topics
+            .into_iter()
+            .map(|t| TopicSummaryJs {
+                stream: t.stream,
+                topic: t.topic.to_string(),
+                count: t.count as f64,
+                first_time: seconds(t.first_ns),
+                last_time: seconds(t.last_ns),
+                largest_gap: seconds(t.largest_gap_ns),
+                bytes: t.bytes as f64,
+            })
+            .collect(),
+        count: s.count as f64,
+        bytes: s.bytes as f64,
+        first_time: s.span_ns.map(|(first, _)| seconds(first)),
+        last_time: s.span_ns.map(|(_, last)| seconds(last)),
+        skipped: s.skipped as f64,
     }
 }
 
@@ -211,6 +260,16 @@ impl NativeMclReader {
         Ok(match self.reader()?.next_record() {
             Ok(next) => next.map(|r| Either::A(record_to_js(r))),
             Err(err) => Some(Either::B(ErrorInfo::from(&err))),
+        })
+    }
+
+    /// Reads on to the end, counting per (stream, topic) without decoding
+    /// payloads (blocks: a 2 GB log takes seconds), or the error met.
+    #[napi(catch_unwind)]
+    pub fn summarize(&mut self) -> Result<Either<LogSummaryJs, ErrorInfo>, Code> {
+        Ok(match summarize(self.reader()?) {
+            Ok(summary) => Either::A(summary_to_js(summary)),
+            Err(err) => Either::B(ErrorInfo::from(&err)),
         })
     }
 

@@ -1,9 +1,11 @@
 //! Timing and threads: the clock, the ring, the producer (`BufferData`),
-//! the scheduler and its sinks, statistics, and the merge of several readers.
+//! the scheduler and its sinks, statistics, the merge of several readers,
+//! and the summary of a log (`info`).
 
 pub(crate) mod buffer;
 pub(crate) mod clock;
 pub(crate) mod control;
+pub(crate) mod log_summary;
 pub(crate) mod merge;
 pub(crate) mod open;
 pub(crate) mod pass;
@@ -18,6 +20,7 @@ pub(crate) mod timeline;
 pub use buffer::{BufferData, BufferOptions, Queue, DEFAULT_MAX_BYTES, MAX_LENGTH};
 pub use clock::{now_ns, spin_window, Anchor, Speed, BUSY_WAIT_NS};
 pub use control::{LagPolicy, Waiter};
+pub use log_summary::{summarize, LogSummary, TopicSummary};
 pub use merge::MergeReader;
 pub use open::{open_directory, open_file, open_path, open_pcap, CaptureInfo, MclReader};
 pub use pass::{PassInfo, PassPlan};

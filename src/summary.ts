@@ -1,0 +1,79 @@
+// What a log holds, read natively in one pass without decoding payloads
+// (the CLI's `info`).
+import { openInputs } from './inputs.js';
+import { callNative, translateError } from './errors.js';
+import type { ReadDirectoryOptions } from './reader.js';
+import { checkOptions } from './validate.js';
+import { READ_DIRECTORY_OPTION_NAMES } from './reader.js';
+
+/** One (type, topic) of a log. Times in seconds, as the log's elapsed times. */
+export interface TopicSummary {
+  type: string | null;
+  topic: string;
+  count: number;
+  firstTime: number;
+  lastTime: number;
+  /** Mean rate, (count − 1) / (last − first); null for one message or a span of 0. */
+  rate: number | null;
+  /** The longest time between two consecutive messages of this type and topic (0 for one). */
+  largestGap: number;
+  /** Payload bytes in all, and per message. */
+  bytes: number;
+  meanBytes: number;
+}
+
+export interface LogSummary {
+  /** The streams read: type and files (several for a split set), in stream order. */
+  streams: { type: string | null; files: string[]; created: string | null; version: string | null }[];
+  /** In the order each (type, topic) first appears. */
+  topics: TopicSummary[];
+  count: number;
+  bytes: number;
+  /** First and last message times; null without messages. */
+  firstTime: number | null;
+  lastTime: number | null;
+  /** Malformed records skipped (with `onError: 'skip'`). */
+  skipped: number;
+}
+
+/**
+ * Summarizes the logs at `paths` (files, split-set prefixes or recording
+ * directories; several are read as one), within `minTime`/`maxTime`.
+ * Blocks while it reads: about as long as reading the files.
+ */
+export function summarizeLog(paths: string | readonly string[], options: ReadDirectoryOptions = {}): LogSummary {
+  const opts = checkOptions(options, 'options', READ_DIRECTORY_OPTION_NAMES) as ReadDirectoryOptions;
+  const inputs = openInputs(paths, opts);
+  const reader = inputs.nativeReader;
+  if (!reader) throw new TypeError('summarizeLog reads log paths only');
+  const streams = reader.streams.map((s) => ({
+    type: s.messageType ?? null,
+    files: s.files,
+    created: s.header?.created ?? null,
+    version: s.header?.version ?? null,
+  }));
+  const result = callNative(() => reader.summarize());
+  if (!('topics' in result)) throw translateError(result);
+  return {
+    streams,
+    topics: result.topics.map((t) => {
+      const span = t.lastTime - t.firstTime;
+      return {
+        type: streams[t.stream]?.type ?? null,
+        topic: t.topic,
+        count: t.count,
+        firstTime: t.firstTime,
+        lastTime: t.lastTime,
+        rate: t.count > 1 && span > 0 ? (t.count - 1) / span : null,
+        largestGap: t.largestGap,
+        bytes: t.bytes,
+        meanBytes: t.bytes / t.count,
+      };
+    }),
+    count: result.count,
+    bytes: result.bytes,
+    firstTime: result.firstTime ?? null,
+    lastTime: result.lastTime ?? null,
+    skipped: result.skipped,
+  };
+}
