@@ -165,6 +165,15 @@ async function timeSchedule(s: Schedule, runs: number, contenders: 'all' | 'nati
       return { originNs: r.originNs!, cpuPct: cpuPercent(r.cpuUs, r.wallNs), gapCpuPct: windowPct(r.windows) };
     });
 
+    // The capture tcpreplay replays below, replayed by netreplay (ReadPcap,
+    // raw payloads to the capture's destination: the receiver's port).
+    await udpContender(s, 'netreplay native UDP, pcap', run, async (port) => {
+      const pcap = join(work, `${s.name}-netreplay.pcap`);
+      writePcap(pcap, Array.from(s.timesNs, (timeNs, i) => ({ timeNs, payload: datagramOf(i) })), { dstPort: port });
+      const r = await contender({ kind: 'native-udp', log: pcap, port, cpuWindows });
+      return { originNs: r.originNs!, cpuPct: cpuPercent(r.cpuUs, r.wallNs), gapCpuPct: windowPct(r.windows) };
+    });
+
     if (tcpreplay) {
       await udpContender(s, 'tcpreplay', run, async (port) => {
         const pcap = join(work, `${s.name}.pcap`);

@@ -1,5 +1,7 @@
 export { ReadFile, ReadDirectory } from './reader.js';
 export type { ReadOptions, ReadDirectoryOptions, LogHeader, LogStream, RecordReader } from './reader.js';
+export { ReadPcap } from './pcap.js';
+export type { ReadPcapOptions, PcapFilterOptions, CaptureCounts, CapturedMessage } from './pcap.js';
 export { summarizeLog } from './summary.js';
 export type { LogSummary, TopicSummary } from './summary.js';
 export { BufferData, BufferQueue } from './buffer.js';

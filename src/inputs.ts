@@ -10,6 +10,7 @@ import {
   type ReadDirectoryOptions,
   type RecordReader,
 } from './reader.js';
+import { isCapture, ReadPcap, type PcapFilterOptions } from './pcap.js';
 
 /** A log path, a reader, or several of them merged in time order. */
 export type ReplaySource = string | RecordReader | readonly (string | RecordReader)[];
@@ -71,12 +72,36 @@ function inputOf(reader: RecordReader): Inputs {
  * The native reader when every input is one of netreplay's (merged
  * natively when there are several), else one reader in JS over them all.
  */
-export function openInputs(source: unknown, options: ReadDirectoryOptions): Inputs {
-  const open = (input: unknown): RecordReader =>
-    typeof input === 'string' ? openLog(input, options) : checkRecordReader(input, 'Replay');
-  if (!Array.isArray(source)) return inputOf(open(source));
+export function openInputs(source: unknown, options: ReadDirectoryOptions & PcapFilterOptions): Inputs {
+  const { filter, dstPort, src, ...logOptions } = options;
+  const pcapOptions = {
+    ...(filter !== undefined && { filter }),
+    ...(dstPort !== undefined && { dstPort }),
+    ...(src !== undefined && { src }),
+  };
+  let captures = 0;
+  // A path whose magic says pcap/pcapng is a capture (ReadPcap), filtered.
+  const open = (input: unknown): RecordReader => {
+    if (typeof input !== 'string') return checkRecordReader(input, 'Replay');
+    if (!isCapture(input)) return openLog(input, logOptions);
+    captures++;
+    const { includeRaw: _logsOnly, ...read } = logOptions;
+    return new ReadPcap(input, { ...read, ...pcapOptions });
+  };
+  const checkFilters = () => {
+    const given = Object.keys(pcapOptions);
+    if (given.length > 0 && captures === 0) {
+      throw new TypeError(`'${given[0]}' applies to capture paths (pcap, pcapng) only; give ReadPcap its own filter`);
+    }
+  };
+  if (!Array.isArray(source)) {
+    const reader = open(source);
+    checkFilters();
+    return inputOf(reader);
+  }
   if (source.length === 0) throw new TypeError(`Replay: 'source' is an empty array; give at least one log`);
   const readers = source.map(open);
+  checkFilters();
   if (readers.length === 1) return inputOf(readers[0]!);
   const natives = readers.map(nativeReaderOf);
   if (natives.every((n) => n !== undefined)) {

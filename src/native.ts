@@ -8,6 +8,7 @@ import type * as Binding from '../native/binding.js';
 export type {
   NativeBuffer,
   NativeMclReader,
+  CaptureInfoJs,
   NativeScheduler,
   NativePlayer,
   PlayerOptionsJs,

@@ -59,6 +59,24 @@ export interface UdpOptions {
    * `stats().dropped`, so the other sinks keep their timing.
    */
   lag?: 'wait' | 'drop';
+  /**
+   * Send each payload as it is, one datagram (at most 65507 bytes), not as
+   * an MCL datagram: a capture's UDP payloads. Default: true when every
+   * input is a capture (ReadPcap), else false.
+   */
+  raw?: boolean;
+  /**
+   * Route each message by the address its topic names (a capture's
+   * original destination `ip:port`): `map`, then `destination` (all to one
+   * place), then that address itself. Default: with `raw` and no `routes`.
+   */
+  byAddress?: boolean;
+  /**
+   * Rewrites of original destinations: `'10.0.0.2:26000'` (exact) or
+   * `'*:26000'` (any address on that port) → `'udp://host:port'`. An exact
+   * address wins over a port. Implies `byAddress`.
+   */
+  map?: Readonly<Record<string, string>> | ReadonlyMap<string, string>;
 }
 
 export const UDP_OPTION_NAMES = optionNames<UdpOptions>()(
@@ -75,7 +93,22 @@ export const UDP_OPTION_NAMES = optionNames<UdpOptions>()(
   'sendTimeout',
   'failOnError',
   'lag',
+  'raw',
+  'byAddress',
+  'map',
 );
+
+/** `map` as the binding takes it: [{ original, destination }]. */
+export function udpMapEntries(map: unknown): { original: string; destination: string }[] {
+  const entries = map instanceof Map ? [...map.entries()] : typeof map === 'object' && map !== null ? Object.entries(map) : null;
+  if (entries === null) throw new TypeError(`'udp.map' must be an object or a Map of 'ip:port' → 'udp://host:port'`);
+  return entries.map(([original, destination]) => {
+    if (typeof original !== 'string' || typeof destination !== 'string') {
+      throw new TypeError(`'udp.map' entries must be strings ('ip:port' or '*:port' → 'udp://host:port')`);
+    }
+    return { original, destination };
+  });
+}
 
 /** Statistics of a replay's UDP sink (lateness in seconds, against the deadline). */
 export type UdpStats = UdpStatsJs;

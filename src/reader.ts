@@ -47,11 +47,16 @@ export interface RecordReader {
   reset(): void;
 }
 
-const natives = new WeakMap<MclReader, NativeMclReader>();
+const natives = new WeakMap<object, NativeMclReader>();
 
-/** The native reader behind a ReadFile/ReadDirectory (module-internal). */
+/** The native reader behind a ReadFile/ReadDirectory/ReadPcap (module-internal). */
 export function nativeReaderOf(reader: object): NativeMclReader | undefined {
-  return natives.get(reader as MclReader);
+  return natives.get(reader);
+}
+
+/** Make `reader` one of netreplay's native readers, read natively by a replay (ReadPcap). */
+export function registerNativeReader(reader: object, nativeReader: NativeMclReader): void {
+  natives.set(reader, nativeReader);
 }
 
 function toHeader(h: HeaderInfo | undefined): LogHeader | null {

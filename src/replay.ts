@@ -18,9 +18,10 @@ import {
 import { checkOnError, checkOptions, checkPositiveInteger, checkSpeed, optionNames, pick } from './validate.js';
 import { PLAYBACK_OPTION_NAMES, playbackOptions, progressIntervalMs, type PlaybackOptions } from './playback.js';
 import { openInputs, type ReplaySource } from './inputs.js';
+import { isCaptureOnly, PCAP_FILTER_OPTION_NAMES, type PcapFilterOptions } from './pcap.js';
 import type { UdpStats } from './net.js';
 
-export interface ReplayOptions extends ScheduleOptions, BufferOptions, ReadDirectoryOptions, PlaybackOptions {
+export interface ReplayOptions extends ScheduleOptions, BufferOptions, ReadDirectoryOptions, PcapFilterOptions, PlaybackOptions {
   /** Aborting it stops and closes the replay (`done` resolves). */
   signal?: AbortSignal;
 }
@@ -71,6 +72,7 @@ const REPLAY_OPTION_NAMES = optionNames<ReplayOptions>()(
   ...SCHEDULE_OPTION_NAMES,
   ...BUFFER_OPTION_NAMES,
   ...READ_DIRECTORY_OPTION_NAMES,
+  ...PCAP_FILTER_OPTION_NAMES,
   ...PLAYBACK_OPTION_NAMES,
   'signal',
 );
@@ -119,12 +121,21 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
     const playback = playbackOptions(pick(opts, PLAYBACK_OPTION_NAMES) as PlaybackOptions);
     this.#progressMs = progressIntervalMs(opts.progressInterval);
     this.#virtual = playback.virtualTime === true;
-    const { reader, nativeReader } = openInputs(source, pick(opts, READ_DIRECTORY_OPTION_NAMES));
+    const { reader, nativeReader } = openInputs(source, pick(opts, [...READ_DIRECTORY_OPTION_NAMES, ...PCAP_FILTER_OPTION_NAMES]));
     const signal = opts.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new TypeError(`'signal' must be an AbortSignal, got ${typeof signal}`);
     }
     const schedule = pick(opts, SCHEDULE_OPTION_NAMES) as ScheduleOptions;
+    // A capture's payloads are raw bytes, not msgpack: given as
+    // payloadBytes, and sent as they are, unless asked otherwise.
+    if (nativeReader && isCaptureOnly(nativeReader)) {
+      schedule.decode ??= false;
+      schedule.rawPayload ??= true;
+      if (schedule.udp !== undefined && typeof schedule.udp === 'object' && schedule.udp !== null) {
+        schedule.udp = { ...schedule.udp, raw: schedule.udp.raw ?? true };
+      }
+    }
     const nativeOptions = {
       buffer: ringOptions(pick(opts, BUFFER_OPTION_NAMES)),
       schedule: deliveryOptions(schedule, schedule.speed === undefined ? undefined : checkSpeed(schedule.speed)),

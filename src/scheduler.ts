@@ -8,7 +8,7 @@ import { BatchDecoder, type DeliveryOptions, type Message } from './message.js';
 import { BatchReceiver, KeepAlive, weakCallback } from './delivery.js';
 import { BufferData, BufferQueue, nativeBuffer, queueOwner, readerError } from './buffer.js';
 import { checkBusyWait, checkOnError, checkOptions, checkSpeed, optionNames } from './validate.js';
-import { UDP_OPTION_NAMES, type UdpOptions, type UdpStats } from './net.js';
+import { UDP_OPTION_NAMES, udpMapEntries, type UdpOptions, type UdpStats } from './net.js';
 
 export interface ScheduleOptions extends DeliveryOptions {
   /** Speed factor: > 0, or Infinity for as fast as possible (default 1). */
@@ -207,6 +207,11 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
   }
 }
 
+/** UdpOptions as the binding takes them (`map` as a list of entries). */
+function nativeUdp({ map, ...rest }: UdpOptions): SchedulerOptionsJs['udp'] {
+  return { ...rest, ...(map !== undefined && { map: udpMapEntries(map) }) };
+}
+
 /** The native delivery options of ScheduleOptions (types checked; core checks values and sets defaults). */
 export function deliveryOptions(opts: ScheduleOptions, speed: number | undefined): SchedulerOptionsJs {
   if (opts.js !== undefined && typeof opts.js !== 'boolean') {
@@ -219,7 +224,7 @@ export function deliveryOptions(opts: ScheduleOptions, speed: number | undefined
   return {
     ...(speed !== undefined && { speed }),
     ...(typeof opts.maxPendingBatches === 'number' && { maxPendingBatches: opts.maxPendingBatches }),
-    ...(udp !== undefined && { udp }),
+    ...(udp !== undefined && { udp: nativeUdp(udp) }),
     ...(opts.js === false && { js: false }),
     ...(opts.busyWait !== undefined && { busyWait: checkBusyWait(opts.busyWait) }),
     ...(opts.lag !== undefined && { lag: opts.lag }),

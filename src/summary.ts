@@ -5,6 +5,20 @@ import { callNative, translateError } from './errors.js';
 import type { ReadDirectoryOptions } from './reader.js';
 import { checkOptions } from './validate.js';
 import { READ_DIRECTORY_OPTION_NAMES } from './reader.js';
+import { PCAP_FILTER_OPTION_NAMES, type CaptureCounts, type PcapFilterOptions } from './pcap.js';
+
+/** A capture among the inputs (pcap, pcapng): what its reader counted. */
+export interface CaptureSummary {
+  file: string;
+  format: 'pcap' | 'pcapng';
+  /** The first frame's capture time, ns since the epoch. */
+  baseNs: bigint | null;
+  counts: CaptureCounts;
+  /** The original destinations (the topics), in order of first appearance. */
+  destinations: string[];
+  /** Damage to the file's structure, where reading stops; null if none. */
+  damage: string | null;
+}
 
 /** One (type, topic) of a log. Times in seconds, as the log's elapsed times. */
 export interface TopicSummary {
@@ -32,8 +46,10 @@ export interface LogSummary {
   /** First and last message times; null without messages. */
   firstTime: number | null;
   lastTime: number | null;
-  /** Malformed records skipped (with `onError: 'skip'`). */
+  /** Malformed records skipped (with `onError: 'skip'`); for captures, the frames skipped (not UDP, fragments...). */
   skipped: number;
+  /** The captures among the inputs. */
+  captures: CaptureSummary[];
 }
 
 /**
@@ -41,8 +57,8 @@ export interface LogSummary {
  * directories; several are read as one), within `minTime`/`maxTime`.
  * Blocks while it reads: about as long as reading the files.
  */
-export function summarizeLog(paths: string | readonly string[], options: ReadDirectoryOptions = {}): LogSummary {
-  const opts = checkOptions(options, 'options', READ_DIRECTORY_OPTION_NAMES) as ReadDirectoryOptions;
+export function summarizeLog(paths: string | readonly string[], options: ReadDirectoryOptions & PcapFilterOptions = {}): LogSummary {
+  const opts = checkOptions(options, 'options', [...READ_DIRECTORY_OPTION_NAMES, ...PCAP_FILTER_OPTION_NAMES]) as ReadDirectoryOptions;
   const inputs = openInputs(paths, opts);
   const reader = inputs.nativeReader;
   if (!reader) throw new TypeError('summarizeLog reads log paths only');
@@ -52,6 +68,17 @@ export function summarizeLog(paths: string | readonly string[], options: ReadDir
     created: s.header?.created ?? null,
     version: s.header?.version ?? null,
   }));
+  const captures = reader.captures.map((c) => {
+    const { frames, datagrams, filtered, notUdp, fragments, truncated, malformed, linkType, untimed } = c;
+    return {
+      file: streams[c.firstStream]?.files[0] ?? '',
+      format: c.format as 'pcap' | 'pcapng',
+      baseNs: c.baseNs ?? null,
+      counts: { frames, datagrams, filtered, notUdp, fragments, truncated, malformed, linkType, untimed },
+      destinations: c.destinations,
+      damage: c.damage ?? null,
+    };
+  });
   const result = callNative(() => reader.summarize());
   if (!('topics' in result)) throw translateError(result);
   return {
@@ -75,5 +102,6 @@ export function summarizeLog(paths: string | readonly string[], options: ReadDir
     firstTime: result.firstTime ?? null,
     lastTime: result.lastTime ?? null,
     skipped: result.skipped,
+    captures,
   };
 }

@@ -120,7 +120,7 @@ export function checkOnError(value: unknown): 'fail' | 'skip' {
   return value;
 }
 
-function describe(value: unknown): string {
+export function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
   return Array.isArray(value) ? 'an array' : `a ${typeof value}`;

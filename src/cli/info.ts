@@ -1,7 +1,7 @@
 // `netreplay info`: what a log holds, per type and topic.
 import { summarizeLog, type LogSummary } from '../summary.js';
 import { flag, parseCommand, UsageError, type Command } from './args.js';
-import { READ_FLAGS, readWindowFlags } from './output.js';
+import { CAPTURE_FILTER_FLAGS, captureFilterFlags, READ_FLAGS, readWindowFlags } from './output.js';
 
 export const INFO: Command = {
   name: 'info',
@@ -15,6 +15,7 @@ export const INFO: Command = {
       heading: 'Reading',
       flags: [...READ_FLAGS, { name: 'json', help: 'Print the summary as one JSON object.' }],
     },
+    { heading: 'Captures (pcap, pcapng)', flags: CAPTURE_FILTER_FLAGS },
   ],
   notes: ['Exit status: 0 done, 1 unreadable or malformed log, 2 usage.'],
 };
@@ -60,6 +61,19 @@ export function formatSummary(paths: string[], s: LogSummary, seconds: number): 
     ]);
     lines.push(...table([header, ...rows], [true, false, false, true, true, true, true, true, true]));
   }
+  for (const c of s.captures) {
+    const n = c.counts;
+    const skips = Object.entries({ 'not UDP': n.notUdp, fragments: n.fragments, truncated: n.truncated, malformed: n.malformed, 'link type': n.linkType, untimed: n.untimed })
+      .filter(([, k]) => k > 0)
+      .map(([why, k]) => `${k} ${why}`);
+    lines.push(
+      `capture:   ${c.file} (${c.format}): ${n.frames} frames, ${n.datagrams} UDP datagrams${n.filtered ? `, ${n.filtered} filtered out` : ''}` +
+        `${skips.length ? `; skipped: ${skips.join(', ')}` : ''}`,
+      `  started: ${c.baseNs === null ? '-' : new Date(Number(c.baseNs / 1_000_000n)).toISOString()} (${c.baseNs ?? '-'} ns since the epoch)`,
+      `  destinations: ${c.destinations.join(', ') || '-'}`,
+      ...(c.damage ? [`  damaged: ${c.damage}`] : []),
+    );
+  }
   lines.push(`read in:   ${seconds.toFixed(3)} s`);
   return lines.join('\n');
 }
@@ -67,10 +81,10 @@ export function formatSummary(paths: string[], s: LogSummary, seconds: number): 
 export function info(argv: string[], stdout: NodeJS.WritableStream): number {
   const { values, positionals } = parseCommand(INFO, argv);
   if (positionals.length === 0) throw new UsageError('info needs at least one <path>');
-  const window = readWindowFlags(values);
+  const window = { ...readWindowFlags(values), ...captureFilterFlags(values) };
   const started = performance.now();
   const summary = summarizeLog(positionals.length === 1 ? positionals[0]! : positionals, window);
   const took = (performance.now() - started) / 1000;
-  stdout.write(flag(values, 'json') ? `${JSON.stringify({ paths: positionals, ...summary, readSeconds: took })}\n` : `${formatSummary(positionals, summary, took)}\n`);
+  stdout.write(flag(values, 'json') ? `${JSON.stringify({ paths: positionals, ...summary, readSeconds: took }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n` : `${formatSummary(positionals, summary, took)}\n`);
   return 0;
 }

@@ -21,7 +21,7 @@ import {
 } from './args.js';
 import { formatMicros, formatStatus, StatusLine } from './status.js';
 import { KEY_HELP, KeyReader, type KeyAction } from './keys.js';
-import { formatLine, formatJson, readWindowFlags, READ_FLAGS } from './output.js';
+import { CAPTURE_FILTER_FLAGS, captureFilterFlags, formatLine, formatJson, readWindowFlags, READ_FLAGS } from './output.js';
 import { parseControlAddress, serveControl } from '../control.js';
 import { parseFoxgloveAddress, serveFoxglove } from '../foxglove.js';
 import type { ListenAddress } from '../listen.js';
@@ -32,7 +32,9 @@ export const PLAY: Command = {
   brief: 'Replay logs with their timing, to stdout and/or UDP',
   summary:
     'Replay logs (files, split-set prefixes or recording directories; several are merged in time order) with their ' +
-    'original timing, printing one line per message (time, topic, type, payload) and/or sending each message over UDP.',
+    'original timing, printing one line per message (time, topic, type, payload) and/or sending each message over UDP. ' +
+    'A pcap or pcapng capture (known by its content) plays its UDP datagrams: topic = the original destination ip:port, ' +
+    'payload printed as hex; --to-original, --to or --map send them as they are.',
   groups: [
     {
       heading: 'Timing',
@@ -98,6 +100,20 @@ export const PLAY: Command = {
       ],
     },
     {
+      heading: 'Captures (pcap, pcapng)',
+      flags: [
+        ...CAPTURE_FILTER_FLAGS,
+        { name: 'to-original', help: 'Send each datagram, as it is, to its original destination (ordinary UDP sockets: no root).' },
+        { name: 'to', value: 'URL', help: 'Send every datagram, as it is, to URL (udp://host:port) instead; --map entries win.' },
+        {
+          name: 'map',
+          value: 'ORIG=URL',
+          multiple: true,
+          help: 'Send datagrams for ORIG (ip:port, [v6]:port, or *:port for any address on that port) to URL; the rest go to --to, or else to their original destinations.',
+        },
+      ],
+    },
+    {
       heading: 'Control',
       flags: [
         { name: 'control', value: 'URL', help: 'Serve a JSON control API (status, pause, resume, stop, seek, step, speed) at http://HOST:PORT (loopback unless a host is given).' },
@@ -134,6 +150,10 @@ const FLAG_OF_OPTION: [RegExp, string][] = [
   [/'mtu'/g, '--mtu'],
   [/'interface'/g, '--interface'],
   [/'destination'/g, '--udp'],
+  [/'filter'/g, '--filter'],
+  [/'dstPort'/g, '--dst-port'],
+  [/'src'/g, '--src'],
+  [/'map'/g, '--map'],
 ];
 
 export function asFlags(message: string): string {
@@ -152,10 +172,40 @@ function parseRoute(route: string): UdpRoute {
   return { ...(type && { type }), topic: key.slice(at + 1), destination };
 }
 
+/** `ip:port=URL` or `*:port=URL` (the first '=' after the address). */
+function parseMap(entry: string): [string, string] {
+  const eq = entry.indexOf('=');
+  if (eq <= 0 || eq === entry.length - 1) throw new UsageError(`--map must be <ip:port|*:port>=<url>, got '${entry}'`);
+  return [entry.slice(0, eq), entry.slice(eq + 1)];
+}
+
+/** --to-original, --to and --map: a capture's datagrams sent as they are, by their original destinations. */
+function captureUdp(values: Values): UdpOptions | undefined {
+  const to = text(values, 'to');
+  const map = list(values, 'map').map(parseMap);
+  if (to === undefined && map.length === 0 && !flag(values, 'to-original')) return undefined;
+  if (text(values, 'udp') !== undefined || list(values, 'route').length > 0) {
+    throw new UsageError("--to-original, --to and --map send a capture's datagrams as they are; --udp and --route send MCL datagrams: give one kind");
+  }
+  return { raw: true, byAddress: true, ...(to !== undefined && { destination: to }), ...(map.length > 0 && { map: Object.fromEntries(map) }) };
+}
+
 function udpOptions(values: Values): UdpOptions | undefined {
   const routes = list(values, 'route').map(parseRoute);
   const destination = text(values, 'udp');
   const noMulticastLoop = flag(values, 'no-multicast-loop') || flag(values, 'no-loop');
+  const capture = captureUdp(values);
+  if (capture) {
+    if (values.mtu !== undefined) throw new UsageError("--mtu does not apply to a capture's datagrams (each is sent whole, as it is)");
+    const hopLimit = integer(values, 'hop-limit');
+    return {
+      ...capture,
+      ...(hopLimit !== undefined && { hopLimit }),
+      ...(text(values, 'interface') !== undefined && { interface: text(values, 'interface') }),
+      ...(noMulticastLoop && { multicastLoop: false }),
+      ...(flag(values, 'fail-on-error') && { failOnError: true }),
+    };
+  }
   if (destination === undefined && routes.length === 0) {
     for (const name of ['hop-limit', 'interface', 'mtu', 'no-multicast-loop', 'no-loop', 'fail-on-error']) {
       if (values[name] !== undefined) throw new UsageError(`--${name} needs --udp or --route`);
@@ -194,7 +244,7 @@ function patternsOf(values: Values, exact: string, re?: string): NamePattern[] |
 
 /** The Replay options the flags ask for. */
 export function replayOptions(values: Values): ReplayOptions {
-  const o: ReplayOptions = { ...readWindowFlags(values) };
+  const o: ReplayOptions = { ...readWindowFlags(values), ...captureFilterFlags(values) };
   const speedText = text(values, 'speed') ?? text(values, 'rate');
   if (text(values, 'speed') !== undefined && text(values, 'rate') !== undefined) {
     throw new UsageError('give --speed or --rate, not both (they are the same)');
@@ -240,7 +290,7 @@ export function replayOptions(values: Values): ReplayOptions {
   const udp = udpOptions(values);
   if (udp) o.udp = udp;
   if (flag(values, 'no-print')) {
-    if (!udp) throw new UsageError('--no-print needs --udp or --route (nothing would be played)');
+    if (!udp) throw new UsageError('--no-print needs --udp, --route, --to-original, --to or --map (nothing would be played)');
     o.js = false;
   }
   return o;

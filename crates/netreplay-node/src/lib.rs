@@ -15,10 +15,11 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use netreplay_core::engine::{
-    open_directory, open_file, summarize, BufferData, LogSummary, MclReader, Queue, RingProducer,
-    Scheduler, Slot,
+    open_directory, open_file, open_pcap, summarize, BufferData, CaptureInfo, LogSummary,
+    MclReader, Queue, RingProducer, Scheduler, Slot,
 };
 use netreplay_core::format::mcl;
+use netreplay_core::format::pcap::CaptureFormat;
 use netreplay_core::format::RecordSource;
 use netreplay_core::net::UdpSinkStats;
 use netreplay_core::{PlayerSinks, Record, StreamInfo, StreamTable};
@@ -50,6 +51,54 @@ pub struct NativeRecord {
     pub stream: u32,
     pub topic: String,
     pub payload: Buffer,
+}
+
+/// What a capture among a reader's inputs holds (`ReadPcap`).
+#[napi(object)]
+pub struct CaptureInfoJs {
+    /// "pcap" or "pcapng".
+    pub format: String,
+    /// The first frame's time, ns since the epoch; a record's absolute time
+    /// is this plus its elapsed time.
+    pub base_ns: Option<BigInt>,
+    pub first_stream: u32,
+    pub frames: f64,
+    pub datagrams: f64,
+    pub filtered: f64,
+    pub not_udp: f64,
+    pub fragments: f64,
+    pub truncated: f64,
+    pub malformed: f64,
+    pub link_type: f64,
+    pub untimed: f64,
+    /// The damage to the file's structure, if any (reading stops there).
+    pub damage: Option<String>,
+    /// The original destinations (`ip:port`), one per stream from `firstStream`.
+    pub destinations: Vec<String>,
+}
+
+fn capture_to_js(c: &CaptureInfo) -> CaptureInfoJs {
+    let n = &c.counts;
+    CaptureInfoJs {
+        format: match c.format {
+            CaptureFormat::Pcap => "pcap",
+            CaptureFormat::Pcapng => "pcapng",
+        }
+        .into(),
+        base_ns: c.base_ns.map(BigInt::from),
+        first_stream: c.first_stream,
+        frames: n.frames as f64,
+        datagrams: n.datagrams as f64,
+        filtered: n.filtered as f64,
+        not_udp: n.not_udp as f64,
+        fragments: n.fragments as f64,
+        truncated: n.truncated as f64,
+        malformed: n.malformed as f64,
+        link_type: n.link_type as f64,
+        untimed: n.untimed as f64,
+        damage: c.damage.clone(),
+        destinations: c.destinations.iter().map(|a| a.to_string()).collect(),
+    }
 }
 
 fn record_to_js(record: Record) -> NativeRecord {
@@ -127,31 +176,43 @@ pub struct NativeMclReader {
     reader: Option<MclReader>,
     streams: Vec<StreamInfo>,
     headers: Vec<Option<mcl::Header>>,
+    captures: Vec<CaptureInfo>,
 }
 
 #[napi]
 impl NativeMclReader {
-    /// `kind` is "file" or "directory".
+    /// `kind` is "file", "directory" or "pcap".
     #[napi(constructor, catch_unwind)]
     pub fn new(kind: String, path: String, options: Option<ReaderOptions>) -> Result<Self, Code> {
-        let read_options = options::read_options(options)?;
         let path = PathBuf::from(path);
         let reader = match kind.as_str() {
-            "file" => open_file(&path, &read_options),
-            "directory" => open_directory(&path, &read_options),
+            "file" => open_file(&path, &options::read_options(options)?),
+            "directory" => open_directory(&path, &options::read_options(options)?),
+            "pcap" => open_pcap(&path, &options::pcap_options(options)?),
             other => {
                 return Err(to_napi(netreplay_core::Error::invalid(
                     "kind",
-                    format!("must be 'file' or 'directory', got '{other}'"),
+                    format!("must be 'file', 'directory' or 'pcap', got '{other}'"),
                 )))
             }
         }
         .map_err(to_napi)?;
-        Ok(NativeMclReader {
+        Ok(Self::of(reader))
+    }
+
+    fn of(reader: MclReader) -> Self {
+        NativeMclReader {
             streams: reader.streams().to_vec(),
             headers: reader.headers().to_vec(),
+            captures: reader.captures().to_vec(),
             reader: Some(reader),
-        })
+        }
+    }
+
+    /// The captures among the inputs, with their counts.
+    #[napi(getter, catch_unwind)]
+    pub fn captures(&self) -> Vec<CaptureInfoJs> {
+        self.captures.iter().map(capture_to_js).collect()
     }
 
     /// Several logs read as one, merged in time order (ties by input order):
@@ -170,12 +231,7 @@ impl NativeMclReader {
             .into_iter()
             .map(|r| r.take())
             .collect::<Result<_, _>>()?;
-        let reader = MclReader::merge(readers);
-        Ok(NativeMclReader {
-            streams: reader.streams().to_vec(),
-            headers: reader.headers().to_vec(),
-            reader: Some(reader),
-        })
+        Ok(Self::of(MclReader::merge(readers)))
     }
 
     /// Hand the native reader over (to a buffer or a player).

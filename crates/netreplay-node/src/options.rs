@@ -12,10 +12,11 @@ use netreplay_core::engine::{
 use netreplay_core::format::mcl::{
     format_created, HeaderStyle, ReadOptions, RecorderOptions, TimeOrigin, WriteOptions,
 };
+use netreplay_core::format::pcap::PcapOptions;
 use netreplay_core::format::reassembly::ReassemblyOptions;
 use netreplay_core::format::wire::{RawEncoding, WireOptions};
 use netreplay_core::format::{OnError, TimeWindow};
-use netreplay_core::net::{ListenerOptions, Route, UdpSinkOptions};
+use netreplay_core::net::{ListenerOptions, Readdress, Route, UdpSinkOptions};
 use netreplay_core::{
     log_time_from_seconds, Error as CoreError, PlaybackOptions, SinkConfig, SinkKind,
 };
@@ -64,10 +65,53 @@ pub struct ReaderOptions {
     pub include_raw: Option<bool>,
     /// "fail" (default) or "skip".
     pub on_error: Option<String>,
+    /// Captures only: a BPF-style filter (`udp dst port 26000 and src host 10.0.0.1`).
+    pub filter: Option<String>,
+    /// Captures only: destination ports to keep (any of them).
+    pub dst_ports: Option<Vec<u32>>,
+    /// Captures only: the source to keep, `ip` or `ip:port`.
+    pub src: Option<String>,
+}
+
+/// The options of reading a capture (`ReadPcap`).
+pub fn pcap_options(options: Option<ReaderOptions>) -> Result<PcapOptions> {
+    let options = options.unwrap_or_default();
+    let dst_ports = options
+        .dst_ports
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            u16::try_from(p)
+                .map_err(|_| invalid("dstPort", format!("must be a port 0..=65535, got {p}")))
+        })
+        .collect::<Result<Vec<u16>>>()?;
+    let (filter, src) = (options.filter.clone(), options.src.clone());
+    let read = read_options(Some(ReaderOptions {
+        filter: None,
+        dst_ports: None,
+        src: None,
+        ..options
+    }))?;
+    Ok(PcapOptions {
+        window: read.window,
+        on_error: read.on_error,
+        filter,
+        dst_ports,
+        src,
+    })
 }
 
 pub fn read_options(options: Option<ReaderOptions>) -> Result<ReadOptions> {
     let options = options.unwrap_or_default();
+    for (name, given) in [
+        ("filter", options.filter.is_some()),
+        ("dstPort", options.dst_ports.is_some()),
+        ("src", options.src.is_some()),
+    ] {
+        if given {
+            return Err(invalid(name, "applies to captures (pcap, pcapng) only"));
+        }
+    }
     let defaults = ReadOptions::default();
     let on_error = match options.on_error.as_deref() {
         None => defaults.on_error,
@@ -384,6 +428,21 @@ pub struct UdpOptionsJs {
     /// "wait" (default: the replay slows down, nothing is lost) or "drop"
     /// (a datagram that cannot be sent at once is dropped and counted).
     pub lag: Option<String>,
+    /// Payloads as they are, one datagram each (a capture's), not MCL datagrams.
+    pub raw: Option<bool>,
+    /// Route by the address each topic names (a capture's original
+    /// destination); default: with `raw` and no `routes`.
+    pub by_address: Option<bool>,
+    /// With `byAddress`: original `ip:port` or `*:port` → `udp://host:port`.
+    pub map: Option<Vec<UdpMapJs>>,
+}
+
+#[napi(object)]
+pub struct UdpMapJs {
+    /// `ip:port`, `[v6]:port` or `*:port`.
+    pub original: String,
+    /// `udp://host:port`.
+    pub destination: String,
 }
 
 /// The UDP sink's config: its options (core's defaults for what JS leaves
@@ -391,7 +450,7 @@ pub struct UdpOptionsJs {
 pub(crate) fn udp_sink_config(options: UdpOptionsJs) -> Result<SinkConfig> {
     let lag = lag("udp.lag", options.lag.as_deref())?;
     let defaults = UdpSinkOptions::default();
-    let routes = options
+    let routes: Vec<Route> = options
         .routes
         .unwrap_or_default()
         .into_iter()
@@ -417,6 +476,17 @@ pub(crate) fn udp_sink_config(options: UdpOptionsJs) -> Result<SinkConfig> {
         Some(s) => seconds("sendTimeout", s)?,
         None => defaults.send_timeout,
     };
+    let raw = options.raw.unwrap_or(defaults.raw);
+    let map = options.map.unwrap_or_default();
+    let by_address = options
+        .by_address
+        .unwrap_or((raw && routes.is_empty()) || !map.is_empty());
+    let readdress = by_address.then(|| Readdress {
+        map: map
+            .into_iter()
+            .map(|m| (m.original, m.destination))
+            .collect(),
+    });
     let options = UdpSinkOptions {
         destination: options.destination,
         routes,
@@ -428,6 +498,8 @@ pub(crate) fn udp_sink_config(options: UdpOptionsJs) -> Result<SinkConfig> {
         send_buffer_bytes: options.send_buffer_bytes.map(|b| b as usize),
         send_timeout,
         fail_on_error: options.fail_on_error.unwrap_or(defaults.fail_on_error),
+        raw,
+        readdress,
     };
     Ok(SinkConfig {
         kind: SinkKind::Udp(Box::new(options)),

@@ -24,7 +24,9 @@ pub use control::{LagPolicy, Waiter};
 pub use convert::{convert, ConvertOptions, ConvertSummary, MCL_METADATA};
 pub use log_summary::{summarize, LogSummary, TopicSummary};
 pub use merge::MergeReader;
-pub use open::{open_directory, open_file, open_mcap, open_path, MclReader};
+pub use open::{
+    open_directory, open_file, open_mcap, open_path, open_pcap, CaptureInfo, MclReader,
+};
 pub use pass::{PassInfo, PassPlan};
 pub use ring::{ring, RingConsumer, RingProducer, Slot};
 pub use scheduler::{Goal, Scheduler, SchedulerOptions, SinkEntry};

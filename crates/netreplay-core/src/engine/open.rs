@@ -1,6 +1,7 @@
-//! Opening a log: the MCL streams of a file, split set or directory, or
-//! MCAP files, merged in time order (`ReadFile`, `ReadDirectory`,
-//! `ReadMcap`). A file's format is told by its content ([`detect`]).
+//! Opening a log: the MCL streams of a file, split set or directory, MCAP
+//! files, or a pcap/pcapng capture, merged in time order (`ReadFile`,
+//! `ReadDirectory`, `ReadMcap`, `ReadPcap`). A file's format is told by its
+//! content ([`detect`]).
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,7 @@ use crate::engine::merge::MergeReader;
 use crate::format::detect::{self, Format};
 use crate::format::mcap::{self as mcap_format, McapOptions};
 use crate::format::mcl::{self, Header, MclStream, ReadOptions};
+use crate::format::pcap::{CaptureCounts, CaptureFormat, PcapOptions, PcapReader};
 use crate::format::source::{RecordSource, TimeWindow};
 use crate::{Record, Result, StreamInfo};
 
@@ -17,6 +19,23 @@ use crate::{Record, Result, StreamInfo};
 pub struct MclReader {
     merge: MergeReader,
     headers: Vec<Option<Header>>,
+    /// The captures among the inputs, in input order.
+    captures: Vec<CaptureInfo>,
+}
+
+/// What a capture read through [`open_pcap`] holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureInfo {
+    pub format: CaptureFormat,
+    /// The first frame's time, ns since the epoch.
+    pub base_ns: Option<i64>,
+    pub counts: CaptureCounts,
+    /// The first of its streams in the reader's stream table.
+    pub first_stream: u32,
+    /// The damage to the file's structure, if any (reading stops there).
+    pub damage: Option<String>,
+    /// The original destinations, one per stream from `first_stream` on.
+    pub destinations: Vec<std::net::SocketAddr>,
 }
 
 impl MclReader {
@@ -29,10 +48,24 @@ impl MclReader {
         &self.headers
     }
 
+    /// The captures among the inputs (none for MCL logs).
+    pub fn captures(&self) -> &[CaptureInfo] {
+        &self.captures
+    }
+
     /// Several logs read as one, merged in time order: ties go by input
     /// order, then each input's own order (a directory stays one input).
     pub fn merge(readers: Vec<MclReader>) -> Self {
         let headers = readers.iter().flat_map(|r| r.headers.clone()).collect();
+        let mut captures = Vec::new();
+        let mut first_stream = 0;
+        for r in &readers {
+            captures.extend(r.captures.iter().map(|c| CaptureInfo {
+                first_stream: c.first_stream + first_stream,
+                ..c.clone()
+            }));
+            first_stream += r.streams().len() as u32;
+        }
         let boxed = readers
             .into_iter()
             .map(|r| Box::new(r) as Box<dyn RecordSource>)
@@ -40,6 +73,7 @@ impl MclReader {
         MclReader {
             merge: MergeReader::new(boxed, TimeWindow::default()),
             headers,
+            captures,
         }
     }
 
@@ -57,6 +91,7 @@ impl MclReader {
         MclReader {
             merge: MergeReader::new(boxed, window),
             headers,
+            captures: Vec::new(),
         }
     }
 
@@ -69,6 +104,7 @@ impl MclReader {
         MclReader {
             merge: MergeReader::new(boxed, window),
             headers,
+            captures: Vec::new(),
         }
     }
 }
@@ -107,8 +143,9 @@ pub fn open_path(path: &Path, options: &ReadOptions) -> Result<MclReader> {
     }
 }
 
-/// `ReadFile`: one file of whichever format its content says, or the MCL
-/// split set `<path>_NNN.log` when `path` is a prefix.
+/// `ReadFile`: one file of whichever format its content says (MCL, MCAP, or
+/// a capture, which goes to [`open_pcap`] with the same window and error
+/// policy), or the MCL split set `<path>_NNN.log` when `path` is a prefix.
 pub fn open_file(path: &Path, options: &ReadOptions) -> Result<MclReader> {
     let format = if path.is_file() {
         detect::detect_file(path)?
@@ -128,7 +165,14 @@ pub fn open_file(path: &Path, options: &ReadOptions) -> Result<MclReader> {
                 topics: None,
             },
         ),
-        other => Err(detect::unsupported(path, other)),
+        Format::Pcap | Format::Pcapng => open_pcap(
+            path,
+            &PcapOptions {
+                window: options.window,
+                on_error: options.on_error,
+                ..PcapOptions::default()
+            },
+        ),
     }
 }
 
@@ -177,4 +221,26 @@ fn mcap_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// `ReadPcap`: the UDP datagrams of a pcap or pcapng capture
+/// ([`crate::format::pcap`]), one stream per original destination. The
+/// window applies in the capture's reader (captures need not be
+/// time-ordered), not in the merge.
+pub fn open_pcap(path: &Path, options: &PcapOptions) -> Result<MclReader> {
+    let reader = PcapReader::open(path, options)?;
+    let info = CaptureInfo {
+        format: reader.format(),
+        base_ns: reader.base_ns(),
+        counts: reader.counts().clone(),
+        first_stream: 0,
+        damage: reader.damage().map(|e| e.to_string()),
+        destinations: reader.destinations(),
+    };
+    let headers = vec![None; reader.streams().len()];
+    Ok(MclReader {
+        merge: MergeReader::new(vec![Box::new(reader)], TimeWindow::default()),
+        headers,
+        captures: vec![info],
+    })
 }

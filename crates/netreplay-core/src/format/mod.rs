@@ -7,6 +7,7 @@ pub mod detect;
 pub mod mcap;
 pub mod mcl;
 mod msgpack;
+pub mod pcap;
 pub mod reassembly;
 pub(crate) mod source;
 pub mod wire;

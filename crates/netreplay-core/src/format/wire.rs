@@ -274,6 +274,8 @@ pub enum EncodeError<E> {
 pub struct Encoder {
     options: WireOptions,
     buf: Vec<u8>,
+    /// Payloads go out as they are, one datagram each (see [`Encoder::raw`]).
+    raw: bool,
 }
 
 impl Encoder {
@@ -282,7 +284,19 @@ impl Encoder {
         Ok(Encoder {
             options,
             buf: Vec::with_capacity(options.mtu),
+            raw: false,
         })
+    }
+
+    /// An encoder that frames nothing: each payload is one datagram as it
+    /// is (a capture's UDP payloads), empty ones included; a payload larger
+    /// than [`MAX_DATAGRAM`] is an error. The MCL options do not apply.
+    pub fn raw() -> Self {
+        Encoder {
+            options: WireOptions::default(),
+            buf: Vec::new(),
+            raw: true,
+        }
     }
 
     pub fn options(&self) -> &WireOptions {
@@ -343,6 +357,16 @@ impl Encoder {
         payload: &[u8],
         mut emit: impl FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<usize, EncodeError<E>> {
+        if self.raw {
+            if payload.len() > MAX_DATAGRAM {
+                return Err(EncodeError::Wire(WireError::DatagramTooLarge {
+                    len: payload.len(),
+                    max: MAX_DATAGRAM,
+                }));
+            }
+            emit(payload).map_err(EncodeError::Emit)?;
+            return Ok(1);
+        }
         if self.options.validate_payload {
             check_value(payload).map_err(EncodeError::Wire)?;
         }
@@ -394,6 +418,34 @@ mod tests {
         write_bin_header(&mut v, n, RawEncoding::Bin);
         v.extend((0..n).map(|i| (i * 7 + 3) as u8));
         v
+    }
+
+    #[test]
+    fn raw_sends_payloads_as_they_are() {
+        let mut enc = Encoder::raw();
+        assert_eq!(
+            encode_all(&mut enc, "10.0.0.1:26000", b"\x00not msgpack"),
+            vec![b"\x00not msgpack".to_vec()]
+        );
+        assert_eq!(encode_all(&mut enc, "", b""), vec![Vec::<u8>::new()]);
+        let big = vec![7u8; MAX_DATAGRAM];
+        assert_eq!(encode_all(&mut enc, "t", &big), vec![big.clone()]);
+        let err = enc
+            .encode("t", &[0; MAX_DATAGRAM + 1], |_| Ok::<(), ()>(()))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            EncodeError::Wire(WireError::DatagramTooLarge {
+                len: MAX_DATAGRAM + 1,
+                max: MAX_DATAGRAM
+            })
+        );
+        assert!(WireError::DatagramTooLarge {
+            len: 70000,
+            max: MAX_DATAGRAM
+        }
+        .to_string()
+        .contains("at most 65507"));
     }
 
     #[test]

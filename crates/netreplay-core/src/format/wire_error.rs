@@ -52,6 +52,11 @@ pub enum WireError {
         topic_len: usize,
         mtu: usize,
     },
+    /// A payload sent raw (one datagram as it is) larger than a UDP datagram.
+    DatagramTooLarge {
+        len: usize,
+        max: usize,
+    },
 }
 
 impl fmt::Display for WireError {
@@ -95,6 +100,10 @@ impl fmt::Display for WireError {
             WireError::TopicTooLong { topic_len, mtu } => write!(
                 f,
                 "a topic of {topic_len} bytes leaves no room for data in a datagram of {mtu} bytes"
+            ),
+            WireError::DatagramTooLarge { len, max } => write!(
+                f,
+                "a raw payload of {len} bytes does not fit one UDP datagram (at most {max} bytes)"
             ),
         }
     }

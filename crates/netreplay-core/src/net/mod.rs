@@ -17,6 +17,6 @@ pub use recorder::{
     NetworkRecorder, RecordingFormat, RecordingHandler, RecordingSummary, MCAP_RECORDING,
 };
 pub use udp::{
-    FailureKind, Route, UdpSink, UdpSinkOptions, UdpSinkSnapshot, UdpSinkStats, BATCH, BATCH_BYTES,
-    DEFAULT_HOP_LIMIT,
+    FailureKind, Readdress, Route, UdpSink, UdpSinkOptions, UdpSinkSnapshot, UdpSinkStats, BATCH,
+    BATCH_BYTES, DEFAULT_HOP_LIMIT,
 };

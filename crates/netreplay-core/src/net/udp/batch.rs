@@ -109,6 +109,11 @@ impl Batches {
         }
     }
 
+    /// A batch for a destination opened since (same index).
+    pub(super) fn add_destination(&mut self) {
+        self.batches.push(Batch::default());
+    }
+
     /// Encode a record into its destination's batch; send the batches once
     /// that one is full.
     pub(super) fn queue(

@@ -1,12 +1,15 @@
-//! `UdpSink`: sends records as MCL datagrams from the scheduler thread.
+//! `UdpSink`: sends records as MCL datagrams — or, `raw`, their payloads as
+//! they are (a capture's) — from the scheduler thread.
 //!
 //! One concern per file: [`routing`] (where a record goes, one socket per
-//! destination), [`send`] (one datagram at a time, waiting for room in a full
+//! destination), [`address`] (where it goes by the address its topic names:
+//! a capture's original destinations, or rewritten ones), [`send`] (one datagram at a time, waiting for room in a full
 //! socket buffer, and what a failed record counts), [`batch`] (`sendmmsg`
 //! batches at infinite speed), [`stats`] (the counts). This file holds the
 //! sink itself: its options, and the choice per record between sending now
 //! and queuing.
 
+mod address;
 mod batch;
 mod routing;
 mod send;
@@ -21,12 +24,14 @@ use crate::engine::control::Waiter;
 use crate::engine::sink::{Delivery, Outcome, Sink};
 use crate::format::wire::{Encoder, WireOptions};
 use crate::net::endpoint::Interface;
+use crate::net::udp::address::AddressRouting;
 use crate::net::udp::batch::{Batches, BATCHING};
 use crate::net::udp::routing::{Routing, SocketOptions};
 use crate::net::udp::send::{send_once, OnFull, Sender};
 use crate::record::StreamTable;
 use crate::{Error, Record, Result, StreamInfo};
 
+pub use address::Readdress;
 pub use batch::{BATCH, BATCH_BYTES};
 pub use routing::Route;
 pub use stats::{FailureKind, UdpSinkSnapshot, UdpSinkStats};
@@ -59,6 +64,13 @@ pub struct UdpSinkOptions {
     pub send_timeout: Duration,
     /// Stop sending at the first failure and report it (see [`UdpSink::take_error`]).
     pub fail_on_error: bool,
+    /// Send each payload as it is, one datagram (at most 65507 bytes), not
+    /// as MCL datagrams: a capture's UDP payloads. `wire` does not apply.
+    pub raw: bool,
+    /// Route by the address each record's topic names (a capture's
+    /// original destination): the map, then `destination`, then that
+    /// address ([`address`]). Not with `routes`.
+    pub readdress: Option<Readdress>,
 }
 
 impl Default for UdpSinkOptions {
@@ -74,6 +86,8 @@ impl Default for UdpSinkOptions {
             send_buffer_bytes: None,
             send_timeout: Duration::from_secs(1),
             fail_on_error: false,
+            raw: false,
+            readdress: None,
         }
     }
 }
@@ -81,6 +95,8 @@ impl Default for UdpSinkOptions {
 /// Sends each record as MCL datagrams; see the module documentation.
 pub struct UdpSink {
     routing: Routing,
+    /// With [`UdpSinkOptions::readdress`]: routing by topic address instead.
+    by_address: Option<AddressRouting>,
     encoder: Encoder,
     sender: Sender,
     batches: Batches,
@@ -104,10 +120,17 @@ impl UdpSink {
         if options.send_timeout.is_zero() {
             return Err(Error::invalid("sendTimeout", "must be > 0"));
         }
-        if options.destination.is_none() && options.routes.is_empty() {
+        if options.destination.is_none() && options.routes.is_empty() && options.readdress.is_none()
+        {
             return Err(Error::invalid(
                 "destination",
                 "a UDP sink needs a destination or at least one route",
+            ));
+        }
+        if options.readdress.is_some() && !options.routes.is_empty() {
+            return Err(Error::invalid(
+                "routes",
+                "routes by type and topic and routing by the topics' addresses (a capture's destinations, 'map') exclude each other",
             ));
         }
         let interface = options
@@ -122,16 +145,29 @@ impl UdpSink {
             multicast_loop: options.multicast_loop,
             send_buffer_bytes: options.send_buffer_bytes,
         };
-        let (destinations, routing) = Routing::open(
+        let (mut destinations, routing) = Routing::open(
             options.destination.as_deref(),
             &options.routes,
             streams,
             &socket,
         )?;
-        let encoder = Encoder::new(options.wire)?;
+        let by_address = options
+            .readdress
+            .as_ref()
+            .map(|r| {
+                let default = options.destination.as_ref().map(|_| 0);
+                AddressRouting::new(r, default, &mut destinations, socket.clone())
+            })
+            .transpose()?;
+        let encoder = if options.raw {
+            Encoder::raw()
+        } else {
+            Encoder::new(options.wire)?
+        };
         Ok(UdpSink {
             batches: Batches::new(destinations.len()),
             routing,
+            by_address,
             encoder,
             sender: Sender {
                 destinations,
@@ -167,9 +203,26 @@ impl UdpSink {
 
     /// Where a record of `stream` on `topic` goes.
     pub fn route(&mut self, stream: u32, topic: &str) -> Option<SocketAddr> {
-        self.routing
-            .route(stream, topic)
+        self.route_index(stream, topic)
             .map(|i| self.sender.destinations[i].addr)
+    }
+
+    /// The destination index of a record, by type and topic or by the
+    /// address its topic names.
+    fn route_index(&mut self, stream: u32, topic: &str) -> Option<usize> {
+        let Some(by_address) = &mut self.by_address else {
+            return self.routing.route(stream, topic);
+        };
+        let batches = &mut self.batches;
+        match by_address.route(topic, &mut self.sender.destinations, |_| {
+            batches.add_destination()
+        }) {
+            Ok(index) => index,
+            Err(e) => {
+                self.sender.stats.note_error(|| e.to_string());
+                None
+            }
+        }
     }
 
     /// Under `fail_on_error`: the failure that stopped the sink, once.
@@ -207,7 +260,7 @@ impl UdpSink {
             self.sender.stats.suppressed.add(1);
             return;
         }
-        let Some(index) = self.routing.route(record.stream, &record.topic) else {
+        let Some(index) = self.route_index(record.stream, &record.topic) else {
             self.sender.stats.unrouted.add(1);
             return;
         };

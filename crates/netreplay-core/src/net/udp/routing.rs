@@ -36,6 +36,7 @@ pub struct Route {
 
 /// How every destination's socket is set up: the sink's options that
 /// concern sockets.
+#[derive(Clone)]
 pub(super) struct SocketOptions {
     pub(super) hop_limit: u32,
     pub(super) unicast_hops: Option<u32>,
@@ -53,7 +54,10 @@ pub(super) struct Destination {
     pub(super) connected: bool,
 }
 
-fn open_destination(endpoint: &Endpoint, options: &SocketOptions) -> Result<Destination> {
+pub(super) fn open_destination(
+    endpoint: &Endpoint,
+    options: &SocketOptions,
+) -> Result<Destination> {
     let url = endpoint.url.as_str();
     let addr = endpoint.addr;
     let fail = |action: &str, e: io::Error| socket_error(url, action, &e);
@@ -123,6 +127,21 @@ fn open_destination(endpoint: &Endpoint, options: &SocketOptions) -> Result<Dest
     })
 }
 
+/// Opens `url` among `destinations` (one socket per address); its index.
+pub(super) fn open_among(
+    destinations: &mut Vec<Destination>,
+    url: &str,
+    name: &'static str,
+    socket: &SocketOptions,
+) -> Result<usize> {
+    let endpoint = Endpoint::parse(url, name, false)?;
+    if let Some(i) = destinations.iter().position(|d| d.addr == endpoint.addr) {
+        return Ok(i);
+    }
+    destinations.push(open_destination(&endpoint, socket)?);
+    Ok(destinations.len() - 1)
+}
+
 /// The routes of one stream (message type).
 pub(super) struct StreamRoutes {
     /// Topic → destination.
@@ -156,14 +175,8 @@ impl Routing {
         socket: &SocketOptions,
     ) -> Result<(Vec<Destination>, Routing)> {
         let mut destinations: Vec<Destination> = Vec::new();
-        let mut open = |url: &str, name: &'static str| -> Result<usize> {
-            let endpoint = Endpoint::parse(url, name, false)?;
-            if let Some(i) = destinations.iter().position(|d| d.addr == endpoint.addr) {
-                return Ok(i);
-            }
-            destinations.push(open_destination(&endpoint, socket)?);
-            Ok(destinations.len() - 1)
-        };
+        let mut open =
+            |url: &str, name: &'static str| open_among(&mut destinations, url, name, socket);
         let default = default.map(|u| open(u, "destination")).transpose()?;
         let mut by_topic: HashMap<Box<str>, usize> = HashMap::new();
         let mut by_type: HashMap<Box<str>, usize> = HashMap::new();
