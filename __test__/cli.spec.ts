@@ -281,7 +281,7 @@ test('bad values exit 2 with a message naming the flag and the value', async (t)
     [['--udp', 'udp://127.0.0.1:9', '--mtu', 'big'], /--mtu must be a whole number >= 0, got 'big'/],
     [['--udp', 'udp://127.0.0.1:9', '--mtu', '10'], /--mtu.*10/],
     [['--udp', 'nope://x'], /nope:\/\/x/],
-    [['--no-print'], /--no-print needs --udp or --route/],
+    [['--no-print'], /--no-print needs --udp, --route/],
     [['--min-time', 'x'], /--min-time must be a number of seconds, got 'x'/],
     [['--min-time', '2', '--max-time', '1'], /--min-time \(2\) is after --max-time \(1\)/],
     [['--on-error', 'ignore'], /--on-error must be 'fail' or 'skip', got 'ignore'/],

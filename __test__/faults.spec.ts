@@ -367,9 +367,10 @@ test('[was: a guard table of 1,024] 1,100 live readers; the file of reader #1,09
 
 test('[was: close() kept the reader; a guard table of 1,024] 1,100 closed but referenced replays, then one more cut while playing: an error, not SIGBUS', async (t) => {
   const dir = tempDir(t);
-  const small = join(dir, 'Small.log');
   const runs = [false, true].map((start) => {
     const log = join(dir, `Big-${start}.log`);
+    // One per child: a setup writing a file the other child is opening would cut it.
+    const small = join(dir, `Small-${start}.log`);
     return runChild(
       'closedReplays',
       {

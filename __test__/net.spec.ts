@@ -525,8 +525,9 @@ test('CLI: record + play --udp round trip, stopped with SIGINT, gives back the s
 test('CLI: bad --udp and --route values are clear errors', (t) => {
   const run = (...args: string[]) =>
     spawnSync(process.execPath, ['--import=tsx', cli, ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  // A host that does not resolve is a bad value of the flag: a usage error.
   const bad = run('play', dataset, '--udp', 'udp://no-such-host.invalid:1');
-  t.is(bad.status, 1);
+  t.is(bad.status, 2);
   t.regex(bad.stderr, /^netreplay: .*no-such-host\.invalid/);
   t.notRegex(bad.stderr, /\n\s+at /);
   t.is(run('play', dataset, '--route', 'nourl').status, 2);

@@ -475,7 +475,7 @@ fn bad_magic_and_other_formats_say_what_they_are() {
             && err.contains("byte offset 0"),
         "{err}"
     );
-    // A pcap file: detected, and refused clearly.
+    // A pcap file cut inside its header: read as a capture, which says so.
     let pcap = copy_with(&path, &dir.path().join("c.pcap"), |b| {
         *b = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0];
     });
@@ -483,10 +483,7 @@ fn bad_magic_and_other_formats_say_what_they_are() {
         .err()
         .unwrap()
         .to_string();
-    assert!(
-        err.contains("c.pcap") && err.contains("unsupported format") && err.contains("pcap"),
-        "{err}"
-    );
+    assert!(err.contains("c.pcap") && !err.contains("MCAP"), "{err}");
 }
 
 /// xorshift: reproducible damage.
