@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use netreplay_core::format::mcl::{self, ReadOptions};
-use netreplay_core::format::{OnError, RecordSource};
+use netreplay_core::format::{detect, OnError, RecordSource};
 use netreplay_core::{Error, Record};
 
 /// One scratch directory per process (the pid keeps parallel runs apart).
@@ -333,6 +333,11 @@ fn check_seek(path: &Path, data: &[u8], hash: u64, calls: usize) {
 
 fuzz_target!(|data: &[u8]| {
     check_parsers(data);
+    // A file opens by its content: one that starts with an MCAP or capture
+    // magic is read as that format (not this target's model), not as MCL.
+    if detect::detect_bytes(data) != detect::Format::Mcl {
+        return;
+    }
 
     let dir = scratch();
     let calls = 2 * line_count(data) + 4;
