@@ -55,7 +55,8 @@ impl Writer {
         match self {
             Writer::Mcl(r) => r.write(stream, received_at_ns, topic, payload),
             Writer::Mcap(m) => {
-                let message_type = m.types.get(stream).cloned().ok_or_else(|| {
+                let m = &mut **m;
+                let message_type = m.types.get(stream).ok_or_else(|| {
                     Error::invalid(
                         "stream",
                         format!("{stream} is not a stream of this recording"),

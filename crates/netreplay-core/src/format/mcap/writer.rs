@@ -68,7 +68,10 @@ pub struct McapWriter {
     path: PathBuf,
     writer: Option<mcap::Writer<Sink>>,
     /// (type, topic) → channel id.
-    channels: HashMap<(Option<String>, String), u16>,
+    /// Channel ids per message type (`None`: raw data; a log has a few types),
+    /// then by topic: looked up per message with the borrowed names, so
+    /// writing a message allocates nothing.
+    channels: Vec<(Option<String>, HashMap<String, u16>)>,
     sequence: u32,
     messages: u64,
 }
@@ -107,7 +110,7 @@ impl McapWriter {
         Ok(McapWriter {
             path,
             writer: Some(writer),
-            channels: HashMap::new(),
+            channels: Vec::new(),
             sequence: 0,
             messages: 0,
         })
@@ -135,23 +138,41 @@ impl McapWriter {
         topic: &str,
         encoding: &str,
     ) -> Result<u16> {
-        let key = (message_type.map(str::to_owned), topic.to_owned());
-        if let Some(id) = self.channels.get(&key) {
+        let known = self
+            .channels
+            .iter()
+            .find(|(t, _)| t.as_deref() == message_type)
+            .and_then(|(_, topics)| topics.get(topic));
+        if let Some(id) = known {
             return Ok(*id);
         }
-        let path = self.path.clone();
-        let writer = self.writer()?;
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| Error::State("this MCAP writer is closed".into()))?;
         // Schema id 0: a schemaless channel (raw data).
         let schema = match message_type {
             Some(t) => writer
                 .add_schema(t, "", &[])
-                .map_err(|e| mcap_error(&path, e))?,
+                .map_err(|e| mcap_error(&self.path, e))?,
             None => 0,
         };
         let id = writer
             .add_channel(schema, topic, encoding, &BTreeMap::new())
-            .map_err(|e| mcap_error(&path, e))?;
-        self.channels.insert(key, id);
+            .map_err(|e| mcap_error(&self.path, e))?;
+        match self
+            .channels
+            .iter_mut()
+            .find(|(t, _)| t.as_deref() == message_type)
+        {
+            Some((_, topics)) => topics.insert(topic.to_owned(), id),
+            None => {
+                let topics = HashMap::from([(topic.to_owned(), id)]);
+                self.channels
+                    .push((message_type.map(str::to_owned), topics));
+                None
+            }
+        };
         Ok(id)
     }
 
@@ -172,10 +193,8 @@ impl McapWriter {
             publish_time: log_time_ns,
         };
         self.sequence = self.sequence.wrapping_add(1);
-        let path = self.path.clone();
-        self.writer()?
-            .write_to_known_channel(&header, payload)
-            .map_err(|e| mcap_error(&path, e))?;
+        let written = self.writer()?.write_to_known_channel(&header, payload);
+        written.map_err(|e| mcap_error(&self.path, e))?;
         self.messages += 1;
         Ok(())
     }
