@@ -1,7 +1,7 @@
 // A replay's inputs: one log or several, merged in time order. Native
 // readers are merged natively; with any reader written in JS, all are read
 // from JS through one merge.
-import { native, type NativeMclReader } from './native.js';
+import { native, type NativeLogReader } from './native.js';
 import { callNative } from './errors.js';
 import {
   checkRecordReader,
@@ -61,7 +61,7 @@ class MergedReader implements RecordReader {
 }
 
 /** What a replay plays: a native reader (taken over), or a reader written in JS. */
-export type Inputs = { nativeReader: NativeMclReader; reader?: undefined } | { nativeReader?: undefined; reader: RecordReader };
+export type Inputs = { nativeReader: NativeLogReader; reader?: undefined } | { nativeReader?: undefined; reader: RecordReader };
 
 function inputOf(reader: RecordReader): Inputs {
   const nativeReader = nativeReaderOf(reader);
@@ -105,7 +105,7 @@ export function openInputs(source: unknown, options: ReadDirectoryOptions & Pcap
   if (readers.length === 1) return inputOf(readers[0]!);
   const natives = readers.map(nativeReaderOf);
   if (natives.every((n) => n !== undefined)) {
-    return { nativeReader: callNative(() => native.NativeMclReader.merge(natives as NativeMclReader[])) };
+    return { nativeReader: callNative(() => native.NativeLogReader.merge(natives as NativeLogReader[])) };
   }
   return { reader: new MergedReader(readers) };
 }

@@ -7,7 +7,7 @@ import type * as Binding from '../native/binding.js';
 
 export type {
   NativeBuffer,
-  NativeMclReader,
+  NativeLogReader,
   CaptureInfoJs,
   NativeScheduler,
   NativePlayer,

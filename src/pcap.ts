@@ -1,6 +1,6 @@
 // ReadPcap: the UDP datagrams of a pcap or pcapng capture, read natively.
 import { closeSync, openSync, readSync } from 'node:fs';
-import { native, type CaptureInfoJs, type NativeMclReader } from './native.js';
+import { native, type CaptureInfoJs, type NativeLogReader } from './native.js';
 import { callNative, translateError } from './errors.js';
 import type { LoggedMessage } from './message.js';
 import { registerNativeReader, READ_OPTION_NAMES, type LogStream, type ReadOptions, type RecordReader } from './reader.js';
@@ -74,7 +74,7 @@ export function isCapture(path: string): boolean {
 }
 
 /** Whether every stream of a native reader is a capture's (so its payloads are raw bytes). */
-export function isCaptureOnly(reader: NativeMclReader): boolean {
+export function isCaptureOnly(reader: NativeLogReader): boolean {
   const captured = reader.captures.reduce((n, c) => n + c.destinations.length, 0);
   return reader.captures.length > 0 && captured === reader.streams.length;
 }
@@ -109,7 +109,7 @@ export function pcapFilterOptions(opts: PcapFilterOptions): { filter?: string; d
  * counted (`counts`).
  */
 export class ReadPcap implements RecordReader {
-  readonly #native: NativeMclReader;
+  readonly #native: NativeLogReader;
   readonly #info: CaptureInfoJs;
   /** One stream per original destination, in order of first appearance. */
   readonly streams: readonly LogStream[];
@@ -127,7 +127,7 @@ export class ReadPcap implements RecordReader {
       onError: checkOnError(opts.onError),
       ...pcapFilterOptions(opts),
     };
-    this.#native = callNative(() => new native.NativeMclReader('pcap', checkPath(path), nativeOptions));
+    this.#native = callNative(() => new native.NativeLogReader('pcap', checkPath(path), nativeOptions));
     registerNativeReader(this, this.#native);
     this.#info = this.#native.captures[0]!;
     this.format = this.#info.format as 'pcap' | 'pcapng';

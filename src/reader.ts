@@ -1,6 +1,6 @@
 // ReadFile / ReadDirectory: MCL log readers over the native engine.
 import { statSync } from 'node:fs';
-import { native, type NativeMclReader, type HeaderInfo, type NativeRecord } from './native.js';
+import { native, type NativeLogReader, type HeaderInfo, type NativeRecord } from './native.js';
 import { callNative, translateError } from './errors.js';
 import { decodePayload, type LoggedMessage } from './message.js';
 import { checkOnError, checkOptions, checkPath, checkWindow, optionNames } from './validate.js';
@@ -47,15 +47,15 @@ export interface RecordReader {
   reset(): void;
 }
 
-const natives = new WeakMap<object, NativeMclReader>();
+const natives = new WeakMap<object, NativeLogReader>();
 
 /** The native reader behind a ReadFile/ReadDirectory/ReadPcap (module-internal). */
-export function nativeReaderOf(reader: object): NativeMclReader | undefined {
+export function nativeReaderOf(reader: object): NativeLogReader | undefined {
   return natives.get(reader);
 }
 
 /** Make `reader` one of netreplay's native readers, read natively by a replay (ReadPcap). */
-export function registerNativeReader(reader: object, nativeReader: NativeMclReader): void {
+export function registerNativeReader(reader: object, nativeReader: NativeLogReader): void {
   natives.set(reader, nativeReader);
 }
 
@@ -70,8 +70,8 @@ function toHeader(h: HeaderInfo | undefined): LogHeader | null {
   };
 }
 
-abstract class MclReader implements RecordReader {
-  readonly #native: NativeMclReader;
+abstract class LogReader implements RecordReader {
+  readonly #native: NativeLogReader;
   /** The streams read, in tie order (file name order). */
   readonly streams: readonly LogStream[];
 
@@ -83,7 +83,7 @@ abstract class MclReader implements RecordReader {
       throw new TypeError(`'includeRaw' must be a boolean, got ${typeof opts.includeRaw}`);
     }
     const nativeOptions = { ...window, onError, includeRaw: opts.includeRaw === true };
-    this.#native = callNative(() => new native.NativeMclReader(kind, checkPath(path), nativeOptions));
+    this.#native = callNative(() => new native.NativeLogReader(kind, checkPath(path), nativeOptions));
     natives.set(this, this.#native);
     this.streams = Object.freeze(
       this.#native.streams.map((s) => ({
@@ -134,7 +134,7 @@ abstract class MclReader implements RecordReader {
 }
 
 /** Reads one MCL log file, or a split set `<prefix>_000.log, _001.log, …`. */
-export class ReadFile extends MclReader {
+export class ReadFile extends LogReader {
   constructor(pathOrPrefix: string, options?: ReadOptions) {
     super('file', pathOrPrefix, options);
   }
@@ -146,7 +146,7 @@ export class ReadFile extends MclReader {
 }
 
 /** Reads every stream of an MCL recording directory, merged in time order. */
-export class ReadDirectory extends MclReader {
+export class ReadDirectory extends LogReader {
   constructor(directory: string, options?: ReadDirectoryOptions) {
     super('directory', directory, options);
   }

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use netreplay_core::engine::{
-    open_directory, open_file, open_pcap, summarize, BufferData, CaptureInfo, LogSummary,
-    MclReader, Queue, RingProducer, Scheduler, Slot,
+    open_directory, open_file, open_pcap, summarize, BufferData, CaptureInfo, LogReader,
+    LogSummary, Queue, RingProducer, Scheduler, Slot,
 };
 use netreplay_core::format::mcl;
 use netreplay_core::format::pcap::CaptureFormat;
@@ -172,15 +172,15 @@ fn header_to_js(h: &mcl::Header) -> HeaderInfo {
 /// An MCL reader (`ReadFile` / `ReadDirectory`). Handing it to a buffer moves
 /// the native reader there; this object then only keeps its description.
 #[napi]
-pub struct NativeMclReader {
-    reader: Option<MclReader>,
+pub struct NativeLogReader {
+    reader: Option<LogReader>,
     streams: Vec<StreamInfo>,
     headers: Vec<Option<mcl::Header>>,
     captures: Vec<CaptureInfo>,
 }
 
 #[napi]
-impl NativeMclReader {
+impl NativeLogReader {
     /// `kind` is "file", "directory" or "pcap".
     #[napi(constructor, catch_unwind)]
     pub fn new(kind: String, path: String, options: Option<ReaderOptions>) -> Result<Self, Code> {
@@ -200,8 +200,8 @@ impl NativeMclReader {
         Ok(Self::of(reader))
     }
 
-    fn of(reader: MclReader) -> Self {
-        NativeMclReader {
+    fn of(reader: LogReader) -> Self {
+        NativeLogReader {
             streams: reader.streams().to_vec(),
             headers: reader.headers().to_vec(),
             captures: reader.captures().to_vec(),
@@ -218,7 +218,7 @@ impl NativeMclReader {
     /// Several logs read as one, merged in time order (ties by input order):
     /// takes over `inputs`' readers.
     #[napi(factory, catch_unwind)]
-    pub fn merge(inputs: Vec<&mut NativeMclReader>) -> Result<Self, Code> {
+    pub fn merge(inputs: Vec<&mut NativeLogReader>) -> Result<Self, Code> {
         // Check first that every input still has its reader: none is taken
         // if one cannot be.
         if inputs.iter().any(|r| r.reader.is_none()) {
@@ -227,15 +227,15 @@ impl NativeMclReader {
                 "a reader merged already belongs to another BufferData or Replay",
             ));
         }
-        let readers: Vec<MclReader> = inputs
+        let readers: Vec<LogReader> = inputs
             .into_iter()
             .map(|r| r.take())
             .collect::<Result<_, _>>()?;
-        Ok(Self::of(MclReader::merge(readers)))
+        Ok(Self::of(LogReader::merge(readers)))
     }
 
     /// Hand the native reader over (to a buffer or a player).
-    pub(crate) fn take(&mut self) -> Result<MclReader, Code> {
+    pub(crate) fn take(&mut self) -> Result<LogReader, Code> {
         self.reader.take().ok_or_else(|| {
             Error::new(
                 Code::State,
@@ -244,7 +244,7 @@ impl NativeMclReader {
         })
     }
 
-    fn reader(&mut self) -> Result<&mut MclReader, Code> {
+    fn reader(&mut self) -> Result<&mut LogReader, Code> {
         self.reader.as_mut().ok_or_else(|| {
             Error::new(
                 Code::State,
@@ -335,7 +335,7 @@ impl NativeBuffer {
     /// A buffer filled by a native thread from `reader` (which it takes over).
     #[napi(factory, catch_unwind)]
     pub fn from_reader(
-        reader: &mut NativeMclReader,
+        reader: &mut NativeLogReader,
         options: Option<BufferOptionsJs>,
     ) -> Result<Self, Code> {
         // Checked before the reader is taken: a bad option loses nothing.

@@ -14,7 +14,7 @@ use crate::delivery::{js_delivery, DeliveryState, ReplayCallback};
 use crate::errors::to_napi;
 use crate::net::{udp_stats_js, UdpStatsJs};
 use crate::options::{self, PlayerOptionsJs, Result};
-use crate::{record_js_handover, NativeMclReader, PendingJs, SchedulerStats};
+use crate::{record_js_handover, NativeLogReader, PendingJs, SchedulerStats};
 
 #[napi]
 pub struct NativePlayer {
@@ -75,7 +75,7 @@ impl NativePlayer {
     /// checked before the reader is taken: a bad one loses nothing.
     #[napi(factory, catch_unwind)]
     pub fn from_reader(
-        reader: &mut NativeMclReader,
+        reader: &mut NativeLogReader,
         options: Option<PlayerOptionsJs>,
         #[napi(
             ts_arg_type = "(data: Buffer, count: number, newTopics: string[], event: string | null, error: ErrorInfo | null, run: number) => void"

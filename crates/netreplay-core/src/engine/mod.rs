@@ -25,7 +25,7 @@ pub use convert::{convert, ConvertOptions, ConvertSummary, MCL_METADATA};
 pub use log_summary::{summarize, LogSummary, TopicSummary};
 pub use merge::MergeReader;
 pub use open::{
-    open_directory, open_file, open_mcap, open_path, open_pcap, CaptureInfo, MclReader,
+    open_directory, open_file, open_mcap, open_path, open_pcap, CaptureInfo, LogReader,
 };
 pub use pass::{PassInfo, PassPlan};
 pub use ring::{ring, RingConsumer, RingProducer, Slot};

@@ -16,7 +16,7 @@ use crate::{Record, Result, StreamInfo};
 /// The reader behind `ReadFile`, `ReadDirectory` and `ReadMcap`: a
 /// time-ordered merge of MCL streams (keeping each stream's header) or of
 /// MCAP files (whose channels have no header).
-pub struct MclReader {
+pub struct LogReader {
     merge: MergeReader,
     headers: Vec<Option<Header>>,
     /// The captures among the inputs, in input order.
@@ -38,7 +38,7 @@ pub struct CaptureInfo {
     pub destinations: Vec<std::net::SocketAddr>,
 }
 
-impl MclReader {
+impl LogReader {
     /// Header of the first stream (the file's, for `ReadFile`).
     pub fn header(&self) -> Option<&Header> {
         self.headers.first().and_then(|h| h.as_ref())
@@ -55,7 +55,7 @@ impl MclReader {
 
     /// Several logs read as one, merged in time order: ties go by input
     /// order, then each input's own order (a directory stays one input).
-    pub fn merge(readers: Vec<MclReader>) -> Self {
+    pub fn merge(readers: Vec<LogReader>) -> Self {
         let headers = readers.iter().flat_map(|r| r.headers.clone()).collect();
         let mut captures = Vec::new();
         let mut first_stream = 0;
@@ -70,7 +70,7 @@ impl MclReader {
             .into_iter()
             .map(|r| Box::new(r) as Box<dyn RecordSource>)
             .collect();
-        MclReader {
+        LogReader {
             merge: MergeReader::new(boxed, TimeWindow::default()),
             headers,
             captures,
@@ -88,7 +88,7 @@ impl MclReader {
             .into_iter()
             .map(|f| Box::new(f) as Box<dyn RecordSource>)
             .collect();
-        MclReader {
+        LogReader {
             merge: MergeReader::new(boxed, window),
             headers,
             captures: Vec::new(),
@@ -101,7 +101,7 @@ impl MclReader {
             .into_iter()
             .map(|s| Box::new(s) as Box<dyn RecordSource>)
             .collect();
-        MclReader {
+        LogReader {
             merge: MergeReader::new(boxed, window),
             headers,
             captures: Vec::new(),
@@ -109,7 +109,7 @@ impl MclReader {
     }
 }
 
-impl RecordSource for MclReader {
+impl RecordSource for LogReader {
     fn next_record(&mut self) -> Result<Option<Record>> {
         self.merge.next_record()
     }
@@ -135,7 +135,7 @@ impl RecordSource for MclReader {
 
 /// A recording directory, a log file, or a split-set prefix: whichever
 /// `path` is.
-pub fn open_path(path: &Path, options: &ReadOptions) -> Result<MclReader> {
+pub fn open_path(path: &Path, options: &ReadOptions) -> Result<LogReader> {
     if path.is_dir() {
         open_directory(path, options)
     } else {
@@ -146,7 +146,7 @@ pub fn open_path(path: &Path, options: &ReadOptions) -> Result<MclReader> {
 /// `ReadFile`: one file of whichever format its content says (MCL, MCAP, or
 /// a capture, which goes to [`open_pcap`] with the same window and error
 /// policy), or the MCL split set `<path>_NNN.log` when `path` is a prefix.
-pub fn open_file(path: &Path, options: &ReadOptions) -> Result<MclReader> {
+pub fn open_file(path: &Path, options: &ReadOptions) -> Result<LogReader> {
     let format = if path.is_file() {
         detect::detect_file(path)?
     } else {
@@ -155,7 +155,7 @@ pub fn open_file(path: &Path, options: &ReadOptions) -> Result<MclReader> {
     match format {
         Format::Mcl => {
             let stream = MclStream::open(&mcl::file_parts(path)?, options.on_error)?;
-            Ok(MclReader::from_streams(vec![stream], options.window))
+            Ok(LogReader::from_streams(vec![stream], options.window))
         }
         Format::Mcap => open_mcap(
             &[path.to_path_buf()],
@@ -179,7 +179,7 @@ pub fn open_file(path: &Path, options: &ReadOptions) -> Result<MclReader> {
 /// `ReadMcap`: MCAP files merged in log-time order, times from the first
 /// message of them all. Equal log times go by channel id, then order in
 /// the file, within a file; across files by the order of `paths`.
-pub fn open_mcap(paths: &[PathBuf], options: &McapOptions) -> Result<MclReader> {
+pub fn open_mcap(paths: &[PathBuf], options: &McapOptions) -> Result<LogReader> {
     if paths.is_empty() {
         return Err(crate::Error::invalid(
             "paths",
@@ -187,13 +187,13 @@ pub fn open_mcap(paths: &[PathBuf], options: &McapOptions) -> Result<MclReader> 
         ));
     }
     let files = mcap_format::open_files(paths, options)?;
-    Ok(MclReader::from_mcap(files, options.window))
+    Ok(LogReader::from_mcap(files, options.window))
 }
 
 /// `ReadDirectory`: every stream of a recording, merged in time order; a
 /// directory holding MCAP files (by content: an MCAP recording, a rosbag2
 /// directory) is its MCAP files, read as one in name order.
-pub fn open_directory(dir: &Path, options: &ReadOptions) -> Result<MclReader> {
+pub fn open_directory(dir: &Path, options: &ReadOptions) -> Result<LogReader> {
     let mcap_files = mcap_files_in(dir)?;
     if !mcap_files.is_empty() {
         return open_mcap(
@@ -206,7 +206,7 @@ pub fn open_directory(dir: &Path, options: &ReadOptions) -> Result<MclReader> {
         );
     }
     let streams = mcl::directory_streams(dir, options)?;
-    Ok(MclReader::from_streams(streams, options.window))
+    Ok(LogReader::from_streams(streams, options.window))
 }
 
 /// The MCAP files of `dir` (by their magic), in name order.
@@ -227,7 +227,7 @@ fn mcap_files_in(dir: &Path) -> Result<Vec<PathBuf>> {
 /// ([`crate::format::pcap`]), one stream per original destination. The
 /// window applies in the capture's reader (captures need not be
 /// time-ordered), not in the merge.
-pub fn open_pcap(path: &Path, options: &PcapOptions) -> Result<MclReader> {
+pub fn open_pcap(path: &Path, options: &PcapOptions) -> Result<LogReader> {
     let reader = PcapReader::open(path, options)?;
     let info = CaptureInfo {
         format: reader.format(),
@@ -238,7 +238,7 @@ pub fn open_pcap(path: &Path, options: &PcapOptions) -> Result<MclReader> {
         destinations: reader.destinations(),
     };
     let headers = vec![None; reader.streams().len()];
-    Ok(MclReader {
+    Ok(LogReader {
         merge: MergeReader::new(vec![Box::new(reader)], TimeWindow::default()),
         headers,
         captures: vec![info],
