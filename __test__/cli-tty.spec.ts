@@ -52,6 +52,9 @@ class Terminal {
   readonly child: ChildProcess;
   raw = '';
   readonly exited: Promise<void>;
+  /** The exit code of `script`, once it has exited. */
+  exitCode: number | null = null;
+  stderr = '';
 
   constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
     const quoted = args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
@@ -62,8 +65,16 @@ class Terminal {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.raw += d));
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 60_000);
-    this.exited = new Promise((resolve) => this.child.on('close', () => (clearTimeout(timer), resolve())));
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
+    // Generous: see waitFor.
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 150_000);
+    this.exited = new Promise((resolve) =>
+      this.child.on('close', (code) => {
+        clearTimeout(timer);
+        this.exitCode = code;
+        resolve();
+      }),
+    );
   }
 
   get lines(): string[] {
@@ -79,13 +90,22 @@ class Terminal {
     this.child.stdin!.write(keys);
   }
 
+  /**
+   * Wait `ms` for `what`; while the program has shown nothing yet, up to 90 s
+   * (its start can be that slow on a loaded 2-core machine).
+   */
   async waitFor(what: RegExp, where: 'status' | 'screen' = 'screen', ms = 20_000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (Date.now() < deadline) {
+    const start = Date.now();
+    while (Date.now() - start < (this.raw.length === 0 ? Math.max(ms, 90_000) : ms)) {
       if (what.test(where === 'status' ? this.status : this.lines.join('\n'))) return;
+      if (this.exitCode !== null) break;
       await new Promise((r) => setTimeout(r, 25));
     }
-    throw new Error(`no ${what} on the ${where} within ${ms} ms; it shows:\n${this.lines.slice(-15).join('\n')}`);
+    const state = this.exitCode === null ? 'still running' : `exited with ${this.exitCode}`;
+    throw new Error(
+      `no ${what} on the ${where} within ${Date.now() - start} ms (${this.raw.length} bytes shown, script ${state}` +
+        `${this.stderr ? `, its stderr: ${this.stderr.trim()}` : ''}); it shows:\n${this.lines.slice(-15).join('\n')}`,
+    );
   }
 
   async end(): Promise<{ code: number; stty: string }> {
