@@ -84,13 +84,15 @@ pub struct StreamInfo {
     /// The files of the stream, in read order.
     pub files: Vec<PathBuf>,
     /// How the payloads are encoded: `None` for MCL (msgpack), else the MCAP
-    /// channel's message encoding (`msgpack`, `json`, `cdr`, `protobuf`, ...).
+    /// channel's message encoding (`msgpack`, `json`, `cdr`, `protobuf`, ...),
+    /// or `bytes` for a capture's datagrams.
     pub encoding: Option<String>,
     /// The MCAP channel's schema; `None` for MCL and schemaless channels.
     pub schema: Option<Arc<Schema>>,
     /// The absolute time (ns; for MCAP the epoch ns of the first message)
     /// that elapsed time 0 stands for: a record was logged at
-    /// `time_base_ns + time_ns`. 0 for MCL, whose times are elapsed only.
+    /// `time_base_ns + time_ns`. For a capture, its first frame's epoch ns;
+    /// 0 for MCL, whose times are elapsed only.
     pub time_base_ns: u64,
 }
 

@@ -39,6 +39,10 @@ use crate::format::source::{OnError, RecordSource, TimeWindow};
 use crate::sys::GuardedMap;
 use crate::{Error, Record, Result, StreamInfo};
 
+/// The [`StreamInfo::encoding`] of a capture's streams: the UDP payload
+/// bytes as captured, not decoded.
+pub const DATAGRAM_ENCODING: &str = "bytes";
+
 pub use capture::{sniff, CaptureFormat};
 use capture::{Bad, Cursor, Item, Layout, NotFrame};
 pub use filter::Filter;
@@ -306,10 +310,11 @@ impl PcapReader {
             }
             if !self.by_dst.contains_key(&found.dst) {
                 self.by_dst.insert(found.dst, self.streams.len() as u32);
-                // The capture's time base travels in its CaptureInfo (engine/open.rs).
+                // Its time base is set below, once the first frame is known.
                 self.streams.push(StreamInfo {
                     message_type: None,
                     files: vec![self.path.clone()],
+                    encoding: Some(DATAGRAM_ENCODING.into()),
                     ..StreamInfo::default()
                 });
                 self.topics.push(found.dst.to_string().into());
@@ -324,6 +329,10 @@ impl PcapReader {
         self.check_truncated()?;
         self.counts = counts;
         self.base_ns = base;
+        let time_base_ns = base.map_or(0, |b| u64::try_from(b).unwrap_or(0));
+        for stream in &mut self.streams {
+            stream.time_base_ns = time_base_ns;
+        }
         Ok(())
     }
 
