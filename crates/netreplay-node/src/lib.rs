@@ -15,8 +15,8 @@ use std::sync::Arc;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use netreplay_core::engine::{
-    open_directory, open_file, open_pcap, summarize, BufferData, CaptureInfo, LogReader,
-    LogSummary, Queue, RingProducer, Scheduler, Slot,
+    convert, open_directory, open_file, open_mcap, open_pcap, summarize, BufferData, CaptureInfo,
+    ConvertOptions, ConvertSummary, LogReader, LogSummary, Queue, RingProducer, Scheduler, Slot,
 };
 use netreplay_core::format::mcl;
 use netreplay_core::format::pcap::CaptureFormat;
@@ -43,6 +43,21 @@ pub struct StreamDescription {
     pub message_type: Option<String>,
     pub files: Vec<String>,
     pub header: Option<HeaderInfo>,
+    /// The payloads' encoding: absent for MCL (msgpack), else the MCAP
+    /// channel's message encoding; "bytes" for a capture's datagrams.
+    pub encoding: Option<String>,
+    pub schema: Option<SchemaJs>,
+    /// The absolute time (ns) elapsed time 0 stands for: MCAP's first log
+    /// time, a capture's first frame; 0 for MCL.
+    pub time_base_ns: BigInt,
+}
+
+/// An MCAP channel's schema.
+#[napi(object)]
+pub struct SchemaJs {
+    pub name: String,
+    pub encoding: String,
+    pub data: Buffer,
 }
 
 #[napi(object)]
@@ -200,6 +215,14 @@ impl NativeLogReader {
         Ok(Self::of(reader))
     }
 
+    /// `ReadMcap`: MCAP files read as one, merged by log time.
+    #[napi(factory, catch_unwind)]
+    pub fn mcap(paths: Vec<String>, options: Option<ReaderOptions>) -> Result<Self, Code> {
+        let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
+        let reader = open_mcap(&paths, &options::mcap_options(options)?).map_err(to_napi)?;
+        Ok(Self::of(reader))
+    }
+
     fn of(reader: LogReader) -> Self {
         NativeLogReader {
             streams: reader.streams().to_vec(),
@@ -297,9 +320,93 @@ impl NativeLogReader {
                 message_type: s.message_type.clone(),
                 files: s.files.iter().map(|p| p.display().to_string()).collect(),
                 header: h.as_ref().map(header_to_js),
+                encoding: s.encoding.clone(),
+                schema: s.schema.as_ref().map(|schema| SchemaJs {
+                    name: schema.name.clone(),
+                    encoding: schema.encoding.clone(),
+                    data: schema.data.clone().into(),
+                }),
+                time_base_ns: BigInt::from(s.time_base_ns),
             })
             .collect()
     }
+}
+
+#[napi(object)]
+#[derive(Default)]
+pub struct ConvertOptionsJs {
+    /// MCAP output: chunk compression "zstd" (default), "lz4" or "none".
+    pub compression: Option<String>,
+    /// MCAP output: uncompressed bytes per chunk (default 1 MiB).
+    pub chunk_size: Option<f64>,
+    /// "fail" (default) or "skip": malformed input records.
+    pub on_error: Option<String>,
+}
+
+#[napi(object)]
+pub struct ConvertSummaryJs {
+    pub messages: f64,
+    pub files: Vec<String>,
+    pub skipped: f64,
+}
+
+/// Converting on a libuv worker thread (`convertLog`).
+pub struct ConvertTask {
+    input: PathBuf,
+    output: PathBuf,
+    options: ConvertOptions,
+}
+
+impl Task for ConvertTask {
+    type Output = std::result::Result<ConvertSummary, netreplay_core::Error>;
+    type JsValue = Either<ConvertSummaryJs, ErrorInfo>;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        // No panic may unwind out of the worker thread into libuv.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            convert(&self.input, &self.output, &self.options)
+        }))
+        .map_err(|_| napi::Error::from_reason("netreplay: internal error (panic) in convert"))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<Self::JsValue> {
+        Ok(match output {
+            Ok(summary) => Either::A(ConvertSummaryJs {
+                messages: summary.messages as f64,
+                files: summary
+                    .files
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect(),
+                skipped: summary.skipped as f64,
+            }),
+            Err(err) => Either::B(ErrorInfo::from(&err)),
+        })
+    }
+}
+
+/// `convert`: an MCL log (file, split set, directory) to MCAP when `output`
+/// ends in `.mcap`, an MCAP file to MCL otherwise; resolves with what was
+/// written, or a description of the error.
+#[napi(catch_unwind)]
+pub fn convert_log(
+    input: String,
+    output: String,
+    options: Option<ConvertOptionsJs>,
+) -> Result<AsyncTask<ConvertTask>, Code> {
+    let options = options.unwrap_or_default();
+    let read = options::read_options(Some(ReaderOptions {
+        on_error: options.on_error,
+        ..ReaderOptions::default()
+    }))?;
+    Ok(AsyncTask::new(ConvertTask {
+        input: PathBuf::from(input),
+        output: PathBuf::from(output),
+        options: ConvertOptions {
+            mcap: options::mcap_write_options(options.compression.as_deref(), options.chunk_size)?,
+            on_error: read.on_error,
+        },
+    }))
 }
 
 enum Producer {

@@ -428,8 +428,10 @@ impl NativeRecorder {
                 )
             })
             .collect::<Vec<_>>();
+        let format = options::recording_format(&options)?;
         let (listen, record) = options::recorder_options(options)?;
-        let recorder = NetworkRecorder::start(sources, listen, record).map_err(to_napi)?;
+        let recorder =
+            NetworkRecorder::start_as(sources, listen, record, format).map_err(to_napi)?;
         Ok(NativeRecorder {
             stats: recorder.listener_stats().clone(),
             directory: recorder.directory().display().to_string(),

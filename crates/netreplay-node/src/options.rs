@@ -9,6 +9,9 @@ use napi_derive::napi;
 use netreplay_core::engine::{
     BufferOptions, LagPolicy, Pace, Pattern, SchedulerOptions, Selection, Speed, TimelineOptions,
 };
+use netreplay_core::format::mcap::{
+    Compression, McapOptions, McapWriteOptions, DEFAULT_CHUNK_SIZE,
+};
 use netreplay_core::format::mcl::{
     format_created, HeaderStyle, ReadOptions, RecorderOptions, TimeOrigin, WriteOptions,
 };
@@ -16,7 +19,7 @@ use netreplay_core::format::pcap::PcapOptions;
 use netreplay_core::format::reassembly::ReassemblyOptions;
 use netreplay_core::format::wire::{RawEncoding, WireOptions};
 use netreplay_core::format::{OnError, TimeWindow};
-use netreplay_core::net::{ListenerOptions, Readdress, Route, UdpSinkOptions};
+use netreplay_core::net::{ListenerOptions, Readdress, RecordingFormat, Route, UdpSinkOptions};
 use netreplay_core::{
     log_time_from_seconds, Error as CoreError, PlaybackOptions, SinkConfig, SinkKind,
 };
@@ -71,6 +74,24 @@ pub struct ReaderOptions {
     pub dst_ports: Option<Vec<u32>>,
     /// Captures only: the source to keep, `ip` or `ip:port`.
     pub src: Option<String>,
+    /// MCAP only (`ReadMcap`): read only these topics (exact names); chunks
+    /// holding none of them are skipped unread.
+    pub topics: Option<Vec<String>>,
+}
+
+/// The options of reading MCAP files (`ReadMcap`).
+pub fn mcap_options(options: Option<ReaderOptions>) -> Result<McapOptions> {
+    let options = options.unwrap_or_default();
+    let topics = options.topics.clone();
+    let read = read_options(Some(ReaderOptions {
+        topics: None,
+        ..options
+    }))?;
+    Ok(McapOptions {
+        window: read.window,
+        on_error: read.on_error,
+        topics,
+    })
 }
 
 /// The options of reading a capture (`ReadPcap`).
@@ -111,6 +132,9 @@ pub fn read_options(options: Option<ReaderOptions>) -> Result<ReadOptions> {
         if given {
             return Err(invalid(name, "applies to captures (pcap, pcapng) only"));
         }
+    }
+    if options.topics.is_some() {
+        return Err(invalid("topics", "applies to MCAP files (ReadMcap) only"));
     }
     let defaults = ReadOptions::default();
     let on_error = match options.on_error.as_deref() {
@@ -661,6 +685,61 @@ pub struct RecorderOptionsJs {
     pub reuse_address: Option<bool>,
     pub recv_buffer_bytes: Option<u32>,
     pub reassembly_timeout: Option<f64>,
+    /// "mcl" (default: MCL logs, one file set per source) or "mcap" (one
+    /// `recording.mcap`).
+    pub format: Option<String>,
+    /// MCAP only: chunk compression "zstd" (default), "lz4" or "none".
+    pub compression: Option<String>,
+    /// MCAP only: uncompressed bytes per chunk (default 1 MiB).
+    pub chunk_size: Option<f64>,
+}
+
+/// MCAP chunking and compression, as JS gives them.
+pub fn mcap_write_options(
+    compression: Option<&str>,
+    chunk_size: Option<f64>,
+) -> Result<McapWriteOptions> {
+    let chunk_size = match chunk_size {
+        None => DEFAULT_CHUNK_SIZE,
+        Some(n) if n.is_finite() && n >= 1.0 && n.fract() == 0.0 => n as u64,
+        Some(n) => {
+            return Err(invalid(
+                "chunkSize",
+                format!("must be a whole number of bytes >= 1, got {n}"),
+            ))
+        }
+    };
+    Ok(McapWriteOptions {
+        compression: compression
+            .map(Compression::parse)
+            .transpose()
+            .map_err(to_napi)?
+            .unwrap_or_default(),
+        chunk_size,
+    })
+}
+
+/// The network recorder's format: MCL, or MCAP with its chunking.
+pub fn recording_format(options: &RecorderOptionsJs) -> Result<RecordingFormat> {
+    let mcap = mcap_write_options(options.compression.as_deref(), options.chunk_size)?;
+    match options.format.as_deref() {
+        None | Some("mcl") => {
+            for (name, given) in [
+                ("compression", options.compression.is_some()),
+                ("chunkSize", options.chunk_size.is_some()),
+            ] {
+                if given {
+                    return Err(invalid(name, "applies to format 'mcap' only"));
+                }
+            }
+            Ok(RecordingFormat::Mcl)
+        }
+        Some("mcap") => Ok(RecordingFormat::Mcap(mcap)),
+        Some(other) => Err(invalid(
+            "format",
+            format!("must be 'mcl' or 'mcap', got '{other}'"),
+        )),
+    }
 }
 
 /// The network recorder's listener and recording options.
