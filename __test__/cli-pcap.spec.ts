@@ -51,8 +51,9 @@ test('play prints a capture: topic = original destination, type None, payload as
   t.regex(lines[1]!, /^\s+0\.010000\s+"127\.0\.0\.1:41002"\s+None\s+"643100ff"$/);
   const json = run('play', path, '--speed', 'inf', '--json', '--dst-port', '41002');
   t.is(json.status, 0, json.stderr);
-  const objects = json.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { topic: string; payload: string });
+  const objects = json.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { topic: string; payload: string; timeNs: string; encoding: string });
   t.deepEqual(objects.map((o) => o.payload), ['643100ff', '643300ff', '643500ff']);
+  t.true(objects.every((o) => /^\d{19}$/.test(o.timeNs) && o.encoding === 'bytes'), 'capture times as epoch ns, payloads as bytes');
 });
 
 test('play --filter, --dst-port, --src keep what they say', (t) => {

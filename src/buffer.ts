@@ -3,7 +3,7 @@
 import { packr } from './pack.js';
 import { native, type NativeBuffer } from './native.js';
 import { callNative, translateError } from './errors.js';
-import { decodePayload, type LoggedMessage } from './message.js';
+import { loggedMessage, streamFormatsOf, type LoggedMessage, type StreamFormat } from './message.js';
 import { checkRecordReader, nativeReaderOf, type RecordReader } from './reader.js';
 import { checkOptions, checkPositiveInteger, optionNames } from './validate.js';
 
@@ -82,13 +82,7 @@ export class BufferQueue {
       throw translateError(slot.error);
     }
     const r = slot.record!;
-    return {
-      elapsedTime: r.elapsedTime,
-      topic: r.topic,
-      type: this.#buffer.streamTypes[r.stream] ?? null,
-      payload: decodePayload(r.payload),
-      payloadBytes: r.payload,
-    };
+    return loggedMessage(r, this.#buffer.streamTypes[r.stream] ?? null, this.#buffer.streamFormats[r.stream]);
   }
 
   /** @internal The BufferData this queue belongs to. */
@@ -109,6 +103,8 @@ export class BufferData {
   readonly #queue: BufferQueue;
   /** Message type of each stream id used in the ring. */
   readonly streamTypes: (string | null)[];
+  /** The native streams' encodings and time bases (none: MCL or a JS reader). */
+  readonly streamFormats: readonly (StreamFormat | undefined)[];
 
   constructor(reader: RecordReader, options?: BufferOptions) {
     const opts = checkOptions(options, 'options', BUFFER_OPTION_NAMES);
@@ -116,9 +112,11 @@ export class BufferData {
     const nativeReader = nativeReaderOf(checkRecordReader(reader, 'BufferData'));
     if (nativeReader) {
       this.streamTypes = nativeReader.streams.map((s) => s.messageType ?? null);
+      this.streamFormats = streamFormatsOf(nativeReader.streams);
       this.#native = callNative(() => native.NativeBuffer.fromReader(nativeReader, nativeOptions));
     } else {
       this.streamTypes = [];
+      this.streamFormats = [];
       this.#native = callNative(() => native.NativeBuffer.external(nativeOptions));
       this.#js = new JsPump(reader, this.#native, this.streamTypes);
     }

@@ -7,8 +7,9 @@ import { commandUsage, UsageError, type Command } from './cli/args.js';
 import { PLAY, play } from './cli/play.js';
 import { INFO, info } from './cli/info.js';
 import { RECORD, record } from './cli/record.js';
+import { CONVERT, convert } from './cli/convert.js';
 
-const COMMANDS: Command[] = [PLAY, RECORD, INFO];
+const COMMANDS: Command[] = [PLAY, RECORD, INFO, CONVERT];
 
 const USAGE = `Usage: netreplay <command> [flags]
 
@@ -38,6 +39,8 @@ async function main(argv: string[]): Promise<number> {
       return play(rest, process.stdout, process.stderr);
     case INFO:
       return info(rest, process.stdout);
+    case CONVERT:
+      return convert(rest, process.stderr);
     default:
       return record(rest, process.stderr);
   }

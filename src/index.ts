@@ -1,5 +1,7 @@
-export { ReadFile, ReadDirectory } from './reader.js';
+export { ReadFile, ReadDirectory, LogReader } from './reader.js';
 export type { ReadOptions, ReadDirectoryOptions, LogHeader, LogStream, RecordReader } from './reader.js';
+export { ReadMcap, convert } from './mcap.js';
+export type { ReadMcapOptions, ConvertOptions, ConvertSummary } from './mcap.js';
 export { ReadPcap } from './pcap.js';
 export type { ReadPcapOptions, PcapFilterOptions, CaptureCounts, CapturedMessage } from './pcap.js';
 export { summarizeLog } from './summary.js';

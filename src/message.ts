@@ -13,6 +13,20 @@ export interface LoggedMessage<P = unknown> {
   payload: P;
   /** The logged payload bytes (with `rawPayload: true`, or from a reader). */
   payloadBytes?: Uint8Array;
+  /**
+   * The absolute time in ns since the epoch, for inputs that have one (MCAP:
+   * the log time; a capture: the capture time): the input's time base plus
+   * the elapsed time (with `continuousTime`, plus the loops before). Absent
+   * for MCL logs, whose times are elapsed only.
+   */
+  timeNs?: bigint;
+  /**
+   * How the payload is encoded, for inputs other than MCL logs: the MCAP
+   * channel's message encoding (`msgpack` and `json` are decoded, any other
+   * — `cdr`, `protobuf`, `ros1`, ... — is given as its bytes), or `bytes` for
+   * a capture's datagrams. Absent for MCL (msgpack).
+   */
+  encoding?: string;
 }
 
 /** A record as delivered by a replay. */
@@ -53,6 +67,61 @@ export function decodePayload(bytes: Uint8Array): unknown {
   return unpackr.unpack(bytes);
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function decodeJson(bytes: Uint8Array): unknown {
+  return JSON.parse(utf8.decode(bytes));
+}
+
+/** What a native stream's payloads are, beyond its type: absent for MCL (msgpack, elapsed times only). */
+export interface StreamFormat {
+  /** The MCAP message encoding, or `bytes` for a capture. */
+  encoding: string;
+  /** What elapsed time 0 stands for, ns since the epoch. */
+  timeBaseNs: bigint;
+}
+
+/** The formats of a native reader's streams, by stream id (undefined: MCL). */
+export function streamFormatsOf(streams: readonly { encoding?: string | null; timeBaseNs: bigint }[]): (StreamFormat | undefined)[] {
+  return streams.map((s) => (s.encoding ? { encoding: s.encoding, timeBaseNs: s.timeBaseNs } : undefined));
+}
+
+/**
+ * The decoder of payloads in `encoding`: msgpack for MCL and `msgpack`,
+ * JSON for `json`; null for every other encoding, whose payload is its bytes.
+ */
+export function payloadDecoder(encoding: string | undefined): ((bytes: Uint8Array) => unknown) | null {
+  if (encoding === undefined || encoding === 'msgpack') return decodePayload;
+  if (encoding === 'json') return decodeJson;
+  return null;
+}
+
+/** `message` with the time and encoding its stream's format gives (in place). */
+export function withFormat<M extends LoggedMessage>(message: M, format: StreamFormat | undefined): M {
+  if (format) {
+    message.timeNs = format.timeBaseNs + BigInt(Math.round(message.elapsedTime * 1e9));
+    message.encoding = format.encoding;
+  }
+  return message;
+}
+
+/** A logged record as a message: payload decoded as its stream's encoding says (throws if it does not decode). */
+export function loggedMessage(
+  record: { elapsedTime: number; topic: string; payload: Uint8Array },
+  type: string | null,
+  format: StreamFormat | undefined,
+): LoggedMessage {
+  const decode = payloadDecoder(format?.encoding);
+  const message: LoggedMessage = {
+    elapsedTime: record.elapsedTime,
+    topic: record.topic,
+    type,
+    payload: decode ? decode(record.payload) : record.payload,
+    payloadBytes: record.payload,
+  };
+  return withFormat(message, format);
+}
+
 /** What a batch decoded to: its messages, and the error that cut it short. */
 export interface DecodedBatch {
   messages: Message[];
@@ -72,11 +141,21 @@ export class BatchDecoder {
   /** Records dropped because their payload did not decode (`onError: 'skip'`). */
   skipped = 0;
 
+  readonly #formats: readonly (StreamFormat | undefined)[];
+  readonly #decoders: (((bytes: Uint8Array) => unknown) | null)[];
+
+  /**
+   * @param streamTypes each stream's type (a JS reader's grow as it is read)
+   * @param formats the native streams' formats (none: all MCL)
+   */
   constructor(
     streamTypes: readonly (string | null)[],
     options: DeliveryOptions & { onError?: 'fail' | 'skip'; virtualTime?: boolean },
+    formats: readonly (StreamFormat | undefined)[] = [],
   ) {
     this.#types = streamTypes;
+    this.#formats = formats;
+    this.#decoders = formats.map((f) => payloadDecoder(f?.encoding));
     this.#virtual = options.virtualTime ?? false;
     this.#decode = options.decode ?? true;
     this.#raw = options.rawPayload ?? false;
@@ -89,10 +168,11 @@ export class BatchDecoder {
   }
 
   /**
-   * Decode a batch. Never throws: a payload msgpackr rejects (the native
-   * reader has already checked that it is one msgpack value, but msgpackr
-   * refuses, for example, extension types it does not know) is skipped and
-   * counted, or ends the batch with an error, as `onError` says.
+   * Decode a batch. Never throws: a payload that does not decode (msgpackr
+   * refuses, for example, extension types it does not know, though the
+   * native MCL reader has checked it is one msgpack value; an MCAP `json`
+   * payload may not parse) is skipped and counted, or ends the batch with
+   * an error, as `onError` says.
    */
   decode(data: Buffer, count: number, newTopics: readonly string[], arrivedAtNs: number): DecodedBatch {
     this.addTopics(newTopics);
@@ -112,21 +192,23 @@ export class BatchDecoder {
       const bytes = data.subarray(start, start + length);
       at = start + length;
       const type = this.#types[stream] ?? null;
+      const format = this.#formats[stream];
       let payload: unknown;
       if (this.#decode) {
+        const decode = format ? this.#decoders[stream] : decodePayload;
         try {
-          payload = unpackr.unpack(bytes);
+          payload = decode ? decode(bytes) : bytes;
         } catch (err) {
           if (this.#skip) {
             this.skipped++;
             continue;
           }
-          return { messages, error: undecodable(elapsedTime, topic, type, bytes, err) };
+          return { messages, error: undecodable(elapsedTime, topic, type, format?.encoding ?? 'msgpack', bytes, err) };
         }
       }
       const message: Message = { elapsedTime, topic, type, payload, lateness, deadline, pass, backfill };
       if (this.#raw) message.payloadBytes = bytes;
-      messages.push(message);
+      messages.push(format ? withFormat(message, format) : message);
     }
     return { messages };
   }
@@ -136,6 +218,7 @@ function undecodable(
   elapsedTime: number,
   topic: string,
   type: string | null,
+  encoding: string,
   bytes: Uint8Array,
   err: unknown,
 ): MalformedRecordError {
@@ -144,7 +227,7 @@ function undecodable(
     code: 'ERR_NETREPLAY_MALFORMED',
     message:
       `the payload of the record at ${elapsedTime} s (type ${type ?? 'None'}, topic ${JSON.stringify(topic)}) ` +
-      `does not decode: ${(err as Error)?.message ?? String(err)}: '${hex}'`,
+      `does not decode as ${encoding}: ${(err as Error)?.message ?? String(err)}: '${hex}'`,
     snippet: hex,
   });
 }

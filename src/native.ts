@@ -9,6 +9,7 @@ export type {
   NativeBuffer,
   NativeLogReader,
   CaptureInfoJs,
+  ConvertSummaryJs,
   NativeScheduler,
   NativePlayer,
   PlayerOptionsJs,

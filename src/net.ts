@@ -426,9 +426,24 @@ export interface RecordOptions {
   reuseAddress?: boolean;
   recvBufferBytes?: number;
   reassemblyTimeout?: number;
+  /**
+   * 'mcl' (default): MCL logs, one file set per source; 'mcap': one
+   * `recording.mcap` in the directory (one channel per type and topic,
+   * encoding msgpack, log time = receive time in epoch ns, chunked, with a
+   * summary and chunk index at stop; a killed recording keeps every chunk
+   * written, at most 1 s of traffic behind).
+   */
+  format?: 'mcl' | 'mcap';
+  /** MCAP only: chunk compression (default 'zstd'). */
+  compression?: 'zstd' | 'lz4' | 'none';
+  /** MCAP only: uncompressed bytes per chunk (default 1 MiB). */
+  chunkSize?: number;
 }
 
 const RECORD_OPTION_NAMES = optionNames<RecordOptions>()(
+  'format',
+  'compression',
+  'chunkSize',
   'root',
   'directory',
   'maxEntries',
@@ -443,7 +458,7 @@ const RECORD_OPTION_NAMES = optionNames<RecordOptions>()(
 
 export interface RecordingSummary {
   directory: string;
-  /** Every file written (`.log`). */
+  /** Every file written (`.log`, or the one `.mcap`). */
   files: string[];
   /** Messages that could not be written. */
   writeErrors: number;
@@ -501,8 +516,9 @@ export class Recording {
 }
 
 /**
- * Record network traffic into an MCL recording directory: each source's
- * address into its own file set, all with one time origin.
+ * Record network traffic into a recording directory: each source's address
+ * into its own MCL file set, all with one time origin (or, with `format:
+ * 'mcap'`, all into one MCAP file).
  * Sources are `udp://` URLs (raw), `Type=udp://…` strings or RecordSource objects.
  */
 export function record(sources: (string | RecordSource)[] | string | RecordSource, options: RecordOptions): Recording {

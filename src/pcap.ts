@@ -1,9 +1,9 @@
 // ReadPcap: the UDP datagrams of a pcap or pcapng capture, read natively.
 import { closeSync, openSync, readSync } from 'node:fs';
 import { native, type CaptureInfoJs, type NativeLogReader } from './native.js';
-import { callNative, translateError } from './errors.js';
+import { callNative } from './errors.js';
 import type { LoggedMessage } from './message.js';
-import { registerNativeReader, READ_OPTION_NAMES, type LogStream, type ReadOptions, type RecordReader } from './reader.js';
+import { LogReader, nativeReaderOf, READ_OPTION_NAMES, type ReadOptions } from './reader.js';
 import { checkOnError, checkOptions, checkPath, checkWindow, describe, optionNames } from './validate.js';
 
 export interface PcapFilterOptions {
@@ -54,6 +54,7 @@ export interface CapturedMessage extends LoggedMessage<Uint8Array> {
   payloadBytes: Uint8Array;
   /** The capture time, ns since the epoch (`baseNs` + the elapsed time). */
   timeNs: bigint;
+  encoding: 'bytes';
 }
 
 const PCAP_MAGICS = new Set([0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1, 0xa1b2cd34, 0x34cdb2a1, 0x0a0d0d0a]);
@@ -108,11 +109,10 @@ export function pcapFilterOptions(opts: PcapFilterOptions): { filter?: string; d
  * frame's, payload = the UDP payload bytes. Other frames are skipped and
  * counted (`counts`).
  */
-export class ReadPcap implements RecordReader {
-  readonly #native: NativeLogReader;
+export class ReadPcap extends LogReader {
+  // `skipped`: frames skipped for any reason but the filter, plus damage
+  // skipped under `onError: 'skip'`.
   readonly #info: CaptureInfoJs;
-  /** One stream per original destination, in order of first appearance. */
-  readonly streams: readonly LogStream[];
   /** 'pcap' or 'pcapng'. */
   readonly format: 'pcap' | 'pcapng';
   /** The first frame's capture time, ns since the epoch (null: no frame). */
@@ -127,42 +127,16 @@ export class ReadPcap implements RecordReader {
       onError: checkOnError(opts.onError),
       ...pcapFilterOptions(opts),
     };
-    this.#native = callNative(() => new native.NativeLogReader('pcap', checkPath(path), nativeOptions));
-    registerNativeReader(this, this.#native);
-    this.#info = this.#native.captures[0]!;
+    super(callNative(() => new native.NativeLogReader('pcap', checkPath(path), nativeOptions)));
+    this.#info = nativeReaderOf(this)!.captures[0]!;
     this.format = this.#info.format as 'pcap' | 'pcapng';
     this.baseNs = this.#info.baseNs ?? null;
     this.destinations = Object.freeze([...this.#info.destinations]);
-    this.streams = Object.freeze(this.#native.streams.map((s) => ({ type: null, files: s.files, header: null })));
   }
 
   /** The next datagram, or null at the end of the capture. */
-  read(): CapturedMessage | null {
-    const next = callNative(() => this.#native.read());
-    if (next === null) return null;
-    if (!('payload' in next)) throw translateError(next);
-    const elapsed = BigInt(Math.round(next.elapsedTime * 1e9));
-    return {
-      elapsedTime: next.elapsedTime,
-      topic: next.topic,
-      type: null,
-      payload: next.payload,
-      payloadBytes: next.payload,
-      timeNs: (this.baseNs ?? 0n) + elapsed,
-    };
-  }
-
-  isDataPending(): boolean {
-    return callNative(() => this.#native.isDataPending());
-  }
-
-  reset(): void {
-    callNative(() => this.#native.reset());
-  }
-
-  /** Frames skipped for any reason but the filter, plus damage skipped under `onError: 'skip'`. */
-  get skipped(): number {
-    return callNative(() => this.#native.skipped());
+  override read(): CapturedMessage | null {
+    return super.read() as CapturedMessage | null;
   }
 
   /** What the capture holds, per reason. */

@@ -2,7 +2,7 @@
 import { statSync } from 'node:fs';
 import { native, type NativeLogReader, type HeaderInfo, type NativeRecord } from './native.js';
 import { callNative, translateError } from './errors.js';
-import { decodePayload, type LoggedMessage } from './message.js';
+import { loggedMessage, streamFormatsOf, type LoggedMessage, type StreamFormat } from './message.js';
 import { checkOnError, checkOptions, checkPath, checkWindow, optionNames } from './validate.js';
 
 export interface ReadOptions {
@@ -33,11 +33,20 @@ export interface LogHeader {
 }
 
 export interface LogStream {
-  /** Message type, or null for raw data or a header-less file. */
+  /** Message type, or null for raw data or a header-less file (MCAP: the schema name; null schemaless). */
   type: string | null;
   /** Files of the stream in read order (several for a split set). */
   files: string[];
   header: LogHeader | null;
+  /** The payloads' encoding: `msgpack` for MCL, the MCAP channel's message encoding, `bytes` for a capture. */
+  encoding: string;
+  /** The MCAP channel's schema (null for MCL, captures and schemaless channels). */
+  schema: { name: string; encoding: string; data: Uint8Array } | null;
+  /**
+   * What elapsed time 0 stands for, ns since the epoch: MCAP's first log
+   * time, a capture's first frame; null for MCL (elapsed times only).
+   */
+  timeBaseNs: bigint | null;
 }
 
 /** What BufferData and Replay accept besides netreplay's own readers. */
@@ -49,14 +58,9 @@ export interface RecordReader {
 
 const natives = new WeakMap<object, NativeLogReader>();
 
-/** The native reader behind a ReadFile/ReadDirectory/ReadPcap (module-internal). */
+/** The native reader behind a LogReader (module-internal). */
 export function nativeReaderOf(reader: object): NativeLogReader | undefined {
   return natives.get(reader);
-}
-
-/** Make `reader` one of netreplay's native readers, read natively by a replay (ReadPcap). */
-export function registerNativeReader(reader: object, nativeReader: NativeLogReader): void {
-  natives.set(reader, nativeReader);
 }
 
 function toHeader(h: HeaderInfo | undefined): LogHeader | null {
@@ -70,46 +74,44 @@ function toHeader(h: HeaderInfo | undefined): LogHeader | null {
   };
 }
 
-abstract class LogReader implements RecordReader {
+/** The streams of a native reader, as TS shows them. */
+export function logStreamsOf(nativeReader: NativeLogReader): readonly LogStream[] {
+  return Object.freeze(
+    nativeReader.streams.map((s) => ({
+      type: s.messageType ?? null,
+      files: s.files,
+      header: toHeader(s.header),
+      encoding: s.encoding ?? 'msgpack',
+      schema: s.schema ? { name: s.schema.name, encoding: s.schema.encoding, data: s.schema.data } : null,
+      timeBaseNs: s.encoding ? s.timeBaseNs : null,
+    })),
+  );
+}
+
+/** netreplay's readers: ReadFile, ReadDirectory, ReadMcap, ReadPcap. */
+export abstract class LogReader implements RecordReader {
   readonly #native: NativeLogReader;
+  readonly #formats: readonly (StreamFormat | undefined)[];
   /** The streams read, in tie order (file name order). */
   readonly streams: readonly LogStream[];
 
-  protected constructor(kind: 'file' | 'directory', path: unknown, options: unknown) {
-    const opts = checkOptions(options, 'options', kind === 'file' ? READ_OPTION_NAMES : READ_DIRECTORY_OPTION_NAMES);
-    const window = checkWindow(opts.minTime, opts.maxTime);
-    const onError = checkOnError(opts.onError);
-    if (opts.includeRaw !== undefined && typeof opts.includeRaw !== 'boolean') {
-      throw new TypeError(`'includeRaw' must be a boolean, got ${typeof opts.includeRaw}`);
-    }
-    const nativeOptions = { ...window, onError, includeRaw: opts.includeRaw === true };
-    this.#native = callNative(() => new native.NativeLogReader(kind, checkPath(path), nativeOptions));
-    natives.set(this, this.#native);
-    this.streams = Object.freeze(
-      this.#native.streams.map((s) => ({
-        type: s.messageType ?? null,
-        files: s.files,
-        header: toHeader(s.header),
-      })),
-    );
+  protected constructor(nativeReader: NativeLogReader) {
+    this.#native = nativeReader;
+    natives.set(this, nativeReader);
+    this.streams = logStreamsOf(nativeReader);
+    this.#formats = streamFormatsOf(nativeReader.streams);
   }
 
-  /** The next message in time order, or null at the end of the data. */
+  /**
+   * The next message in time order, or null at the end of the data. Its
+   * payload is decoded as its stream's encoding says (msgpack, JSON), or is
+   * its bytes (other MCAP encodings, captures).
+   */
   read(): LoggedMessage | null {
     const next = callNative(() => this.#native.read());
     if (next === null) return null;
     if (!('payload' in next)) throw translateError(next);
-    return this.#toMessage(next);
-  }
-
-  #toMessage(record: NativeRecord): LoggedMessage {
-    return {
-      elapsedTime: record.elapsedTime,
-      topic: record.topic,
-      type: this.streams[record.stream]?.type ?? null,
-      payload: decodePayload(record.payload),
-      payloadBytes: record.payload,
-    };
+    return loggedMessage(next, this.streams[next.stream]?.type ?? null, this.#formats[next.stream]);
   }
 
   /** Whether more data may follow (false once the end was read). */
@@ -133,10 +135,26 @@ abstract class LogReader implements RecordReader {
   }
 }
 
+/** The native options of ReadOptions (checked). */
+export function nativeReadOptions(opts: ReadDirectoryOptions): { minTime?: number; maxTime?: number; onError: 'fail' | 'skip'; includeRaw: boolean } {
+  const window = checkWindow(opts.minTime, opts.maxTime);
+  const onError = checkOnError(opts.onError);
+  if (opts.includeRaw !== undefined && typeof opts.includeRaw !== 'boolean') {
+    throw new TypeError(`'includeRaw' must be a boolean, got ${typeof opts.includeRaw}`);
+  }
+  return { ...window, onError, includeRaw: opts.includeRaw === true };
+}
+
+function openNative(kind: 'file' | 'directory', path: unknown, options: unknown): NativeLogReader {
+  const opts = checkOptions(options, 'options', kind === 'file' ? READ_OPTION_NAMES : READ_DIRECTORY_OPTION_NAMES);
+  const nativeOptions = nativeReadOptions(opts);
+  return callNative(() => new native.NativeLogReader(kind, checkPath(path), nativeOptions));
+}
+
 /** Reads one MCL log file, or a split set `<prefix>_000.log, _001.log, …`. */
 export class ReadFile extends LogReader {
   constructor(pathOrPrefix: string, options?: ReadOptions) {
-    super('file', pathOrPrefix, options);
+    super(openNative('file', pathOrPrefix, options));
   }
 
   /** The file's header, or null for a header-less file. */
@@ -148,7 +166,7 @@ export class ReadFile extends LogReader {
 /** Reads every stream of an MCL recording directory, merged in time order. */
 export class ReadDirectory extends LogReader {
   constructor(directory: string, options?: ReadDirectoryOptions) {
-    super('directory', directory, options);
+    super(openNative('directory', directory, options));
   }
 
   /** The header of the first stream (all share `created`), or null if empty. */

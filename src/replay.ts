@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import { BUFFER_OPTION_NAMES, JsPump, ringOptions, type BufferOptions } from './buffer.js';
 import { BatchReceiver, KeepAlive, weakCallback } from './delivery.js';
 import { callNative, ReplayStateError } from './errors.js';
-import { BatchDecoder, type DeliveryOptions, type Message } from './message.js';
+import { BatchDecoder, streamFormatsOf, type DeliveryOptions, type Message } from './message.js';
 import { native, type NativePlayer } from './native.js';
 import { READ_DIRECTORY_OPTION_NAMES, type ReadDirectoryOptions } from './reader.js';
 import {
@@ -142,11 +142,11 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
       playback,
     };
     const streamTypes: (string | null)[] = nativeReader ? nativeReader.streams.map((s) => s.messageType ?? null) : [];
-    const decoder = new BatchDecoder(streamTypes, {
-      ...(schedule as DeliveryOptions),
-      onError: checkOnError(schedule.onError),
-      virtualTime: this.#virtual,
-    });
+    const decoder = new BatchDecoder(
+      streamTypes,
+      { ...(schedule as DeliveryOptions), onError: checkOnError(schedule.onError), virtualTime: this.#virtual },
+      nativeReader ? streamFormatsOf(nativeReader.streams) : [],
+    );
     this.#receiver = new BatchReceiver(() => this.#native, decoder, {
       messages: (messages, ack) => this.#onMessages(messages, ack),
       // The run ends here: the engine stops (and rewinds) at once.

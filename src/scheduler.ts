@@ -117,10 +117,11 @@ export class ScheduleBroadcasts extends EventEmitter<ScheduleEvents> {
       queue instanceof BufferData ? queue : queue instanceof BufferQueue ? queue[queueOwner] : undefined;
     if (!buffer) throw new TypeError("ScheduleBroadcasts: 'queue' must be a BufferData or its queue");
     this.#buffer = buffer;
-    const decoder = new BatchDecoder(buffer.streamTypes, {
-      ...(opts as DeliveryOptions),
-      onError: checkOnError(opts.onError),
-    });
+    const decoder = new BatchDecoder(
+      buffer.streamTypes,
+      { ...(opts as DeliveryOptions), onError: checkOnError(opts.onError) },
+      buffer.streamFormats,
+    );
     const nativeOptions = deliveryOptions(opts, speed);
     this.#receiver = new BatchReceiver(() => this.#native, decoder, {
       messages: (messages, ack) => {

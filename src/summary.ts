@@ -2,7 +2,7 @@
 // (the CLI's `info`).
 import { openInputs } from './inputs.js';
 import { callNative, translateError } from './errors.js';
-import type { ReadDirectoryOptions } from './reader.js';
+import { logStreamsOf, type ReadDirectoryOptions } from './reader.js';
 import { checkOptions } from './validate.js';
 import { READ_DIRECTORY_OPTION_NAMES } from './reader.js';
 import { PCAP_FILTER_OPTION_NAMES, type CaptureCounts, type PcapFilterOptions } from './pcap.js';
@@ -38,7 +38,16 @@ export interface TopicSummary {
 
 export interface LogSummary {
   /** The streams read: type and files (several for a split set), in stream order. */
-  streams: { type: string | null; files: string[]; created: string | null; version: string | null }[];
+  streams: {
+    type: string | null;
+    files: string[];
+    created: string | null;
+    version: string | null;
+    /** `msgpack` for MCL, else the MCAP channel's encoding, or `bytes` for a capture. */
+    encoding: string;
+    /** Epoch ns of elapsed time 0 (MCAP, captures); null for MCL. */
+    timeBaseNs: bigint | null;
+  }[];
   /** In the order each (type, topic) first appears. */
   topics: TopicSummary[];
   count: number;
@@ -62,11 +71,13 @@ export function summarizeLog(paths: string | readonly string[], options: ReadDir
   const inputs = openInputs(paths, opts);
   const reader = inputs.nativeReader;
   if (!reader) throw new TypeError('summarizeLog reads log paths only');
-  const streams = reader.streams.map((s) => ({
-    type: s.messageType ?? null,
+  const streams = logStreamsOf(reader).map((s) => ({
+    type: s.type,
     files: s.files,
     created: s.header?.created ?? null,
     version: s.header?.version ?? null,
+    encoding: s.encoding,
+    timeBaseNs: s.timeBaseNs,
   }));
   const captures = reader.captures.map((c) => {
     const { frames, datagrams, filtered, notUdp, fragments, truncated, malformed, linkType, untimed } = c;

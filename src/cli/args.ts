@@ -140,6 +140,16 @@ export function text(values: Values, name: string): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
 
+/** One of `choices`, or undefined when the flag is not given. */
+export function choice<T extends string>(values: Values, name: string, choices: readonly T[]): T | undefined {
+  const v = text(values, name);
+  if (v === undefined) return undefined;
+  if (!(choices as readonly string[]).includes(v)) {
+    throw new UsageError(`--${name} must be ${choices.map((c) => `'${c}'`).join(', ').replace(/, ([^,]*)$/, ' or $1')}, got '${v}'`);
+  }
+  return v as T;
+}
+
 export function list(values: Values, name: string): string[] {
   const v = values[name];
   return Array.isArray(v) ? v : [];

@@ -32,13 +32,23 @@ function table(rows: string[][], rightAligned: boolean[]): string[] {
   return rows.map((r) => `  ${r.map((cell, c) => (rightAligned[c] ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd()}`);
 }
 
+/** When elapsed time 0 was, for inputs with absolute times (MCAP, captures). */
+function startLine(s: LogSummary): string[] {
+  const base = s.streams.find((st) => st.timeBaseNs !== null)?.timeBaseNs;
+  if (base === undefined || base === null) return [];
+  const ms = Number(base / 1_000_000n);
+  const ns = String(base % 1_000_000_000n).padStart(9, '0');
+  return [`start:     ${new Date(ms).toISOString().slice(0, 19)}.${ns}Z (${base} ns since the epoch)`];
+}
+
 export function formatSummary(paths: string[], s: LogSummary, seconds: number): string {
   const span = s.firstTime === null || s.lastTime === null ? null : [s.firstTime, s.lastTime];
   const lines = [
     `path:      ${paths.join(', ')}`,
     `created:   ${s.streams[0]?.created ?? '-'}`,
     `version:   ${s.streams[0]?.version ?? '-'}`,
-    `streams:   ${s.streams.map((st) => `${st.type ?? 'None'} (${st.files.length} file${st.files.length === 1 ? '' : 's'})`).join(', ') || '-'}`,
+    `streams:   ${s.streams.map((st) => `${st.type ?? 'None'}${st.encoding === 'msgpack' ? '' : ` [${st.encoding}]`} (${st.files.length} file${st.files.length === 1 ? '' : 's'})`).join(', ') || '-'}`,
+    ...startLine(s),
     ...s.streams.flatMap((st) => st.files.map((f) => `  ${st.type ?? 'None'}: ${f}`)),
     `messages:  ${s.count}${s.skipped ? ` (${s.skipped} malformed skipped)` : ''}`,
     `bytes:     ${bytesText(s.bytes)}`,

@@ -1,13 +1,19 @@
 // What the commands share: how a message is printed, and the flags that
-// bound what is read of a log.
+// bound what is read of a log or how an MCAP file is written.
 import type { LoggedMessage, Message } from '../message.js';
 import type { ReadDirectoryOptions } from '../reader.js';
 import type { PcapFilterOptions } from '../pcap.js';
-import { flag, list, seconds, text, UsageError, type Flag, type Values } from './args.js';
+import { choice, flag, integer, list, seconds, text, UsageError, type Flag, type Values } from './args.js';
 
-/** Payload bytes (Uint8Array fields) are printed as hex strings. */
-function jsonReplacer(_key: string, value: unknown): unknown {
-  return value instanceof Uint8Array ? Buffer.from(value).toString('hex') : typeof value === 'bigint' ? value.toString() : value;
+/**
+ * Payload bytes (Uint8Array fields) are printed as hex strings, bigints as
+ * decimal strings. The holder's own value is looked at: a Buffer's toJSON
+ * has already turned `value` into `{ type, data }`.
+ */
+function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
+  const original = (this as Record<string, unknown>)[key];
+  if (original instanceof Uint8Array) return Buffer.from(original).toString('hex');
+  return typeof value === 'bigint' ? value.toString() : value;
 }
 
 /** What is printed of a payload: decoded, or its bytes as hex when it is not decoded (a capture's datagrams). */
@@ -20,10 +26,20 @@ export function formatLine(m: LoggedMessage): string {
   return `${m.elapsedTime.toFixed(6).padStart(12)}  ${JSON.stringify(m.topic)}  ${m.type ?? 'None'}  ${JSON.stringify(shown(m), jsonReplacer)}`;
 }
 
-/** One NDJSON object. */
+/** One NDJSON object; `timeNs` (a string of epoch ns) and `encoding` for MCAP and captures. */
 export function formatJson(m: Message): string {
   return JSON.stringify(
-    { time: m.elapsedTime, topic: m.topic, type: m.type, payload: shown(m), lateness: m.lateness, pass: m.pass, backfill: m.backfill },
+    {
+      time: m.elapsedTime,
+      ...(m.timeNs !== undefined && { timeNs: m.timeNs }),
+      topic: m.topic,
+      type: m.type,
+      ...(m.encoding !== undefined && { encoding: m.encoding }),
+      payload: shown(m),
+      lateness: m.lateness,
+      pass: m.pass,
+      backfill: m.backfill,
+    },
     jsonReplacer,
   );
 }
@@ -46,6 +62,21 @@ export const CAPTURE_FILTER_FLAGS: Flag[] = [
   { name: 'src', value: 'ADDR', help: 'Captures: only datagrams from this source, IP or ip:port ([v6]:port).' },
 ];
 
+/** How an MCAP file is written (`record --format mcap`, `convert`). */
+export const MCAP_WRITE_FLAGS: Flag[] = [
+  { name: 'compression', value: 'zstd|lz4|none', help: "MCAP: chunk compression (default 'zstd')." },
+  { name: 'chunk-size', value: 'BYTES', help: 'MCAP: uncompressed bytes per chunk (default 1048576).' },
+];
+
+export function mcapWriteFlags(values: Values): { compression?: 'zstd' | 'lz4' | 'none'; chunkSize?: number } {
+  const compression = choice(values, 'compression', ['zstd', 'lz4', 'none'] as const);
+  const chunkSize = integer(values, 'chunk-size', 1);
+  return {
+    ...(compression !== undefined && { compression }),
+    ...(chunkSize !== undefined && { chunkSize }),
+  };
+}
+
 export function captureFilterFlags(values: Values): PcapFilterOptions {
   const ports = list(values, 'dst-port').map((p) => {
     const n = Number(p);
@@ -67,10 +98,7 @@ export function readWindowFlags(values: Values): ReadDirectoryOptions {
   if (minTime !== undefined && maxTime !== undefined && minTime > maxTime) {
     throw new UsageError(`--min-time (${minTime}) is after --max-time (${maxTime})`);
   }
-  const onError = text(values, 'on-error');
-  if (onError !== undefined && onError !== 'fail' && onError !== 'skip') {
-    throw new UsageError(`--on-error must be 'fail' or 'skip', got '${onError}'`);
-  }
+  const onError = choice(values, 'on-error', ['fail', 'skip'] as const);
   return {
     ...(minTime !== undefined && { minTime }),
     ...(maxTime !== undefined && { maxTime }),

@@ -1,6 +1,7 @@
-// `netreplay record`: MCL datagrams from the network into a recording directory.
+// `netreplay record`: MCL datagrams from the network into a recording directory (MCL or MCAP).
 import { parseSource, record as startRecording } from '../net.js';
-import { integer, parseCommand, seconds, text, UsageError, type Command } from './args.js';
+import { choice, integer, parseCommand, seconds, text, UsageError, type Command } from './args.js';
+import { MCAP_WRITE_FLAGS, mcapWriteFlags } from './output.js';
 
 export const RECORD: Command = {
   name: 'record',
@@ -8,7 +9,7 @@ export const RECORD: Command = {
   brief: 'Record MCL datagrams into a recording directory',
   summary:
     'Record MCL datagrams arriving at each url into a new directory <dir>/<YYYYmmddTHHMMSS>_<host>, one file set per ' +
-    'address (named after Type), until SIGINT or SIGTERM; then print a summary.',
+    'address (named after Type), or one MCAP file with --format mcap, until SIGINT or SIGTERM; then print a summary.',
   groups: [
     {
       heading: 'Recording',
@@ -17,6 +18,17 @@ export const RECORD: Command = {
         { name: 'max-entries', value: 'N', help: 'Split each file set every N messages.' },
         { name: 'max-time', value: 'S', help: 'Split each file set every S seconds.' },
         { name: 'interface', value: 'IF', help: 'The interface to join multicast groups on.' },
+      ],
+    },
+    {
+      heading: 'Format',
+      flags: [
+        {
+          name: 'format',
+          value: 'mcl|mcap',
+          help: "'mcl' (default): one MCL file set per address. 'mcap': one recording.mcap, a channel per type and topic, log time = receive time.",
+        },
+        ...MCAP_WRITE_FLAGS,
       ],
     },
   ],
@@ -32,7 +44,14 @@ export async function record(argv: string[], stderr: NodeJS.WritableStream): Pro
   const maxTime = seconds(values, 'max-time', 'positive');
   const sources = positionals.map(parseSource);
   const iface = text(values, 'interface');
+  const format = choice(values, 'format', ['mcl', 'mcap'] as const);
+  const mcap = mcapWriteFlags(values);
+  for (const name of ['compression', 'chunk-size']) {
+    if (format !== 'mcap' && text(values, name) !== undefined) throw new UsageError(`--${name} applies to --format mcap only`);
+  }
   const recording = startRecording(sources, {
+    ...(format !== undefined && { format }),
+    ...mcap,
     root,
     ...(maxEntries !== undefined && { maxEntries }),
     ...(maxTime !== undefined && { maxTime }),
