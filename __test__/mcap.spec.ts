@@ -495,3 +495,24 @@ test('CLI: info and play read an MCAP file from another writer; convert exits 2 
   t.is(recBad.status, 2);
   t.regex(recBad.stderr, /--compression applies to --format mcap only/);
 });
+
+test('an MCAP reader merged with a reader written in JS: json and cdr payloads keep their values', async (t) => {
+  const path = join(tempDir(t), 'ref.mcap');
+  const want = await writeReference(path, { compression: 'none', summary: true, n: 6 });
+  let given = false;
+  const jsReader = {
+    read: () => (given ? null : ((given = true), { elapsedTime: 0.0001, topic: '/js', type: 'Js', payload: { js: true } })),
+    isDataPending: () => !given,
+    reset: () => void (given = false),
+  };
+  const replay = new Replay([new ReadMcap(path), jsReader], { speed: Infinity });
+  t.teardown(() => replay.close());
+  const got: Message[] = [];
+  replay.on('message', (m) => got.push(m));
+  replay.start();
+  await replay.done;
+  t.is(got.length, want.length + 1);
+  t.deepEqual(got.find((m) => m.topic === '/js')!.payload, { js: true });
+  t.deepEqual(got.find((m) => m.topic === '/pose')!.payload, { i: 0, x: 0 });
+  t.deepEqual(Buffer.from(got.find((m) => m.topic === '/imu')!.payload as Uint8Array), Buffer.from(want.find((w) => w.topic === '/imu')!.data));
+});

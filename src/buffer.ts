@@ -351,7 +351,10 @@ export class JsPump {
       stream = id;
     }
     let payload: Uint8Array;
-    if (r.payloadBytes instanceof Uint8Array) payload = r.payloadBytes;
+    // The ring holds msgpack: bytes of another encoding (an MCAP json or cdr
+    // message, a datagram read through ReadMcap/ReadPcap) go as their payload, packed.
+    const msgpackBytes = r.encoding === undefined || r.encoding === 'msgpack';
+    if (r.payloadBytes instanceof Uint8Array && msgpackBytes) payload = r.payloadBytes;
     else {
       try {
         payload = packr.pack(r.payload ?? r.message ?? null);
