@@ -19,6 +19,7 @@ import {
 } from '../src/index.js';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { McapWriter, TempBuffer } from '@mcap/core';
 import { dataset, header, line, root, sleep, tempDir, writeLog } from './helpers.js';
 
 // The package is CommonJS, its named exports invisible to ESM imports.
@@ -55,8 +56,10 @@ class Client {
     this.client.on('advertise', (channels) => channels.forEach((c) => this.channels.set(c.id, c)));
     this.client.on('message', ({ subscriptionId, timestamp, data }) => {
       const channel = this.#subscriptions.get(subscriptionId)!;
-      const text = new TextDecoder().decode(data as Uint8Array);
-      this.messages.push({ channel, timestamp, payload: JSON.parse(text), at: performance.now() });
+      const bytes = new Uint8Array((data as DataView).buffer, (data as DataView).byteOffset, (data as DataView).byteLength);
+      // json channels are parsed; others (cdr, protobuf) are kept as bytes.
+      const payload = channel.encoding === 'json' ? JSON.parse(new TextDecoder().decode(bytes)) : Buffer.from(bytes);
+      this.messages.push({ channel, timestamp, payload, at: performance.now() });
     });
     this.client.on('time', ({ timestamp }) => this.times.push(timestamp));
     this.client.on('status', (s) => this.statuses.push(s));
@@ -607,4 +610,54 @@ test('importing netreplay loads neither ws nor @foxglove/ws-protocol; serveFoxgl
   const { before, after } = JSON.parse(out.trim().split('\n').at(-1)!) as { before: number; after: number };
   t.is(before, 0);
   t.true(after > 0, `${after} modules of ws and @foxglove/ws-protocol after serveFoxglove`);
+});
+
+test.serial('MCAP channels of encodings Foxglove decodes (cdr, protobuf) go as they are, with their schema; json ones as json', async (t) => {
+  const path = join(tempDir(t), 'ros.mcap');
+  const buffer = new TempBuffer();
+  const writer = new McapWriter({ writable: buffer });
+  await writer.start({ profile: 'ros2', library: 'test' });
+  const enc = new TextEncoder();
+  const imuSchema = await writer.registerSchema({ name: 'sensor_msgs/msg/Imu', encoding: 'ros2msg', data: enc.encode('float64 x\nfloat64 y') });
+  const protoSchema = await writer.registerSchema({ name: 'pkg.Pose', encoding: 'protobuf', data: new Uint8Array([10, 3, 1, 2, 255]) });
+  const imu = await writer.registerChannel({ topic: '/imu', schemaId: imuSchema, messageEncoding: 'cdr', metadata: new Map() });
+  const pose = await writer.registerChannel({ topic: '/pose', schemaId: protoSchema, messageEncoding: 'protobuf', metadata: new Map() });
+  const note = await writer.registerChannel({ topic: '/note', schemaId: 0, messageEncoding: 'json', metadata: new Map() });
+  const cdr = (i: number) => new Uint8Array([0, 1, 0, 0, i, 0, 0, 0]);
+  for (let i = 0; i < 5; i++) {
+    const at = 1_700_000_000_000_000_000n + BigInt(i) * 20_000_000n;
+    await writer.addMessage({ channelId: imu, sequence: i, logTime: at, publishTime: at, data: cdr(i) });
+    await writer.addMessage({ channelId: pose, sequence: i, logTime: at + 1n, publishTime: at, data: new Uint8Array([8, i]) });
+    await writer.addMessage({ channelId: note, sequence: i, logTime: at + 2n, publishTime: at, data: enc.encode(JSON.stringify({ i })) });
+  }
+  await writer.end();
+  writeFileSync(path, buffer.get());
+
+  const replay = new Replay(path, { startPaused: true });
+  const bridge = await serveFoxglove(replay, { port: 0 });
+  t.teardown(() => replay.close());
+  t.teardown(() => bridge.close());
+  const client = await open(t, bridge);
+  replay.start();
+  replay.step(3);
+  await client.until(() => client.channels.size === 3, 3000, 'three channels');
+  t.deepEqual(
+    [...client.channels.values()].map(({ topic, encoding, schemaName, schemaEncoding, schema }) => ({ topic, encoding, schemaName, schemaEncoding, schema })),
+    [
+      { topic: '/imu', encoding: 'cdr', schemaName: 'sensor_msgs/msg/Imu', schemaEncoding: 'ros2msg', schema: 'float64 x\nfloat64 y' },
+      { topic: '/pose', encoding: 'protobuf', schemaName: 'pkg.Pose', schemaEncoding: 'protobuf', schema: Buffer.from([10, 3, 1, 2, 255]).toString('base64') },
+      { topic: '/note', encoding: 'json', schemaName: 'None', schemaEncoding: 'jsonschema', schema: JSON.stringify({ type: 'object', properties: { i: { type: 'number' } } }) },
+    ],
+  );
+  client.subscribeAll();
+  await client.get();
+  replay.start(); // resume
+  await replay.done;
+  // The three stepped before the subscription come latched, then the 12 others.
+  await client.until(() => client.messages.length === 15, 3000, '15 messages');
+  const got = (topic: string) => client.messages.filter((m) => m.channel.topic === topic).map((m) => m.payload);
+  t.deepEqual(got('/imu'), [0, 1, 2, 3, 4].map((i) => Buffer.from(cdr(i))));
+  t.deepEqual(got('/pose'), [0, 1, 2, 3, 4].map((i) => Buffer.from([8, i])));
+  t.deepEqual(got('/note'), [0, 1, 2, 3, 4].map((i) => ({ i })));
+  t.like(bridge.stats(), { unencodable: 0 });
 });

@@ -6,7 +6,8 @@
 // - One channel per (type, topic), advertised when its first message comes
 //   (or up front, with `channels`), encoding `json` with a JSON Schema
 //   inferred from its first message: Foxglove and Lichtblick decode json,
-//   protobuf, flatbuffer, ros1 and cdr channels, not msgpack.
+//   protobuf, flatbuffer, ros1 and cdr channels, not msgpack. MCAP channels
+//   of those encodings go as they are, with their own schema.
 // - Timestamps: the message's reported time (`elapsedTime`, continued across
 //   loops with `continuousTime`) in ns, plus `timeOffset`. The `time`
 //   capability broadcasts the logical time (progress().time, which moves
@@ -25,6 +26,7 @@ import type { WebSocket as WsSocket, WebSocketServer as WsServer } from 'ws';
 import { checkListenOptions, listen, parseListenAddress, speedFromJson, urlOf, type ListenAddress } from './listen.js';
 import { decodePayload, type Message } from './message.js';
 import { Replay, type Progress } from './replay.js';
+import type { LogStream } from './reader.js';
 import { checkOptions, checkPositiveInteger } from './validate.js';
 
 /** The Foxglove WebSocket protocol's usual port. */
@@ -308,8 +310,13 @@ class Bridge {
     if (time !== undefined) socket.send(timeFrame(time));
   }
 
-  /** The channel of (type, topic), advertised on first use. */
-  channelOf(type: string | null, topic: string, payload: unknown): ChannelState {
+  /**
+   * The channel of (type, topic), advertised on first use: JSON with a
+   * schema inferred from `payload`, or, for `passthrough`, the message's own
+   * encoding and its stream's schema (MCAP cdr, protobuf, ...: Foxglove
+   * decodes those itself).
+   */
+  channelOf(type: string | null, topic: string, payload: unknown, passthrough?: LogStream): ChannelState {
     const key = `${type ?? 'None'}\u0000${topic}`;
     let channel = this.#channels.get(key);
     if (!channel) {
@@ -318,13 +325,22 @@ class Bridge {
       let name = topic === '' ? `/${schemaName}` : topic;
       if (this.#topics.has(name)) name = `${name} [${schemaName}]`;
       this.#topics.add(name);
-      const advertised: Omit<Channel, 'id'> = {
-        topic: name,
-        encoding: 'json',
-        schemaName,
-        schemaEncoding: 'jsonschema',
-        schema: JSON.stringify(payload === undefined ? { type: 'object' } : schemaOf(asObject(payload), 0)),
-      };
+      const advertised: Omit<Channel, 'id'> = passthrough
+        ? {
+            topic: name,
+            encoding: passthrough.encoding,
+            schemaName: passthrough.schema?.name ?? schemaName,
+            schemaEncoding: passthrough.schema?.encoding ?? '',
+            // The protocol carries schemas as text: binary ones (protobuf, flatbuffer) in base64.
+            schema: passthrough.schema ? schemaText(passthrough.schema) : '',
+          }
+        : {
+            topic: name,
+            encoding: 'json',
+            schemaName,
+            schemaEncoding: 'jsonschema',
+            schema: JSON.stringify(payload === undefined ? { type: 'object' } : schemaOf(asObject(payload), 0)),
+          };
       channel = { id: this.server.addChannel(advertised) };
       this.#channels.set(key, channel);
       this.#byId.set(channel.id, channel);
@@ -347,8 +363,23 @@ class Bridge {
     });
   }
 
+  /** The stream of a message whose encoding the bridge sends as it is (not msgpack, json or a capture's bytes). */
+  #passthroughOf(m: Message): LogStream | undefined {
+    if (m.encoding === undefined || DECODED_ENCODINGS.has(m.encoding)) return undefined;
+    return this.replay.streams.find((s) => s.type === m.type && s.encoding === m.encoding);
+  }
+
   #send(m: Message): void {
     try {
+      const passthrough = this.#passthroughOf(m);
+      const bytes = m.payloadBytes ?? (m.payload instanceof Uint8Array ? m.payload : undefined);
+      if (passthrough && bytes) {
+        const channel = this.channelOf(m.type, m.topic, undefined, passthrough);
+        const timestamp = this.#timestampOf(m.elapsedTime);
+        if (this.#latch) channel.last = { timestamp, data: bytes };
+        this.server.sendMessage(channel.id, timestamp, bytes);
+        return;
+      }
       const payload = m.payload === undefined && m.payloadBytes ? decodePayload(m.payloadBytes) : m.payload;
       const channel = this.channelOf(m.type, m.topic, payload);
       const timestamp = this.#timestampOf(m.elapsedTime);
@@ -652,6 +683,17 @@ function toJson(value: object): string {
 }
 
 /** A JSON Schema of a payload, from one message of its channel (so that panels can offer its fields). */
+/** Encodings the bridge decodes and sends as JSON; any other MCAP encoding goes as it is. */
+const DECODED_ENCODINGS = new Set(['msgpack', 'json', 'bytes']);
+
+/** Schema encodings whose data is binary (the protocol wants those in base64). */
+const BINARY_SCHEMAS = new Set(['protobuf', 'flatbuffer']);
+
+function schemaText(schema: NonNullable<LogStream['schema']>): string {
+  const data = Buffer.from(schema.data);
+  return BINARY_SCHEMAS.has(schema.encoding) ? data.toString('base64') : data.toString('utf8');
+}
+
 function schemaOf(value: unknown, depth: number): Record<string, unknown> {
   if (depth > 16) return {};
   if (value instanceof Uint8Array) return { type: 'string', contentEncoding: 'base64' };

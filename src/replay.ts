@@ -7,7 +7,7 @@ import { BatchReceiver, KeepAlive, weakCallback } from './delivery.js';
 import { callNative, ReplayStateError } from './errors.js';
 import { BatchDecoder, streamFormatsOf, type DeliveryOptions, type Message } from './message.js';
 import { native, type NativePlayer } from './native.js';
-import { READ_DIRECTORY_OPTION_NAMES, type ReadDirectoryOptions } from './reader.js';
+import { logStreamsOf, READ_DIRECTORY_OPTION_NAMES, type LogStream, type ReadDirectoryOptions } from './reader.js';
 import {
   SCHEDULE_OPTION_NAMES,
   deliveryOptions,
@@ -108,6 +108,11 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
   #lastSample: { at: number; time: number } | undefined;
   #achievedSpeed: number | null = null;
   readonly #virtual: boolean;
+  /**
+   * The streams read natively (type, files, header, encoding, schema, time
+   * base), in stream order; empty when a reader written in JS is among the inputs.
+   */
+  readonly streams: readonly LogStream[];
 
   /**
    * @param source a log path (file, split-set prefix or directory), a
@@ -141,6 +146,7 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
       schedule: deliveryOptions(schedule, schedule.speed === undefined ? undefined : checkSpeed(schedule.speed)),
       playback,
     };
+    this.streams = nativeReader ? logStreamsOf(nativeReader) : [];
     const streamTypes: (string | null)[] = nativeReader ? nativeReader.streams.map((s) => s.messageType ?? null) : [];
     const decoder = new BatchDecoder(
       streamTypes,
