@@ -663,11 +663,12 @@ impl Player {
                 t
             }
         };
-        match &mut self.producer {
+        let target = match &mut self.producer {
             Producer::Native(buffer) => {
                 buffer.stop()?;
                 let t = clamp(t_ns, buffer.time_range()?);
                 buffer.seek_in_pass(t, pass)?;
+                t
             }
             Producer::External {
                 queue,
@@ -677,11 +678,13 @@ impl Player {
             } => {
                 queue.flush()?;
                 queued.clear();
-                cursor.position(Some(clamp(t_ns, None)), pass);
+                let t = clamp(t_ns, None);
+                cursor.position(Some(t), pass);
+                t
             }
-        }
+        };
         self.advanced_to = None;
-        self.scheduler.reposition(None)?;
+        self.scheduler.reposition(None, Some(target))?;
         match state {
             PlayerState::Playing => {
                 if let Producer::Native(buffer) = &mut self.producer {

@@ -150,6 +150,12 @@ fn seek_while_paused_moves_and_stays_paused() {
     assert_eq!(p.state(), PlayerState::Paused);
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(out.len(), before, "a seek while paused delivers nothing");
+    // [was: null until the resume delivered a record]
+    assert_eq!(
+        p.progress().position_ns,
+        Some(700 * MS),
+        "paused, the position is where the seek went"
+    );
     p.start().unwrap();
     wait_for("records after the resume", LONG, || out.len() >= before + 2);
     assert_eq!(out.seen()[before].time_ns, 700 * MS);

@@ -68,6 +68,9 @@ struct Worker {
     held: Option<Held>,
     /// Timeline time reached when the last run stopped.
     position: Option<i64>,
+    /// The log time a seek went to, reported as the position until a run
+    /// takes its first record (a seek while paused takes none).
+    sought: Option<i64>,
     /// The last run saw the end of the data (or an error).
     ended: bool,
     /// The queue epoch `held`/`position` belong to: the run number every
@@ -108,6 +111,7 @@ impl Worker {
     fn fresh(&mut self) {
         self.held = None;
         self.position = None;
+        self.sought = None;
         self.ended = false;
         self.timeline.reset();
         self.delay_pending = self.plan.delay_ns > 0;
@@ -620,6 +624,7 @@ impl Scheduler {
                     sinks,
                     held: None,
                     position: None,
+                    sought: None,
                     ended: false,
                     epoch: queue.epoch(),
                     outcome: None,
@@ -670,7 +675,7 @@ impl Scheduler {
                 _ => match (worker.position, last) {
                     (Some(tau), _) => worker.timeline.log_at(tau),
                     (None, Some((log, _, _))) => log,
-                    (None, None) => return None,
+                    (None, None) => worker.sought?,
                 },
             };
             return Some((log, worker.timeline.reported(log)));
@@ -818,7 +823,7 @@ impl Scheduler {
     /// Forget the position: the next start plays from the queue's next record
     /// as a fresh replay.
     pub fn rewind(&mut self) -> Result<()> {
-        self.reposition(None)?;
+        self.reposition(None, None)?;
         self.worker.idle_mut()?.fresh();
         self.stats.clear();
         for s in &self.sink_stats {
@@ -831,12 +836,15 @@ impl Scheduler {
     /// (`None`: a fresh replay, anchored on its first record) in the
     /// queue's current epoch: the next start plays the queue from there,
     /// its first record due `(t − position) / speed` after the start.
-    pub fn reposition(&mut self, position: Option<i64>) -> Result<()> {
+    /// `sought` is the log time a seek went to: the position reported until
+    /// a record is taken.
+    pub fn reposition(&mut self, position: Option<i64>, sought: Option<i64>) -> Result<()> {
         self.stop()?;
         let epoch = self.claim.queue().epoch();
         let worker = self.worker.idle_mut()?;
         worker.held = None;
         worker.position = position;
+        worker.sought = sought;
         worker.ended = false;
         worker.epoch = epoch;
         worker.timeline.jump();
