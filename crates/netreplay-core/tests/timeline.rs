@@ -515,6 +515,36 @@ fn a_delay_comes_before_each_loop() {
 }
 
 #[test]
+fn at_infinite_speed_a_pause_during_the_delay_keeps_what_is_left_of_it() {
+    // [was: the resumed run delivered at once, the rest of the delay lost]
+    let (mut p, out) = build(
+        numbered(3, MS),
+        SchedulerOptions {
+            speed: Speed::new(f64::INFINITY).unwrap(),
+            delay_ns: 600 * MS,
+            ..Default::default()
+        },
+        PlaybackOptions::default(),
+    )
+    .unwrap();
+    p.start().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    p.pause().unwrap();
+    assert_eq!(out.len(), 0, "nothing before the delay is out");
+    std::thread::sleep(Duration::from_millis(300));
+    let resumed = Instant::now();
+    p.start().unwrap();
+    wait_for("the end", LONG, || p.state() == PlayerState::Ended);
+    assert_eq!(out.len(), 3);
+    // About 500 ms were left; the 300 ms paused do not count.
+    let waited = resumed.elapsed();
+    assert!(
+        waited >= Duration::from_millis(400),
+        "the rest of the delay was waited out after the resume: {waited:?}"
+    );
+}
+
+#[test]
 fn at_infinite_speed_a_delay_and_a_start_time_still_hold_the_first_record_back() {
     let delayed = SchedulerOptions {
         speed: Speed::new(f64::INFINITY).unwrap(),

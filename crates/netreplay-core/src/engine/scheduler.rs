@@ -81,6 +81,9 @@ struct Worker {
     timeline: Timeline,
     /// The delay before a pass's first record is still to be added.
     delay_pending: bool,
+    /// At infinite speed, what was left of a delay or start time (the gate)
+    /// when a pause cut it short: the resumed run waits that out first.
+    gate_left_ns: Option<i64>,
     /// The wall-clock instant (CLOCK_MONOTONIC) the first record of a fresh
     /// playback is due; used once.
     start_at: Option<i64>,
@@ -112,6 +115,7 @@ impl Worker {
         self.held = None;
         self.position = None;
         self.sought = None;
+        self.gate_left_ns = None;
         self.ended = false;
         self.timeline.reset();
         self.delay_pending = self.plan.delay_ns > 0;
@@ -347,8 +351,12 @@ impl Worker {
                 0
             };
             // At infinite speed nothing has a deadline, but a delay or a
-            // start time still holds the record back until then.
-            let mut gate = None;
+            // start time still holds the record back until then (or what
+            // was left of it when a pause cut it short).
+            let mut gate = self
+                .gate_left_ns
+                .take()
+                .map(|left| self.now().saturating_add(left));
             // A fresh run starts on its first record: due now (or at the
             // start time, after the delay), not late.
             let a = match anchor {
@@ -423,6 +431,9 @@ impl Worker {
                     let reached = self.wait(control, due, &mut ticker, anchor, speed);
                     stats.position.delayed.store(false, Ordering::Relaxed);
                     if !reached {
+                        if speed.is_max() {
+                            self.gate_left_ns = Some(due.saturating_sub(self.now()).max(0));
+                        }
                         self.held = Some(Held { record, tau });
                         continue;
                     }
@@ -630,6 +641,7 @@ impl Scheduler {
                     outcome: None,
                     timeline: Timeline::new(options.timeline),
                     delay_pending: options.delay_ns > 0,
+                    gate_left_ns: None,
                     start_at: None,
                     delivered: 0,
                     virtual_now: 0,
@@ -845,6 +857,7 @@ impl Scheduler {
         worker.held = None;
         worker.position = position;
         worker.sought = sought;
+        worker.gate_left_ns = None;
         worker.ended = false;
         worker.epoch = epoch;
         worker.timeline.jump();
