@@ -238,6 +238,13 @@ test('a JSON payload that does not parse: an error naming the encoding, or skipp
   }
   await writer.end();
   writeFileSync(path, buffer.get());
+  const reader = new ReadMcap(path);
+  t.deepEqual(reader.read()?.payload, { a: 1 });
+  t.throws(() => reader.read(), { instanceOf: MalformedRecordError, message: /at 0\.000001 s .*topic "\/j".*does not decode as json/ });
+  t.deepEqual(reader.read()?.payload, { a: 3 }, 'reading goes on after the error');
+  const skipping = new ReadMcap(path, { onError: 'skip' });
+  t.deepEqual(readAll(skipping).map((m) => m.payload), [{ a: 1 }, { a: 3 }]);
+  t.is(skipping.skipped, 1);
   const fail = new Replay(path, { speed: Infinity });
   const seen: unknown[] = [];
   fail.on('message', (m) => seen.push(m.payload));

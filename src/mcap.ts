@@ -35,7 +35,10 @@ export class ReadMcap extends LogReader {
     }
     const { includeRaw: _mclOnly, ...read } = nativeReadOptions(opts);
     const nativeOptions = { ...read, ...(opts.topics !== undefined && { topics: [...opts.topics] }) };
-    super(callNative(() => native.NativeLogReader.mcap(files, nativeOptions)));
+    super(
+      callNative(() => native.NativeLogReader.mcap(files, nativeOptions)),
+      read.onError,
+    );
   }
 }
 

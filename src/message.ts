@@ -214,7 +214,8 @@ export class BatchDecoder {
   }
 }
 
-function undecodable(
+/** The error of a payload that does not decode as its encoding. */
+export function undecodable(
   elapsedTime: number,
   topic: string,
   type: string | null,

@@ -127,7 +127,10 @@ export class ReadPcap extends LogReader {
       onError: checkOnError(opts.onError),
       ...pcapFilterOptions(opts),
     };
-    super(callNative(() => new native.NativeLogReader('pcap', checkPath(path), nativeOptions)));
+    super(
+      callNative(() => new native.NativeLogReader('pcap', checkPath(path), nativeOptions)),
+      nativeOptions.onError,
+    );
     this.#info = nativeReaderOf(this)!.captures[0]!;
     this.format = this.#info.format as 'pcap' | 'pcapng';
     this.baseNs = this.#info.baseNs ?? null;

@@ -1,8 +1,8 @@
 // ReadFile / ReadDirectory: MCL log readers over the native engine.
 import { statSync } from 'node:fs';
-import { native, type NativeLogReader, type HeaderInfo, type NativeRecord } from './native.js';
+import { native, type NativeLogReader, type HeaderInfo } from './native.js';
 import { callNative, translateError } from './errors.js';
-import { loggedMessage, streamFormatsOf, type LoggedMessage, type StreamFormat } from './message.js';
+import { loggedMessage, streamFormatsOf, undecodable, type LoggedMessage, type StreamFormat } from './message.js';
 import { checkOnError, checkOptions, checkPath, checkWindow, optionNames } from './validate.js';
 
 export interface ReadOptions {
@@ -92,11 +92,15 @@ export function logStreamsOf(nativeReader: NativeLogReader): readonly LogStream[
 export abstract class LogReader implements RecordReader {
   readonly #native: NativeLogReader;
   readonly #formats: readonly (StreamFormat | undefined)[];
+  readonly #skipUndecodable: boolean;
+  /** Payloads that did not decode, skipped (`onError: 'skip'`). */
+  #undecoded = 0;
   /** The streams read, in tie order (file name order). */
   readonly streams: readonly LogStream[];
 
-  protected constructor(nativeReader: NativeLogReader) {
+  protected constructor(nativeReader: NativeLogReader, onError: 'fail' | 'skip') {
     this.#native = nativeReader;
+    this.#skipUndecodable = onError === 'skip';
     natives.set(this, nativeReader);
     this.streams = logStreamsOf(nativeReader);
     this.#formats = streamFormatsOf(nativeReader.streams);
@@ -105,13 +109,23 @@ export abstract class LogReader implements RecordReader {
   /**
    * The next message in time order, or null at the end of the data. Its
    * payload is decoded as its stream's encoding says (msgpack, JSON), or is
-   * its bytes (other MCAP encodings, captures).
+   * its bytes (other MCAP encodings, captures); one that does not decode
+   * (bad JSON) is a MalformedRecordError, or skipped and counted.
    */
   read(): LoggedMessage | null {
-    const next = callNative(() => this.#native.read());
-    if (next === null) return null;
-    if (!('payload' in next)) throw translateError(next);
-    return loggedMessage(next, this.streams[next.stream]?.type ?? null, this.#formats[next.stream]);
+    for (;;) {
+      const next = callNative(() => this.#native.read());
+      if (next === null) return null;
+      if (!('payload' in next)) throw translateError(next);
+      const type = this.streams[next.stream]?.type ?? null;
+      const format = this.#formats[next.stream];
+      try {
+        return loggedMessage(next, type, format);
+      } catch (err) {
+        if (!this.#skipUndecodable) throw undecodable(next.elapsedTime, next.topic, type, format?.encoding ?? 'msgpack', next.payload, err);
+        this.#undecoded++;
+      }
+    }
   }
 
   /** Whether more data may follow (false once the end was read). */
@@ -126,7 +140,7 @@ export abstract class LogReader implements RecordReader {
 
   /** Malformed records skipped so far (with `onError: 'skip'`). */
   get skipped(): number {
-    return callNative(() => this.#native.skipped());
+    return callNative(() => this.#native.skipped()) + this.#undecoded;
   }
 
   /** The message types read, in stream order. */
@@ -145,16 +159,16 @@ export function nativeReadOptions(opts: ReadDirectoryOptions): { minTime?: numbe
   return { ...window, onError, includeRaw: opts.includeRaw === true };
 }
 
-function openNative(kind: 'file' | 'directory', path: unknown, options: unknown): NativeLogReader {
+function openNative(kind: 'file' | 'directory', path: unknown, options: unknown): [NativeLogReader, 'fail' | 'skip'] {
   const opts = checkOptions(options, 'options', kind === 'file' ? READ_OPTION_NAMES : READ_DIRECTORY_OPTION_NAMES);
   const nativeOptions = nativeReadOptions(opts);
-  return callNative(() => new native.NativeLogReader(kind, checkPath(path), nativeOptions));
+  return [callNative(() => new native.NativeLogReader(kind, checkPath(path), nativeOptions)), nativeOptions.onError];
 }
 
 /** Reads one MCL log file, or a split set `<prefix>_000.log, _001.log, …`. */
 export class ReadFile extends LogReader {
   constructor(pathOrPrefix: string, options?: ReadOptions) {
-    super(openNative('file', pathOrPrefix, options));
+    super(...openNative('file', pathOrPrefix, options));
   }
 
   /** The file's header, or null for a header-less file. */
@@ -166,7 +180,7 @@ export class ReadFile extends LogReader {
 /** Reads every stream of an MCL recording directory, merged in time order. */
 export class ReadDirectory extends LogReader {
   constructor(directory: string, options?: ReadDirectoryOptions) {
-    super(openNative('directory', directory, options));
+    super(...openNative('directory', directory, options));
   }
 
   /** The header of the first stream (all share `created`), or null if empty. */
