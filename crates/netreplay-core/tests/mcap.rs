@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use common::TempDir;
 use netreplay_core::engine::{open_file, open_mcap, open_path};
-use netreplay_core::format::mcap::{Compression, McapOptions, McapWriteOptions, McapWriter};
+use netreplay_core::format::mcap::{
+    Compression, McapOptions, McapTime, McapWriteOptions, McapWriter, PUBLISH_REORDER_NS,
+};
 use netreplay_core::format::mcl::ReadOptions;
 use netreplay_core::format::{OnError, RecordSource, TimeWindow};
 use netreplay_core::{Error, Record};
@@ -22,6 +24,7 @@ const T0: u64 = 1_796_000_000_123_456_789;
 struct Msg {
     channel: u16,
     log_time: u64,
+    publish_time: u64,
     payload: Vec<u8>,
 }
 
@@ -48,6 +51,7 @@ fn messages(n: u64) -> Vec<Msg> {
         .map(|i| Msg {
             channel: (i % 3 + 1) as u16,
             log_time: T0 + i * 1_000_000,
+            publish_time: T0 + i * 1_000_000,
             payload: format!("payload {i:06} {}", "x".repeat((i % 50) as usize)).into_bytes(),
         })
         .collect()
@@ -81,7 +85,7 @@ fn write_reference(path: &Path, style: Style, msgs: &[Msg]) {
                     channel_id: m.channel,
                     sequence: i as u32,
                     log_time: m.log_time,
-                    publish_time: m.log_time,
+                    publish_time: m.publish_time,
                 },
                 &m.payload,
             )
@@ -255,6 +259,7 @@ fn equal_log_times_go_by_channel_then_file_order() {
     let at = |channel, i: u64, log_time| Msg {
         channel,
         log_time,
+        publish_time: log_time,
         payload: vec![i as u8],
     };
     let msgs = vec![
@@ -281,6 +286,7 @@ fn several_files_merge_by_absolute_log_time() {
     let one = |log_time, tag: u8| Msg {
         channel: 1,
         log_time,
+        publish_time: log_time,
         payload: vec![tag],
     };
     write_reference(&a, PLAIN, &[one(T0 + 10, 1), one(T0 + 30, 3)]);
@@ -527,12 +533,16 @@ fn random_damage_never_panics() {
                 }
             });
             for on_error in [OnError::Fail, OnError::Skip] {
-                if let Ok(mut reader) =
-                    open_mcap(std::slice::from_ref(&damaged), &mcap_options(on_error))
-                {
-                    let _ = read_all(&mut reader);
-                    let _ = reader.seek(50_000_000);
-                    let _ = read_all(&mut reader);
+                for time in [McapTime::Log, McapTime::Publish] {
+                    let options = McapOptions {
+                        time,
+                        ..mcap_options(on_error)
+                    };
+                    if let Ok(mut reader) = open_mcap(std::slice::from_ref(&damaged), &options) {
+                        let _ = read_all(&mut reader);
+                        let _ = reader.seek(50_000_000);
+                        let _ = read_all(&mut reader);
+                    }
                 }
             }
         }
@@ -697,4 +707,87 @@ fn mcl_to_mcap_to_mcl_keeps_types_topics_payloads_and_times() {
     // MCL to MCL is no conversion.
     let err = convert(&original, &dir.path().join("y"), &ConvertOptions::default()).unwrap_err();
     assert!(err.to_string().contains(".mcap"), "{err}");
+}
+
+#[test]
+fn publish_time_plays_by_publish_time_reordered_seeks_and_windows() {
+    let dir = TempDir::new("mcap-publish");
+    let path = dir.path().join("latency.mcap");
+    // Each channel with its own latency (publish = log − latency): in log
+    // order the publish times go back and forth.
+    let latency = [5_000_000u64, 200_000, 30_000_000];
+    let mut msgs = messages(600);
+    for m in &mut msgs {
+        m.publish_time = m.log_time - latency[m.channel as usize - 1];
+    }
+    write_reference(&path, PLAIN, &msgs);
+    let publish = McapOptions {
+        time: McapTime::Publish,
+        ..McapOptions::default()
+    };
+    let mut reader = open_mcap(&[path.clone()], &publish).unwrap();
+    let got = read_all(&mut reader).unwrap();
+    let mut want: Vec<(u64, u16, usize)> = msgs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.publish_time, m.channel, i))
+        .collect();
+    want.sort();
+    let base = want[0].0;
+    assert_eq!(
+        reader.streams()[0].time_base_ns,
+        base,
+        "the first publish time"
+    );
+    assert_eq!(got.len(), msgs.len());
+    for (r, (publish_time, _, i)) in got.iter().zip(&want) {
+        assert_eq!(r.time_ns as u64, publish_time - base);
+        assert_eq!(r.payload, msgs[*i].payload);
+    }
+    assert!(got.windows(2).all(|w| w[0].time_ns <= w[1].time_ns));
+    // In log order they are not: the reordering did something.
+    let mut by_log = open_mcap(&[path.clone()], &McapOptions::default()).unwrap();
+    let log_order = read_all(&mut by_log).unwrap();
+    assert_ne!(
+        log_order
+            .iter()
+            .map(|r| r.payload.clone())
+            .collect::<Vec<_>>(),
+        got.iter().map(|r| r.payload.clone()).collect::<Vec<_>>()
+    );
+
+    // A seek: the first message published at or after t.
+    let t = 250_000_000i64;
+    reader.seek(t).unwrap();
+    let after = read_all(&mut reader).unwrap();
+    let expected: Vec<_> = got.iter().filter(|r| r.time_ns >= t).collect();
+    assert_eq!(after.len(), expected.len());
+    assert!(after
+        .iter()
+        .zip(&expected)
+        .all(|(a, b)| a.payload == b.payload));
+    reader.reset().unwrap();
+    assert_eq!(read_all(&mut reader).unwrap().len(), msgs.len());
+
+    // A window, by publish time.
+    let windowed = McapOptions {
+        time: McapTime::Publish,
+        window: TimeWindow {
+            min_ns: Some(100_000_000),
+            max_ns: Some(200_000_000),
+        },
+        ..McapOptions::default()
+    };
+    let mut w = open_mcap(&[path.clone()], &windowed).unwrap();
+    let inside = read_all(&mut w).unwrap();
+    let expected: Vec<_> = got
+        .iter()
+        .filter(|r| (100_000_000..=200_000_000).contains(&r.time_ns))
+        .collect();
+    assert_eq!(inside.len(), expected.len());
+    assert!(inside
+        .iter()
+        .zip(&expected)
+        .all(|(a, b)| a.payload == b.payload));
+    assert!(PUBLISH_REORDER_NS > latency[2]);
 }

@@ -18,6 +18,7 @@ use netreplay_core::engine::{
     convert, open_directory, open_file, open_mcap, open_pcap, summarize, BufferData, CaptureInfo,
     ConvertOptions, ConvertSummary, LogReader, LogSummary, Queue, RingProducer, Scheduler, Slot,
 };
+use netreplay_core::format::detect::Format;
 use netreplay_core::format::mcl;
 use netreplay_core::format::pcap::CaptureFormat;
 use netreplay_core::format::RecordSource;
@@ -330,6 +331,26 @@ impl NativeLogReader {
             })
             .collect()
     }
+}
+
+/// The format of the file at `path` by its content: "mcl", "mcap", "pcap"
+/// or "pcapng"; null when it is not a file that can be read.
+#[napi(catch_unwind)]
+pub fn detect_format(path: String) -> Option<String> {
+    let path = PathBuf::from(path);
+    if !path.is_file() {
+        return None;
+    }
+    let format = netreplay_core::format::detect::detect_file(&path).ok()?;
+    Some(
+        match format {
+            Format::Mcl => "mcl",
+            Format::Mcap => "mcap",
+            Format::Pcap => "pcap",
+            Format::Pcapng => "pcapng",
+        }
+        .into(),
+    )
 }
 
 #[napi(object)]

@@ -10,7 +10,7 @@ use netreplay_core::engine::{
     BufferOptions, LagPolicy, Pace, Pattern, SchedulerOptions, Selection, Speed, TimelineOptions,
 };
 use netreplay_core::format::mcap::{
-    Compression, McapOptions, McapWriteOptions, DEFAULT_CHUNK_SIZE,
+    Compression, McapOptions, McapTime, McapWriteOptions, DEFAULT_CHUNK_SIZE,
 };
 use netreplay_core::format::mcl::{
     format_created, HeaderStyle, ReadOptions, RecorderOptions, TimeOrigin, WriteOptions,
@@ -77,20 +77,35 @@ pub struct ReaderOptions {
     /// MCAP only (`ReadMcap`): read only these topics (exact names); chunks
     /// holding none of them are skipped unread.
     pub topics: Option<Vec<String>>,
+    /// MCAP only (`ReadMcap`): "log" (default) or "publish": the time
+    /// messages are played by.
+    pub timestamp: Option<String>,
 }
 
 /// The options of reading MCAP files (`ReadMcap`).
 pub fn mcap_options(options: Option<ReaderOptions>) -> Result<McapOptions> {
     let options = options.unwrap_or_default();
     let topics = options.topics.clone();
+    let time = match options.timestamp.as_deref() {
+        None | Some("log") => McapTime::Log,
+        Some("publish") => McapTime::Publish,
+        Some(other) => {
+            return Err(invalid(
+                "timestamp",
+                format!("must be 'log' or 'publish', got '{other}'"),
+            ))
+        }
+    };
     let read = read_options(Some(ReaderOptions {
         topics: None,
+        timestamp: None,
         ..options
     }))?;
     Ok(McapOptions {
         window: read.window,
         on_error: read.on_error,
         topics,
+        time,
     })
 }
 
@@ -133,8 +148,13 @@ pub fn read_options(options: Option<ReaderOptions>) -> Result<ReadOptions> {
             return Err(invalid(name, "applies to captures (pcap, pcapng) only"));
         }
     }
-    if options.topics.is_some() {
-        return Err(invalid("topics", "applies to MCAP files (ReadMcap) only"));
+    for (name, given) in [
+        ("topics", options.topics.is_some()),
+        ("timestamp", options.timestamp.is_some()),
+    ] {
+        if given {
+            return Err(invalid(name, "applies to MCAP files (ReadMcap) only"));
+        }
     }
     let defaults = ReadOptions::default();
     let on_error = match options.on_error.as_deref() {

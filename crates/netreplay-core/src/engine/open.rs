@@ -162,7 +162,7 @@ pub fn open_file(path: &Path, options: &ReadOptions) -> Result<LogReader> {
             &McapOptions {
                 window: options.window,
                 on_error: options.on_error,
-                topics: None,
+                ..McapOptions::default()
             },
         ),
         Format::Pcap | Format::Pcapng => open_pcap(
@@ -201,7 +201,7 @@ pub fn open_directory(dir: &Path, options: &ReadOptions) -> Result<LogReader> {
             &McapOptions {
                 window: options.window,
                 on_error: options.on_error,
-                topics: None,
+                ..McapOptions::default()
             },
         );
     }

@@ -7,5 +7,5 @@ mod blocks;
 mod reader;
 mod writer;
 
-pub use reader::{open_files, McapFile, McapOptions};
+pub use reader::{open_files, McapFile, McapOptions, McapTime, PUBLISH_REORDER_NS};
 pub use writer::{Compression, McapWriteOptions, McapWriter, DEFAULT_CHUNK_SIZE, MSGPACK};

@@ -34,6 +34,23 @@ pub(crate) const MAGIC_LEN: usize = MCAP_MAGIC.len();
 /// chunk index whose start offset is `i` and compression is none.
 const DATA_OFFSET_OF_BLOCK_0: u64 = 1 + 8 + 8 + 8 + 8 + 4 + 4 + 8;
 
+/// Which of a message's times it is played by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum McapTime {
+    /// `log_time`: when it was recorded (the file's order and index).
+    #[default]
+    Log,
+    /// `publish_time`: when it was sent. The file is read in log-time order
+    /// and reordered by publish time within [`PUBLISH_REORDER_NS`]; a message
+    /// published longer than that before it was logged comes late (out of
+    /// order), and seeks and time windows go by the chunk index's log times,
+    /// which bound publish times from above.
+    Publish,
+}
+
+/// How far publish times may lag log times and still be played in order.
+pub const PUBLISH_REORDER_NS: u64 = 500_000_000;
+
 /// Options of reading MCAP files.
 #[derive(Debug, Clone, Default)]
 pub struct McapOptions {
@@ -43,10 +60,15 @@ pub struct McapOptions {
     /// Read only the channels of these topics (exact names), skipping the
     /// chunks that hold none of them.
     pub topics: Option<Vec<String>>,
+    /// Log time (default) or publish time.
+    pub time: McapTime,
 }
 
 /// A message read, with what orders it among its equals.
 struct Read {
+    /// The time it is played by (log or publish time), absolute, as the file has it.
+    stamp: u64,
+    /// Its log time: how far the file has been read.
     log_time: u64,
     channel: u16,
     record: Record,
@@ -78,6 +100,11 @@ pub struct McapFile {
     deferred: Option<Error>,
     ended: bool,
     skipped: u64,
+    /// Publish time: messages read and not yet given, by (publish time,
+    /// channel, order read), and the log time read up to.
+    reordering: BTreeMap<(u64, u16, u64), Record>,
+    read_count: u64,
+    read_to_log: u64,
 }
 
 impl McapFile {
@@ -177,9 +204,38 @@ impl McapFile {
             deferred: None,
             ended: false,
             skipped: 0,
+            reordering: BTreeMap::new(),
+            read_count: 0,
+            read_to_log: 0,
         };
-        file.set_base(times.map_or(0, |t| t.0))?;
+        if options.time == McapTime::Publish {
+            file.times = file.publish_times()?;
+        }
+        file.set_base(file.times.map_or(0, |t| t.0))?;
         Ok(file)
+    }
+
+    /// The first publish time (the least in the first reorder window) and
+    /// the last log time, which bounds the last publish time.
+    fn publish_times(&mut self) -> Result<Option<(u64, u64)>> {
+        let Some((first_log, last_log)) = self.times else {
+            return Ok(None);
+        };
+        let window = self.options.window;
+        self.options.window = TimeWindow {
+            min_ns: None,
+            max_ns: Some(PUBLISH_REORDER_NS.min(MAX_TIME_NS as u64) as i64),
+        };
+        self.base_ns = first_log;
+        self.rewind(None);
+        let mut first = None::<u64>;
+        // Damage is reported when the messages are read; here it ends the probe.
+        while let Ok(Some(r)) = self.next_read() {
+            first = Some(first.map_or(r.stamp, |f| f.min(r.stamp)));
+        }
+        self.options.window = window;
+        self.rewind(None);
+        Ok(Some((first.unwrap_or(first_log).min(first_log), last_log)))
     }
 
     /// The file's metadata record named `name` (the first, if several).
@@ -190,8 +246,9 @@ impl McapFile {
             .map(|m| &m.metadata)
     }
 
-    /// The log time of its first message, `None` without messages.
-    pub fn first_log_time(&self) -> Option<u64> {
+    /// The time (log or publish, as read) of its first message, `None`
+    /// without messages.
+    pub fn first_time(&self) -> Option<u64> {
         self.times.map(|t| t.0)
     }
 
@@ -224,6 +281,8 @@ impl McapFile {
         self.ahead = None;
         self.deferred = None;
         self.ended = false;
+        self.reordering.clear();
+        self.read_to_log = 0;
     }
 
     /// Elapsed ns to an absolute log time, clamped to the u64 range.
@@ -239,11 +298,16 @@ impl McapFile {
             (a, b) => a.or(b),
         };
         let from = from.map(|t| self.absolute(t));
+        // Publish times trail log times: read up to a reorder window further.
+        let slack = match self.options.time {
+            McapTime::Log => 0,
+            McapTime::Publish => PUBLISH_REORDER_NS,
+        };
         let to = self.options.window.max_ns.map(|t| {
             if t < -(self.base_ns.min(i64::MAX as u64) as i64) {
                 None // before every possible time
             } else {
-                Some(self.absolute(t))
+                Some(self.absolute(t).saturating_add(slack))
             }
         });
         if let Some(from) = from {
@@ -291,6 +355,7 @@ impl McapFile {
             reader,
             inflater,
             ended,
+            options,
             ..
         } = self;
         let reader = reader.as_mut().expect("made above");
@@ -366,8 +431,16 @@ impl McapFile {
                             ),
                         ));
                     };
-                    let time_ns = header.log_time.wrapping_sub(*base_ns) as i64;
-                    if header.log_time < *base_ns || time_ns > MAX_TIME_NS {
+                    let (stamp, played) = match options.time {
+                        McapTime::Log => (header.log_time, header.log_time),
+                        // One published before the base (more than a reorder
+                        // window before it was logged) is played at the base.
+                        McapTime::Publish => {
+                            (header.publish_time, header.publish_time.max(*base_ns))
+                        }
+                    };
+                    let time_ns = played.wrapping_sub(*base_ns) as i64;
+                    if played < *base_ns || time_ns > MAX_TIME_NS {
                         return Err(malformed(
                             path,
                             0,
@@ -379,6 +452,7 @@ impl McapFile {
                         ));
                     }
                     return Ok(Some(Read {
+                        stamp,
                         log_time: header.log_time,
                         channel: header.channel_id,
                         record: Record {
@@ -403,6 +477,46 @@ impl McapFile {
                     let _ = e;
                 }
                 other => return other,
+            }
+        }
+    }
+
+    /// Publish time: the next message by publish time, once no message
+    /// still to be read can come before it (a reorder window read past it),
+    /// within the seek position and the window.
+    fn next_by_publish_time(&mut self) -> Result<Option<Record>> {
+        let from = match (self.from_ns, self.options.window.min_ns) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let to = self.options.window.max_ns;
+        loop {
+            if let Some((&(stamp, _, _), _)) = self.reordering.first_key_value() {
+                let safe =
+                    self.ended || stamp.saturating_add(PUBLISH_REORDER_NS) < self.read_to_log;
+                if safe || self.deferred.is_some() {
+                    return Ok(self.reordering.pop_first().map(|(_, r)| r));
+                }
+            }
+            if let Some(e) = self.deferred.take() {
+                return Err(e);
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            match self.next_or_skip() {
+                Ok(Some(r)) => {
+                    self.read_to_log = self.read_to_log.max(r.log_time);
+                    let t = r.record.time_ns;
+                    if from.is_none_or(|f| t >= f) && to.is_none_or(|m| t <= m) {
+                        self.read_count += 1;
+                        self.reordering
+                            .insert((r.stamp, r.channel, self.read_count), r.record);
+                    }
+                }
+                Ok(None) => self.ended = true,
+                // Given after the messages read before it.
+                Err(e) => self.deferred = Some(e),
             }
         }
     }
@@ -608,6 +722,9 @@ fn shrank(path: &Path) -> Error {
 
 impl RecordSource for McapFile {
     fn next_record(&mut self) -> Result<Option<Record>> {
+        if self.options.time == McapTime::Publish {
+            return self.next_by_publish_time();
+        }
         if self.group.is_empty() {
             if let Some(e) = self.deferred.take() {
                 return Err(e);
@@ -641,7 +758,11 @@ impl RecordSource for McapFile {
     }
 
     fn is_data_pending(&self) -> bool {
-        !self.group.is_empty() || self.ahead.is_some() || self.deferred.is_some() || !self.ended
+        !self.group.is_empty()
+            || !self.reordering.is_empty()
+            || self.ahead.is_some()
+            || self.deferred.is_some()
+            || !self.ended
     }
 
     fn streams(&self) -> &[StreamInfo] {
@@ -660,7 +781,7 @@ pub fn open_files(paths: &[PathBuf], options: &McapOptions) -> Result<Vec<McapFi
         .iter()
         .map(|p| McapFile::open(p, options))
         .collect::<Result<Vec<_>>>()?;
-    if let Some(base) = files.iter().filter_map(McapFile::first_log_time).min() {
+    if let Some(base) = files.iter().filter_map(McapFile::first_time).min() {
         for f in &mut files {
             f.set_base(base)?;
         }
