@@ -523,3 +523,56 @@ test('an MCAP reader merged with a reader written in JS: json and cdr payloads k
   t.deepEqual(got.find((m) => m.topic === '/pose')!.payload, { i: 0, x: 0 });
   t.deepEqual(Buffer.from(got.find((m) => m.topic === '/imu')!.payload as Uint8Array), Buffer.from(want.find((w) => w.topic === '/imu')!.data));
 });
+
+test("timestamp: 'publish' plays by publish time, reordered; the CLI's --timestamp too", async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'latency.mcap');
+  const buffer = new TempBuffer();
+  const writer = new McapWriter({ writable: buffer, chunkSize: 256 });
+  await writer.start({ profile: '', library: 'test' });
+  const slow = await writer.registerChannel({ topic: '/slow', schemaId: 0, messageEncoding: 'json', metadata: new Map() });
+  const fast = await writer.registerChannel({ topic: '/fast', schemaId: 0, messageEncoding: 'json', metadata: new Map() });
+  const enc = new TextEncoder();
+  // Logged 1 ms apart, alternating; /slow was published 5 ms before it was logged.
+  const sent: { topic: string; publish: bigint; i: number }[] = [];
+  for (let i = 0; i < 40; i++) {
+    const logTime = T0 + BigInt(i) * 1_000_000n;
+    const topic = i % 2 === 0 ? '/slow' : '/fast';
+    const publish = topic === '/slow' ? logTime - 5_000_000n : logTime;
+    await writer.addMessage({ channelId: topic === '/slow' ? slow : fast, sequence: i, logTime, publishTime: publish, data: enc.encode(JSON.stringify({ i })) });
+    sent.push({ topic, publish, i });
+  }
+  await writer.end();
+  writeFileSync(path, buffer.get());
+  // Equal publish times go by channel id: /slow's is the lower.
+  const channelOrder = (s: { topic: string }) => (s.topic === '/slow' ? 0 : 1);
+  const byPublish = [...sent].sort((a, b) => (a.publish === b.publish ? channelOrder(a) - channelOrder(b) : a.publish < b.publish ? -1 : 1));
+  const got = readAll(new ReadMcap(path, { timestamp: 'publish' }));
+  t.deepEqual(got.map((m) => [m.topic, m.timeNs, (m.payload as { i: number }).i]), byPublish.map((s) => [s.topic, s.publish, s.i]));
+  t.is(got[0]!.elapsedTime, 0, 'elapsed from the first publish time');
+  t.deepEqual(readAll(new ReadMcap(path)).map((m) => (m.payload as { i: number }).i), sent.map((s) => s.i), 'by log time: as written');
+
+  const replay = new Replay(path, { speed: Infinity, timestamp: 'publish' });
+  t.teardown(() => replay.close());
+  const delivered: number[] = [];
+  replay.on('message', (m) => delivered.push((m.payload as { i: number }).i));
+  replay.start();
+  await replay.done;
+  t.deepEqual(delivered, byPublish.map((s) => s.i));
+  t.throws(() => new Replay(dataset, { timestamp: 'publish' }), { instanceOf: TypeError, message: /'timestamp' applies to MCAP/ });
+  t.throws(() => new ReadMcap(path, { timestamp: 'sent' as never }), { instanceOf: TypeError, message: /'timestamp' must be 'log' or 'publish', got "sent"/ });
+
+  const run = (...args: string[]) => spawnSync(process.execPath, ['--import=tsx', cli, ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  const play = run('play', path, '--speed', 'inf', '--json', '--timestamp', 'publish');
+  t.is(play.status, 0, play.stderr);
+  t.deepEqual(
+    play.stdout.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { payload: { i: number } }).payload.i),
+    byPublish.map((s) => s.i),
+  );
+  const bad = run('play', path, '--timestamp', 'sent');
+  t.is(bad.status, 2);
+  t.regex(bad.stderr, /--timestamp must be 'log' or 'publish', got 'sent'/);
+  const notMcap = run('play', dataset, '--timestamp', 'publish');
+  t.is(notMcap.status, 2);
+  t.regex(notMcap.stderr, /--timestamp applies to MCAP/);
+});

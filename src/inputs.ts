@@ -10,7 +10,21 @@ import {
   type ReadDirectoryOptions,
   type RecordReader,
 } from './reader.js';
-import { isCapture, ReadPcap, type PcapFilterOptions } from './pcap.js';
+import { isCapture, PCAP_FILTER_OPTION_NAMES, ReadPcap, type PcapFilterOptions } from './pcap.js';
+import { isMcap, ReadMcap, type McapTimestamp } from './mcap.js';
+import { READ_DIRECTORY_OPTION_NAMES } from './reader.js';
+import { optionNames } from './validate.js';
+
+/** Options of MCAP inputs given by path. */
+export interface McapInputOptions {
+  /** MCAP files: play by log time (default) or publish time (see ReadMcap). */
+  timestamp?: McapTimestamp;
+}
+
+/** How paths given to a Replay or summarizeLog are read, whatever their format. */
+export type InputOptions = ReadDirectoryOptions & PcapFilterOptions & McapInputOptions;
+
+export const INPUT_OPTION_NAMES = optionNames<InputOptions>()(...READ_DIRECTORY_OPTION_NAMES, ...PCAP_FILTER_OPTION_NAMES, 'timestamp');
 
 /** A log path, a reader, or several of them merged in time order. */
 export type ReplaySource = string | RecordReader | readonly (string | RecordReader)[];
@@ -72,26 +86,37 @@ function inputOf(reader: RecordReader): Inputs {
  * The native reader when every input is one of netreplay's (merged
  * natively when there are several), else one reader in JS over them all.
  */
-export function openInputs(source: unknown, options: ReadDirectoryOptions & PcapFilterOptions): Inputs {
-  const { filter, dstPort, src, ...logOptions } = options;
+export function openInputs(source: unknown, options: InputOptions): Inputs {
+  const { filter, dstPort, src, timestamp, ...logOptions } = options;
   const pcapOptions = {
     ...(filter !== undefined && { filter }),
     ...(dstPort !== undefined && { dstPort }),
     ...(src !== undefined && { src }),
   };
   let captures = 0;
-  // A path whose magic says pcap/pcapng is a capture (ReadPcap), filtered.
+  let mcaps = 0;
+  // A path whose content says pcap/pcapng is a capture (ReadPcap), filtered;
+  // an MCAP file goes to ReadMcap when its options are given.
   const open = (input: unknown): RecordReader => {
     if (typeof input !== 'string') return checkRecordReader(input, 'Replay');
-    if (!isCapture(input)) return openLog(input, logOptions);
-    captures++;
     const { includeRaw: _logsOnly, ...read } = logOptions;
-    return new ReadPcap(input, { ...read, ...pcapOptions });
+    if (isCapture(input)) {
+      captures++;
+      return new ReadPcap(input, { ...read, ...pcapOptions });
+    }
+    if (timestamp !== undefined && isMcap(input)) {
+      mcaps++;
+      return new ReadMcap(input, { ...read, timestamp });
+    }
+    return openLog(input, logOptions);
   };
   const checkFilters = () => {
     const given = Object.keys(pcapOptions);
     if (given.length > 0 && captures === 0) {
       throw new TypeError(`'${given[0]}' applies to capture paths (pcap, pcapng) only; give ReadPcap its own filter`);
+    }
+    if (timestamp !== undefined && mcaps === 0) {
+      throw new TypeError(`'timestamp' applies to MCAP file paths only; give ReadMcap its own`);
     }
   };
   if (!Array.isArray(source)) {

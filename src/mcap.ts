@@ -10,9 +10,23 @@ export interface ReadMcapOptions extends ReadOptions {
    * none of them are skipped unread.
    */
   topics?: readonly string[];
+  /**
+   * The time messages are played by: 'log' (default: when recorded, the
+   * file's order) or 'publish' (when sent; read in log-time order and
+   * reordered by publish time within 0.5 s, so a message published more
+   * than that before it was logged comes out of order).
+   */
+  timestamp?: McapTimestamp;
 }
 
-export const READ_MCAP_OPTION_NAMES = optionNames<ReadMcapOptions>()(...READ_OPTION_NAMES, 'topics');
+export type McapTimestamp = 'log' | 'publish';
+
+export const READ_MCAP_OPTION_NAMES = optionNames<ReadMcapOptions>()(...READ_OPTION_NAMES, 'topics', 'timestamp');
+
+/** Whether the file at `path` is MCAP by its content (false if it cannot be read). */
+export function isMcap(path: string): boolean {
+  return native.detectFormat(path) === 'mcap';
+}
 
 /**
  * Reads MCAP files, several merged by log time: topic = channel topic,
@@ -33,8 +47,15 @@ export class ReadMcap extends LogReader {
     if (opts.topics !== undefined && !(Array.isArray(opts.topics) && opts.topics.every((t) => typeof t === 'string'))) {
       throw new TypeError(`'topics' must be an array of topic names, got ${describe(opts.topics)}`);
     }
+    if (opts.timestamp !== undefined && opts.timestamp !== 'log' && opts.timestamp !== 'publish') {
+      throw new TypeError(`'timestamp' must be 'log' or 'publish', got ${describe(opts.timestamp)}`);
+    }
     const { includeRaw: _mclOnly, ...read } = nativeReadOptions(opts);
-    const nativeOptions = { ...read, ...(opts.topics !== undefined && { topics: [...opts.topics] }) };
+    const nativeOptions = {
+      ...read,
+      ...(opts.topics !== undefined && { topics: [...opts.topics] }),
+      ...(opts.timestamp !== undefined && { timestamp: opts.timestamp }),
+    };
     super(
       callNative(() => native.NativeLogReader.mcap(files, nativeOptions)),
       read.onError,

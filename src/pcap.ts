@@ -1,5 +1,4 @@
 // ReadPcap: the UDP datagrams of a pcap or pcapng capture, read natively.
-import { closeSync, openSync, readSync } from 'node:fs';
 import { native, type CaptureInfoJs, type NativeLogReader } from './native.js';
 import { callNative } from './errors.js';
 import type { LoggedMessage } from './message.js';
@@ -57,21 +56,10 @@ export interface CapturedMessage extends LoggedMessage<Uint8Array> {
   encoding: 'bytes';
 }
 
-const PCAP_MAGICS = new Set([0xa1b2c3d4, 0xd4c3b2a1, 0xa1b23c4d, 0x4d3cb2a1, 0xa1b2cd34, 0x34cdb2a1, 0x0a0d0d0a]);
-
-/** Whether the file at `path` starts with a pcap or pcapng magic (false if it cannot be read). */
+/** Whether the file at `path` is a pcap or pcapng capture by its content (false if it cannot be read). */
 export function isCapture(path: string): boolean {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, 'r');
-    const magic = Buffer.alloc(4);
-    if (readSync(fd, magic, 0, 4, 0) < 4) return false;
-    return PCAP_MAGICS.has(magic.readUInt32LE(0));
-  } catch {
-    return false;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
+  const format = native.detectFormat(path);
+  return format === 'pcap' || format === 'pcapng';
 }
 
 /** Whether every stream of a native reader is a capture's (so its payloads are raw bytes). */

@@ -7,7 +7,7 @@ import { BatchReceiver, KeepAlive, weakCallback } from './delivery.js';
 import { callNative, ReplayStateError } from './errors.js';
 import { BatchDecoder, streamFormatsOf, type DeliveryOptions, type Message } from './message.js';
 import { native, type NativePlayer } from './native.js';
-import { logStreamsOf, READ_DIRECTORY_OPTION_NAMES, type LogStream, type ReadDirectoryOptions } from './reader.js';
+import { logStreamsOf, type LogStream } from './reader.js';
 import {
   SCHEDULE_OPTION_NAMES,
   deliveryOptions,
@@ -17,11 +17,11 @@ import {
 } from './scheduler.js';
 import { checkOnError, checkOptions, checkPositiveInteger, checkSpeed, optionNames, pick } from './validate.js';
 import { PLAYBACK_OPTION_NAMES, playbackOptions, progressIntervalMs, type PlaybackOptions } from './playback.js';
-import { openInputs, type ReplaySource } from './inputs.js';
-import { isCaptureOnly, PCAP_FILTER_OPTION_NAMES, type PcapFilterOptions } from './pcap.js';
+import { INPUT_OPTION_NAMES, openInputs, type InputOptions, type ReplaySource } from './inputs.js';
+import { isCaptureOnly } from './pcap.js';
 import type { UdpStats } from './net.js';
 
-export interface ReplayOptions extends ScheduleOptions, BufferOptions, ReadDirectoryOptions, PcapFilterOptions, PlaybackOptions {
+export interface ReplayOptions extends ScheduleOptions, BufferOptions, InputOptions, PlaybackOptions {
   /** Aborting it stops and closes the replay (`done` resolves). */
   signal?: AbortSignal;
 }
@@ -71,8 +71,7 @@ export interface ReplayEvents {
 const REPLAY_OPTION_NAMES = optionNames<ReplayOptions>()(
   ...SCHEDULE_OPTION_NAMES,
   ...BUFFER_OPTION_NAMES,
-  ...READ_DIRECTORY_OPTION_NAMES,
-  ...PCAP_FILTER_OPTION_NAMES,
+  ...INPUT_OPTION_NAMES,
   ...PLAYBACK_OPTION_NAMES,
   'signal',
 );
@@ -126,7 +125,7 @@ export class Replay extends EventEmitter<ReplayEvents> implements AsyncIterable<
     const playback = playbackOptions(pick(opts, PLAYBACK_OPTION_NAMES) as PlaybackOptions);
     this.#progressMs = progressIntervalMs(opts.progressInterval);
     this.#virtual = playback.virtualTime === true;
-    const { reader, nativeReader } = openInputs(source, pick(opts, [...READ_DIRECTORY_OPTION_NAMES, ...PCAP_FILTER_OPTION_NAMES]));
+    const { reader, nativeReader } = openInputs(source, pick(opts, INPUT_OPTION_NAMES));
     const signal = opts.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new TypeError(`'signal' must be an AbortSignal, got ${typeof signal}`);

@@ -1,11 +1,10 @@
 // What a log holds, read natively in one pass without decoding payloads
 // (the CLI's `info`).
-import { openInputs } from './inputs.js';
+import { INPUT_OPTION_NAMES, openInputs, type InputOptions } from './inputs.js';
 import { callNative, translateError } from './errors.js';
-import { logStreamsOf, type ReadDirectoryOptions } from './reader.js';
+import { logStreamsOf } from './reader.js';
 import { checkOptions } from './validate.js';
-import { READ_DIRECTORY_OPTION_NAMES } from './reader.js';
-import { PCAP_FILTER_OPTION_NAMES, type CaptureCounts, type PcapFilterOptions } from './pcap.js';
+import type { CaptureCounts } from './pcap.js';
 
 /** A capture among the inputs (pcap, pcapng): what its reader counted. */
 export interface CaptureSummary {
@@ -66,8 +65,8 @@ export interface LogSummary {
  * directories; several are read as one), within `minTime`/`maxTime`.
  * Blocks while it reads: about as long as reading the files.
  */
-export function summarizeLog(paths: string | readonly string[], options: ReadDirectoryOptions & PcapFilterOptions = {}): LogSummary {
-  const opts = checkOptions(options, 'options', [...READ_DIRECTORY_OPTION_NAMES, ...PCAP_FILTER_OPTION_NAMES]) as ReadDirectoryOptions;
+export function summarizeLog(paths: string | readonly string[], options: InputOptions = {}): LogSummary {
+  const opts = checkOptions(options, 'options', INPUT_OPTION_NAMES) as InputOptions;
   const inputs = openInputs(paths, opts);
   const reader = inputs.nativeReader;
   if (!reader) throw new TypeError('summarizeLog reads log paths only');

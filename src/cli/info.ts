@@ -1,7 +1,7 @@
 // `netreplay info`: what a log holds, per type and topic.
 import { summarizeLog, type LogSummary } from '../summary.js';
 import { flag, parseCommand, UsageError, type Command } from './args.js';
-import { CAPTURE_FILTER_FLAGS, captureFilterFlags, READ_FLAGS, readWindowFlags } from './output.js';
+import { CAPTURE_FILTER_FLAGS, captureFilterFlags, MCAP_READ_FLAGS, mcapReadFlags, READ_FLAGS, readWindowFlags } from './output.js';
 
 export const INFO: Command = {
   name: 'info',
@@ -16,6 +16,7 @@ export const INFO: Command = {
       flags: [...READ_FLAGS, { name: 'json', help: 'Print the summary as one JSON object.' }],
     },
     { heading: 'Captures (pcap, pcapng)', flags: CAPTURE_FILTER_FLAGS },
+    { heading: 'MCAP', flags: MCAP_READ_FLAGS },
   ],
   notes: ['Exit status: 0 done, 1 unreadable or malformed log, 2 usage.'],
 };
@@ -91,7 +92,7 @@ export function formatSummary(paths: string[], s: LogSummary, seconds: number): 
 export function info(argv: string[], stdout: NodeJS.WritableStream): number {
   const { values, positionals } = parseCommand(INFO, argv);
   if (positionals.length === 0) throw new UsageError('info needs at least one <path>');
-  const window = { ...readWindowFlags(values), ...captureFilterFlags(values) };
+  const window = { ...readWindowFlags(values), ...captureFilterFlags(values), ...mcapReadFlags(values) };
   const started = performance.now();
   const summary = summarizeLog(positionals.length === 1 ? positionals[0]! : positionals, window);
   const took = (performance.now() - started) / 1000;

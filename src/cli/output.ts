@@ -3,6 +3,7 @@
 import type { LoggedMessage, Message } from '../message.js';
 import type { ReadDirectoryOptions } from '../reader.js';
 import type { PcapFilterOptions } from '../pcap.js';
+import type { McapInputOptions } from '../inputs.js';
 import { choice, flag, integer, list, seconds, text, UsageError, type Flag, type Values } from './args.js';
 
 /**
@@ -61,6 +62,20 @@ export const CAPTURE_FILTER_FLAGS: Flag[] = [
   { name: 'dst-port', value: 'N', multiple: true, help: 'Captures: only datagrams to this destination port (repeat for several).' },
   { name: 'src', value: 'ADDR', help: 'Captures: only datagrams from this source, IP or ip:port ([v6]:port).' },
 ];
+
+/** How MCAP files are read. */
+export const MCAP_READ_FLAGS: Flag[] = [
+  {
+    name: 'timestamp',
+    value: 'log|publish',
+    help: "MCAP: play by each message's log time (default: when recorded) or publish time (when sent; reordered within 0.5 s).",
+  },
+];
+
+export function mcapReadFlags(values: Values): McapInputOptions {
+  const timestamp = choice(values, 'timestamp', ['log', 'publish'] as const);
+  return timestamp === undefined ? {} : { timestamp };
+}
 
 /** How an MCAP file is written (`record --format mcap`, `convert`). */
 export const MCAP_WRITE_FLAGS: Flag[] = [

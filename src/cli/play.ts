@@ -21,7 +21,7 @@ import {
 } from './args.js';
 import { formatMicros, formatStatus, StatusLine } from './status.js';
 import { KEY_HELP, KeyReader, type KeyAction } from './keys.js';
-import { CAPTURE_FILTER_FLAGS, captureFilterFlags, formatLine, formatJson, readWindowFlags, READ_FLAGS } from './output.js';
+import { CAPTURE_FILTER_FLAGS, captureFilterFlags, formatLine, formatJson, MCAP_READ_FLAGS, mcapReadFlags, readWindowFlags, READ_FLAGS } from './output.js';
 import { parseControlAddress, serveControl } from '../control.js';
 import { parseFoxgloveAddress, serveFoxglove } from '../foxglove.js';
 import type { ListenAddress } from '../listen.js';
@@ -113,6 +113,7 @@ export const PLAY: Command = {
         },
       ],
     },
+    { heading: 'MCAP', flags: MCAP_READ_FLAGS },
     {
       heading: 'Control',
       flags: [
@@ -154,6 +155,7 @@ const FLAG_OF_OPTION: [RegExp, string][] = [
   [/'dstPort'/g, '--dst-port'],
   [/'src'/g, '--src'],
   [/'map'/g, '--map'],
+  [/'timestamp'/g, '--timestamp'],
 ];
 
 export function asFlags(message: string): string {
@@ -244,7 +246,7 @@ function patternsOf(values: Values, exact: string, re?: string): NamePattern[] |
 
 /** The Replay options the flags ask for. */
 export function replayOptions(values: Values): ReplayOptions {
-  const o: ReplayOptions = { ...readWindowFlags(values), ...captureFilterFlags(values) };
+  const o: ReplayOptions = { ...readWindowFlags(values), ...captureFilterFlags(values), ...mcapReadFlags(values) };
   const speedText = text(values, 'speed') ?? text(values, 'rate');
   if (text(values, 'speed') !== undefined && text(values, 'rate') !== undefined) {
     throw new UsageError('give --speed or --rate, not both (they are the same)');
