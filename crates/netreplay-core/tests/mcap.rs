@@ -725,7 +725,7 @@ fn publish_time_plays_by_publish_time_reordered_seeks_and_windows() {
         time: McapTime::Publish,
         ..McapOptions::default()
     };
-    let mut reader = open_mcap(&[path.clone()], &publish).unwrap();
+    let mut reader = open_mcap(std::slice::from_ref(&path), &publish).unwrap();
     let got = read_all(&mut reader).unwrap();
     let mut want: Vec<(u64, u16, usize)> = msgs
         .iter()
@@ -746,7 +746,7 @@ fn publish_time_plays_by_publish_time_reordered_seeks_and_windows() {
     }
     assert!(got.windows(2).all(|w| w[0].time_ns <= w[1].time_ns));
     // In log order they are not: the reordering did something.
-    let mut by_log = open_mcap(&[path.clone()], &McapOptions::default()).unwrap();
+    let mut by_log = open_mcap(std::slice::from_ref(&path), &McapOptions::default()).unwrap();
     let log_order = read_all(&mut by_log).unwrap();
     assert_ne!(
         log_order
@@ -778,7 +778,7 @@ fn publish_time_plays_by_publish_time_reordered_seeks_and_windows() {
         },
         ..McapOptions::default()
     };
-    let mut w = open_mcap(&[path.clone()], &windowed).unwrap();
+    let mut w = open_mcap(std::slice::from_ref(&path), &windowed).unwrap();
     let inside = read_all(&mut w).unwrap();
     let expected: Vec<_> = got
         .iter()
