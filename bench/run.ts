@@ -1,5 +1,7 @@
 // The measurement suite: `npm run bench` (about 8.5 minutes on 2 cores) or
-// `npm run bench:quick` (under 2 minutes, smaller everything).
+// `npm run bench:quick` (under 2 minutes, smaller everything); `--only-1khz
+// [--json FILE]` runs just the machine check and the 1 kHz schedule and
+// writes its rows as JSON (what `npm run bench:formats` uses).
 //
 //  0. the machine: how late sleeps wake, how long a spinning thread stalls;
 //  1. micro-benchmarks (tinybench): MCL decode, the ring, delivery to JS;
@@ -31,6 +33,10 @@ import { latenessUs, timingStats, type TimingStats } from './lib/stats.js';
 import { runTcpreplay, tcpreplayVersion, withLoopbackSysctls } from './lib/tcpreplay.js';
 
 const quick = process.argv.includes('--quick');
+/** `--only-1khz [--json FILE]`: only the 1 kHz timing rows, as JSON (default bench/results[/quick]/timing-1khz.json). */
+const only1kHz = process.argv.includes('--only-1khz');
+const jsonAt = process.argv.indexOf('--json');
+const timingJson = jsonAt >= 0 ? process.argv[jsonAt + 1] : undefined;
 const outDir = join(root, 'bench', 'results', ...(quick ? ['quick'] : []));
 const work = mkdtempSync(join(tmpdir(), 'netreplay-bench-'));
 const started = Date.now();
@@ -656,43 +662,72 @@ function writeResults(micro: MicroResult[], throughput: ThroughputRow[], memory:
   log(`\nResults in ${outDir} (${results.minutes.toFixed(1)} minutes)`);
 }
 
+/** The 1 kHz rows of an `--only-1khz` run, without their lateness arrays. */
+function writeTiming1kHz(): void {
+  const rows = timing.map((r) => ({
+    contender: r.contender,
+    run: r.run,
+    p50Us: r.stats.latenessUs.p50,
+    p99Us: r.stats.latenessUs.p99,
+    p999Us: r.stats.latenessUs.p999,
+    maxUs: r.stats.latenessUs.max,
+    driftUs: r.stats.driftUs,
+    lost: r.stats.lost,
+    cpuPct: r.cpuPct,
+    ...(r.originNote && { originNote: r.originNote }),
+  }));
+  const path = timingJson ?? join(outDir, 'timing-1khz.json');
+  if (!timingJson) mkdirSync(outDir, { recursive: true });
+  writeFileSync(path, JSON.stringify({ machine: machine(), quick, skipped, wake, rows }, null, 2) + '\n');
+  log(`\nRows in ${path}`);
+}
+
 // ---------------------------------------------------------------- main
 
 try {
   log(`netreplay bench${quick ? ' (quick)' : ''}: ${cpus().length} × ${cpus()[0]?.model}, Node ${process.version}`);
-  const big = generatedLog(`sensor-${size.throughput}`, size.throughput, 1_000, sensorPayload);
-  const decodeRecords = Math.min(size.throughput, quick ? 200_000 : 500_000);
-  const decodeLog = generatedLog(`sensor-${decodeRecords}`, decodeRecords, 1_000, sensorPayload);
+  if (only1kHz) {
+    // Just the 1 kHz schedule, every contender, beside the machine's own
+    // timing (bench/formats.ts reads these rows).
+    log(`\n# The machine: sleep wake-up overshoot and spinning-thread stalls (${size.wakeSeconds} s)`);
+    wake = measureMachine(rxBin, size.wakeSeconds, log);
+    await timeSchedule(steady(1000, size.steady1k), size.runs1k, 'all');
+    writeTiming1kHz();
+  } else {
+    const big = generatedLog(`sensor-${size.throughput}`, size.throughput, 1_000, sensorPayload);
+    const decodeRecords = Math.min(size.throughput, quick ? 200_000 : 500_000);
+    const decodeLog = generatedLog(`sensor-${decodeRecords}`, decodeRecords, 1_000, sensorPayload);
 
-  log(`\n# The machine: sleep wake-up overshoot and spinning-thread stalls (${size.wakeSeconds} s)`);
-  wake = measureMachine(rxBin, size.wakeSeconds, log);
+    log(`\n# The machine: sleep wake-up overshoot and spinning-thread stalls (${size.wakeSeconds} s)`);
+    wake = measureMachine(rxBin, size.wakeSeconds, log);
 
-  log('\n# Micro-benchmarks (tinybench)');
-  const micro = await runMicro({ decodeLog, deliveryLog: decodeLog, ringRecords: 1_000_000, iterations: size.micro });
-  for (const m of micro) {
-    log(`  ${m.name.padEnd(44)} ${m.medianMs.toFixed(2).padStart(8)} ms  ${(m.recordsPerSec / 1e6).toFixed(2)} M records/s` + (m.bytesPerSec ? `  ${(m.bytesPerSec / 1e6).toFixed(0)} MB/s` : ''));
+    log('\n# Micro-benchmarks (tinybench)');
+    const micro = await runMicro({ decodeLog, deliveryLog: decodeLog, ringRecords: 1_000_000, iterations: size.micro });
+    for (const m of micro) {
+      log(`  ${m.name.padEnd(44)} ${m.medianMs.toFixed(2).padStart(8)} ms  ${(m.recordsPerSec / 1e6).toFixed(2)} M records/s` + (m.bytesPerSec ? `  ${(m.bytesPerSec / 1e6).toFixed(0)} MB/s` : ''));
+    }
+
+    await timeSchedule(steady(1000, size.steady1k), size.runs1k, 'all');
+    await timeSchedule(steady(10_000, size.steady10k), 1, 'all');
+    const drop = await dropSchedule(steady(10_000, size.steady10k), 2);
+    await timeSchedule(bursty(10, 10, size.bursts), 1, 'all');
+    await timeSchedule(longGap(500, size.gapMs, 500), 1, 'all');
+    await timeSchedule({ ...steady(1000, size.drift), name: 'drift-1kHz' }, 1, 'native');
+
+    log('\n# CPU while paused');
+    const pauseLog = writeScheduleLog(join(work, 'pause'), steady(1000, 4000));
+    const rxPause = await startReceiver(rxBin, { out: join(work, 'rx.bin'), count: 4000, expect: 4000 });
+    const paused = await contender({ kind: 'pause', log: pauseLog, port: rxPause.port, pauseAtMs: 1000, pauseForMs: 2000 });
+    await rxPause.arrivals;
+    const p = paused.paused as CpuSample;
+    const pausedPct = cpuPercent(p.cpuUs, p.wallNs);
+    log(`  native, paused: ${pausedPct.toFixed(2)}% of a core`);
+
+    const throughput = await throughputSuite(big);
+    const memory = await memorySuite();
+    const seek = await seekSuite();
+    writeResults(micro, throughput, memory, pausedPct, { seek, drop });
   }
-
-  await timeSchedule(steady(1000, size.steady1k), size.runs1k, 'all');
-  await timeSchedule(steady(10_000, size.steady10k), 1, 'all');
-  const drop = await dropSchedule(steady(10_000, size.steady10k), 2);
-  await timeSchedule(bursty(10, 10, size.bursts), 1, 'all');
-  await timeSchedule(longGap(500, size.gapMs, 500), 1, 'all');
-  await timeSchedule({ ...steady(1000, size.drift), name: 'drift-1kHz' }, 1, 'native');
-
-  log('\n# CPU while paused');
-  const pauseLog = writeScheduleLog(join(work, 'pause'), steady(1000, 4000));
-  const rxPause = await startReceiver(rxBin, { out: join(work, 'rx.bin'), count: 4000, expect: 4000 });
-  const paused = await contender({ kind: 'pause', log: pauseLog, port: rxPause.port, pauseAtMs: 1000, pauseForMs: 2000 });
-  await rxPause.arrivals;
-  const p = paused.paused as CpuSample;
-  const pausedPct = cpuPercent(p.cpuUs, p.wallNs);
-  log(`  native, paused: ${pausedPct.toFixed(2)}% of a core`);
-
-  const throughput = await throughputSuite(big);
-  const memory = await memorySuite();
-  const seek = await seekSuite();
-  writeResults(micro, throughput, memory, pausedPct, { seek, drop });
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

@@ -16,6 +16,7 @@ usage: netreplay-bench rx [--bind ADDR] [--port PORT] --out FILE [--expect N]
        netreplay-bench blast --to ADDR:PORT [--count N] [--size BYTES]
        netreplay-bench pace --to ADDR:PORT --schedule FILE [--size BYTES]
        netreplay-bench offset
+       netreplay-bench sum --file FILE [--runs N]
 
 wake: measure this machine for S seconds (default 10): how late sleeps of
 100 µs, 750 µs and 9.75 ms wake up, and how long a spinning thread is kept
@@ -35,6 +36,10 @@ offset: measure CLOCK_REALTIME − CLOCK_MONOTONIC once (the narrowest of 20
 mono–real–mono reads, as rx converts its timestamps). stdout:
 {\"monoNs\":M,\"offsetNs\":O,\"bracketNs\":B}: realtime = monotonic + O
 at monotonic time M, within B ns.
+
+sum: the ceiling for reading FILE's bytes, N times (default 3): every
+8-byte word summed through a fresh read-only mapping, then through read(2)
+into a 1 MiB buffer. stdout: {\"bytes\":B,\"mappedNs\":[..],\"readNs\":[..]}
 
 rx: receive UDP datagrams, recording each one's kernel receive time
 (SO_TIMESTAMPNS) as CLOCK_MONOTONIC nanoseconds.
@@ -80,6 +85,11 @@ pub enum Command {
     },
     /// Measure CLOCK_REALTIME − CLOCK_MONOTONIC once.
     Offset,
+    /// Time summing a file's bytes, mapped and read, `runs` times each.
+    Sum {
+        file: PathBuf,
+        runs: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +130,7 @@ where
         Some("blast") => parse_blast(args),
         Some("pace") => parse_pace(args),
         Some("offset") => parse_offset(args),
+        Some("sum") => parse_sum(args),
         _ => err(format!(
             "unknown subcommand {:?} (try --help)",
             subcommand.to_string_lossy()
@@ -186,6 +197,31 @@ fn parse_offset(mut args: impl Iterator<Item = OsString>) -> Result<Command, Arg
             arg.to_string_lossy()
         )),
     }
+}
+
+fn parse_sum(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgError> {
+    let (mut file, mut runs) = (None, 3);
+    while let Some(arg) = args.next() {
+        let flag = arg.to_string_lossy().into_owned();
+        if matches!(flag.as_str(), "--help" | "-h") {
+            return Ok(Command::Help);
+        }
+        let Some(value) = args.next() else {
+            return err(format!("{flag} needs a value"));
+        };
+        match flag.as_str() {
+            "--file" => file = Some(PathBuf::from(value)),
+            "--runs" => runs = parse_num(&flag, &value, "a count")?,
+            _ => return err(format!("unknown option {flag:?} for sum (try --help)")),
+        }
+    }
+    if runs == 0 {
+        return err("--runs: must be at least 1".into());
+    }
+    let Some(file) = file else {
+        return err("sum needs --file FILE".into());
+    };
+    Ok(Command::Sum { file, runs })
 }
 
 fn parse_blast(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgError> {
@@ -350,6 +386,26 @@ mod tests {
             Err(ArgError(message)) => message,
             other => panic!("{args:?} gave {other:?}"),
         }
+    }
+
+    #[test]
+    fn sum_needs_a_file() {
+        assert_eq!(
+            parse(&["sum", "--file", "/tmp/x", "--runs", "5"]),
+            Ok(Command::Sum {
+                file: PathBuf::from("/tmp/x"),
+                runs: 5
+            })
+        );
+        assert_eq!(
+            parse(&["sum", "--file", "/tmp/x"]),
+            Ok(Command::Sum {
+                file: PathBuf::from("/tmp/x"),
+                runs: 3
+            })
+        );
+        assert!(error(&["sum"]).contains("--file"));
+        assert!(error(&["sum", "--file", "x", "--runs", "0"]).contains("at least 1"));
     }
 
     #[test]

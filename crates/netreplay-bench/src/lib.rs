@@ -11,6 +11,8 @@ pub mod blast;
 pub mod clock;
 #[cfg(target_os = "linux")]
 mod rx;
+#[cfg(unix)]
+pub mod sum;
 pub mod wake;
 
 #[cfg(target_os = "linux")]

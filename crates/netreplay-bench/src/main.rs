@@ -48,6 +48,10 @@ fn main() -> ExitCode {
                 Err(message) => fail(&message),
             }
         }
+        Ok(Command::Sum { file, runs }) => match run_sum(&file, runs) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => fail(&message),
+        },
         Err(e) if no_args => {
             eprint!("{USAGE}");
             fail(&e.to_string())
@@ -105,6 +109,36 @@ fn run_pace(
         "{{\"originNs\":{origin},\"sent\":{}}}",
         times.len()
     ))
+}
+
+/// `runs` mapped passes over `file`, then `runs` read passes.
+#[cfg(unix)]
+fn run_sum(file: &std::path::Path, runs: u32) -> Result<(), String> {
+    use netreplay_bench::sum::{mapped_pass, read_pass};
+    let name = file.display();
+    let mut bytes = 0;
+    let mut passes = |pass: fn(&std::path::Path) -> std::io::Result<(u64, u64, u64)>| {
+        (0..runs)
+            .map(|_| {
+                let (ns, n, sum) = pass(file).map_err(|e| format!("cannot read {name:?}: {e}"))?;
+                bytes = n;
+                std::hint::black_box(sum);
+                Ok(ns.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()
+    };
+    let mapped = passes(mapped_pass)?;
+    let read = passes(read_pass)?;
+    emit(&format!(
+        "{{\"bytes\":{bytes},\"mappedNs\":[{}],\"readNs\":[{}]}}",
+        mapped.join(","),
+        read.join(",")
+    ))
+}
+
+#[cfg(not(unix))]
+fn run_sum(_file: &std::path::Path, _runs: u32) -> Result<(), String> {
+    Err("sum needs a unix system (mmap)".into())
 }
 
 fn fail(message: &str) -> ExitCode {
