@@ -11,11 +11,11 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::Arc;
 
 use mcap::records::{op, ChunkHeader};
 
+use super::lz4::Lz4Frames;
 use crate::format::detect::MCAP_MAGIC;
 
 /// Most bytes a chunk may claim uncompressed: a damaged header must not make
@@ -119,6 +119,7 @@ pub(crate) fn message_log_time(body: &[u8]) -> Result<(u16, u64), String> {
 #[derive(Default)]
 pub(crate) struct Inflater {
     zstd: Option<zstd::bulk::Decompressor<'static>>,
+    lz4: Option<Lz4Frames>,
     buffer: Vec<u8>,
 }
 
@@ -198,20 +199,20 @@ impl Inflater {
                 &self.buffer
             }
             "lz4" => {
-                self.buffer.clear();
-                self.buffer
-                    .try_reserve_exact(size)
-                    .map_err(|e| Damage::at(offset, format!("chunk of {size} bytes: {e}")))?;
-                let decoder = lz4::Decoder::new(data).map_err(|e| {
-                    Damage::at(offset, format!("lz4 chunk does not decompress: {e}"))
-                })?;
-                // One byte more than announced tells a chunk that is longer.
-                decoder
-                    .take(size as u64 + 1)
-                    .read_to_end(&mut self.buffer)
-                    .map_err(|e| {
-                        Damage::at(offset, format!("lz4 chunk does not decompress: {e}"))
-                    })?;
+                let frames = match &mut self.lz4 {
+                    Some(f) => f,
+                    None => self.lz4.insert(
+                        Lz4Frames::new().map_err(|e| Damage::at(offset, format!("lz4: {e}")))?,
+                    ),
+                };
+                if let Err(e) = frames.decompress(data, &mut self.buffer, size) {
+                    // A context left mid-frame is not reused.
+                    self.lz4 = None;
+                    return Err(Damage::at(
+                        offset,
+                        format!("lz4 chunk does not decompress: {e}"),
+                    ));
+                }
                 &self.buffer
             }
             other => {

@@ -4,6 +4,7 @@
 //! `writer`.
 
 mod blocks;
+mod lz4;
 mod reader;
 mod writer;
 

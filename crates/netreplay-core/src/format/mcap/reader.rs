@@ -105,6 +105,8 @@ pub struct McapFile {
     reordering: BTreeMap<(u64, u16, u64), Record>,
     read_count: u64,
     read_to_log: u64,
+    /// The buffer `fill_group` gathers a log time's messages in.
+    scratch: Vec<Read>,
 }
 
 impl McapFile {
@@ -207,6 +209,7 @@ impl McapFile {
             reordering: BTreeMap::new(),
             read_count: 0,
             read_to_log: 0,
+            scratch: Vec::new(),
         };
         if options.time == McapTime::Publish {
             file.times = file.publish_times()?;
@@ -530,7 +533,10 @@ impl McapFile {
                 None => return Ok(()),
             },
         };
-        let mut group = vec![first];
+        // One reused buffer: a group is most often one message.
+        let mut group = std::mem::take(&mut self.scratch);
+        group.clear();
+        group.push(first);
         loop {
             match self.next_or_skip() {
                 Ok(Some(r)) if r.log_time == group[0].log_time => group.push(r),
@@ -546,8 +552,11 @@ impl McapFile {
             }
         }
         // Stable: equal channels keep their order in the file.
-        group.sort_by_key(|r| r.channel);
-        self.group.extend(group.into_iter().map(|r| r.record));
+        if group.len() > 1 {
+            group.sort_by_key(|r| r.channel);
+        }
+        self.group.extend(group.drain(..).map(|r| r.record));
+        self.scratch = group;
         Ok(())
     }
 }
