@@ -412,7 +412,16 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .map(|m| ((m.log_time - base) as i64, m.topic, &m.payload[..]))
         .collect();
-    assert!(got == want, "read back {} records, wrote {}", got.len(), want.len());
+    if let Some(i) = (0..got.len().max(want.len())).find(|&i| got.get(i) != want.get(i)) {
+        panic!(
+            "read back {} records, wrote {}; record {i}: read {:?}, want {:?} (channel {:?})",
+            got.len(),
+            want.len(),
+            got.get(i),
+            want.get(i),
+            sorted.get(i).map(|m| m.channel)
+        );
+    }
     let mut reader = open(&path, OnError::Fail).expect("opens");
     assert_eq!(
         reader.time_range().expect("time_range"),
