@@ -93,7 +93,7 @@ fn read_all(reader: &mut dyn RecordSource, calls: usize, files: &[(&Path, usize)
 /// `open` twice (fail and skip): the records read past every error under
 /// `Fail` are exactly the records of `Skip`, and the errors are the skips.
 fn check_both_policies(
-    open: impl Fn(OnError) -> netreplay_core::Result<netreplay_core::engine::MclReader>,
+    open: impl Fn(OnError) -> netreplay_core::Result<netreplay_core::engine::LogReader>,
     calls: usize,
     files: &[(&Path, usize)],
     streams: usize,
