@@ -86,11 +86,23 @@ impl Filter {
     /// and what was expected, under the option name `option`.
     pub fn parse(option: &'static str, text: &str) -> Result<Filter> {
         let tokens = tokenize(option, text)?;
+        // The filter is a tree walked by recursion (parse, match, drop):
+        // its size and depth are bounded so no input can overflow a stack.
+        if tokens.len() > MAX_FILTER_TOKENS {
+            return Err(Error::invalid(
+                option,
+                format!(
+                    "has {} words and symbols, more than the {MAX_FILTER_TOKENS} a filter may have",
+                    tokens.len()
+                ),
+            ));
+        }
         let mut parser = Parser {
             option,
             text,
             tokens,
             at: 0,
+            depth: 0,
         };
         if parser.tokens.is_empty() {
             return Ok(Filter::True);
@@ -147,11 +159,18 @@ fn tokenize<'a>(option: &'static str, text: &'a str) -> Result<Vec<Token<'a>>> {
     Ok(tokens)
 }
 
+/// Most words and symbols in a filter.
+const MAX_FILTER_TOKENS: usize = 4096;
+/// Most `(` and `not` nested in one another.
+const MAX_FILTER_DEPTH: usize = 64;
+
 struct Parser<'a> {
     option: &'static str,
     text: &'a str,
     tokens: Vec<Token<'a>>,
     at: usize,
+    /// `(` and `not` open around the token at `at`.
+    depth: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -208,18 +227,36 @@ impl<'a> Parser<'a> {
     }
 
     fn factor(&mut self) -> Result<Filter> {
+        let Some(open) = self.peek() else {
+            return self.primitive();
+        };
+        if !matches!(open.text, "not" | "!" | "(") {
+            return self.primitive();
+        }
+        if self.depth == MAX_FILTER_DEPTH {
+            return Err(self.error(
+                open,
+                &format!("nested more than {MAX_FILTER_DEPTH} deep ('(' and 'not')"),
+            ));
+        }
+        self.depth += 1;
+        let inner = self.nested();
+        self.depth -= 1;
+        inner
+    }
+
+    /// A `not` or a parenthesised expression, at the cursor.
+    fn nested(&mut self) -> Result<Filter> {
         if self.eat(&["not", "!"]) {
             return Ok(Filter::Not(Box::new(self.factor()?)));
         }
-        if self.eat(&["("]) {
-            let inner = self.expr()?;
-            let close = self.next("expected ')'")?;
-            if close.text != ")" {
-                return Err(self.error(close, "expected ')'"));
-            }
-            return Ok(inner);
+        self.eat(&["("]);
+        let inner = self.expr()?;
+        let close = self.next("expected ')'")?;
+        if close.text != ")" {
+            return Err(self.error(close, "expected ')'"));
         }
-        self.primitive()
+        Ok(inner)
     }
 
     fn primitive(&mut self) -> Result<Filter> {
@@ -374,6 +411,25 @@ mod tests {
         assert!(pass("dst port 1 || dst port 26000", a, b));
         assert!(!pass("not (udp and dst port 26000)", a, b));
         assert_eq!(f("udp"), Filter::True);
+    }
+
+    #[test]
+    fn nesting_and_length_are_bounded_never_a_stack_overflow() {
+        // [was: 6,401 '(' overflowed the stack in the parser (fuzz pcap_reader)]
+        let e = err(&"(".repeat(6401));
+        assert!(e.contains("more than the 4096"), "{e}");
+        let e = err(&"(".repeat(4000));
+        assert!(e.contains("nested more than 64 deep"), "{e}");
+        assert!(e.contains("at position 64"), "{e}");
+        let e = err(&format!("{}udp", "not ".repeat(65)));
+        assert!(e.contains("nested more than 64"), "{e}");
+        let deep = format!("{}udp{}", "(".repeat(64), ")".repeat(64));
+        assert_eq!(f(&deep), Filter::True);
+        let long = vec!["udp"; 2049].join(" or ");
+        let e = err(&long);
+        assert!(e.contains("more than the 4096"), "{e}");
+        let ok = vec!["port 1"; 1000].join(" or ");
+        assert!(pass(&ok, "10.0.0.1:5000", "10.0.0.2:1"));
     }
 
     #[test]
