@@ -87,6 +87,59 @@ pub(crate) fn record_at(bytes: &[u8], at: usize) -> Result<(u8, &[u8], usize), S
     Ok((opcode, &bytes[body_start..end], end))
 }
 
+/// A field of a record body, as the MCAP spec lays it out: `Fixed(n)`
+/// bytes, or a `Prefixed` string, byte array or map (a u32 length, then
+/// that many bytes).
+#[derive(Clone, Copy)]
+enum Field {
+    Fixed(usize),
+    Prefixed,
+}
+
+/// The layout of the records the `mcap` crate parses from a summary or a
+/// scan, up to their last length-prefixed field.
+fn layout(opcode: u8) -> &'static [Field] {
+    use Field::{Fixed, Prefixed};
+    match opcode {
+        op::SCHEMA => &[Fixed(2), Prefixed, Prefixed, Prefixed],
+        op::CHANNEL => &[Fixed(4), Prefixed, Prefixed, Prefixed],
+        op::CHUNK_INDEX => &[Fixed(32), Prefixed, Fixed(8), Prefixed],
+        op::ATTACHMENT_INDEX => &[Fixed(40), Prefixed, Prefixed],
+        op::METADATA_INDEX => &[Fixed(16), Prefixed],
+        op::METADATA => &[Prefixed, Prefixed],
+        op::STATISTICS => &[Fixed(42), Prefixed],
+        _ => &[],
+    }
+}
+
+/// Whether every length prefix of a record body stays inside it: the
+/// `mcap` crate reserves what a prefix says before it reads, so a damaged
+/// prefix in a small file would ask for gigabytes.
+pub(crate) fn lengths_fit(opcode: u8, body: &[u8]) -> Result<(), String> {
+    let mut at = 0usize;
+    for field in layout(opcode) {
+        let need = match field {
+            Field::Fixed(n) => *n,
+            Field::Prefixed => {
+                let Some(prefix) = body.get(at..at + 4) else {
+                    return Err(format!("{} record cut short", opcode_name(opcode)));
+                };
+                at += 4;
+                u32::from_le_bytes(prefix.try_into().expect("4 bytes")) as usize
+            }
+        };
+        if need > body.len() - at.min(body.len()) {
+            return Err(format!(
+                "{} record: a field of {need} bytes at byte {at} of its {} bytes",
+                opcode_name(opcode),
+                body.len()
+            ));
+        }
+        at += need;
+    }
+    Ok(())
+}
+
 pub(crate) fn opcode_name(opcode: u8) -> String {
     match opcode {
         op::HEADER => "header".into(),
@@ -178,6 +231,8 @@ impl Inflater {
             ));
         }
         let size = size as usize;
+        check_claimed_size(&header.compression, data, size)
+            .map_err(|reason| Damage::at(offset, reason))?;
         let bytes: &[u8] = match header.compression.as_str() {
             "" => data,
             "zstd" => {
@@ -253,6 +308,41 @@ impl Inflater {
     }
 }
 
+/// Most bytes one byte of lz4 can stand for (a match of 255 bytes per
+/// length byte), and of zstd (an RLE block: 128 KiB from its 4 bytes).
+const LZ4_MAX_RATIO: usize = 255;
+const ZSTD_MAX_RATIO: usize = 1 << 15;
+
+/// The uncompressed size a chunk header claims, checked against what its
+/// compressed bytes can hold before that much memory is reserved for it:
+/// a damaged header must not make a small file ask for gigabytes.
+fn check_claimed_size(compression: &str, data: &[u8], size: usize) -> Result<(), String> {
+    let bound = match compression {
+        "lz4" => data.len().saturating_mul(LZ4_MAX_RATIO).saturating_add(64),
+        "zstd" => {
+            // A frame that gives its size must agree with the header.
+            if let Ok(Some(n)) = zstd::zstd_safe::get_frame_content_size(data) {
+                if n != size as u64 {
+                    return Err(format!(
+                        "its zstd frame holds {n} bytes, its header says {size}"
+                    ));
+                }
+            }
+            data.len()
+                .saturating_mul(ZSTD_MAX_RATIO)
+                .saturating_add(1 << 17)
+        }
+        _ => return Ok(()),
+    };
+    if size > bound {
+        return Err(format!(
+            "chunk header says {size} bytes uncompressed, more than its {} {compression} bytes can hold",
+            data.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Every record of `bytes` fits in it, and every message has its header.
 fn check_framing(bytes: &[u8]) -> Result<(), (usize, String)> {
     let mut at = 0;
@@ -280,6 +370,7 @@ impl Channels {
         if ![op::SCHEMA, op::CHANNEL, op::METADATA].contains(&opcode) {
             return Ok(());
         }
+        lengths_fit(opcode, body)?;
         match mcap::parse_record(opcode, body).map_err(|e| format!("{e}"))? {
             // Schema id 0 means "no schema" and is not defined.
             mcap::records::Record::Schema { header, data } if header.id != 0 => {
@@ -465,4 +556,33 @@ pub(crate) fn scan(file: &[u8], inflater: &mut Inflater) -> Scan {
         at = next;
     }
     Scan { blocks, channels }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claimed_size_the_compressed_bytes_cannot_hold_is_damage_not_a_reservation() {
+        // [was: a damaged header made Inflater::chunk reserve 2.7 GB (fuzz mcap_reader)]
+        let data = vec![7u8; 10_000];
+        let zstd = zstd::bulk::compress(&data, 3).unwrap();
+        assert!(check_claimed_size("zstd", &zstd, data.len()).is_ok());
+        let e = check_claimed_size("zstd", &zstd, 2_768_240_743).unwrap_err();
+        assert!(e.contains("zstd frame holds 10000 bytes"), "{e}");
+        let mut lz4 = lz4::EncoderBuilder::new().build(Vec::new()).unwrap();
+        std::io::Write::write_all(&mut lz4, &data).unwrap();
+        let (lz4, done) = lz4.finish();
+        done.unwrap();
+        assert!(check_claimed_size("lz4", &lz4, data.len()).is_ok());
+        let e = check_claimed_size("lz4", &lz4, 2_768_240_743).unwrap_err();
+        assert!(e.contains("more than its"), "{e}");
+        // Without a size in the frame, the ratio bounds it.
+        let e = check_claimed_size("zstd", &[0u8; 20], 1 << 31).unwrap_err();
+        assert!(e.contains("more than its 20 zstd bytes"), "{e}");
+        assert!(
+            check_claimed_size("", &data, 1 << 40).is_ok(),
+            "none: checked elsewhere"
+        );
+    }
 }

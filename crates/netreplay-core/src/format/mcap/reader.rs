@@ -107,6 +107,9 @@ pub struct McapFile {
     read_to_log: u64,
     /// The buffer `fill_group` gathers a log time's messages in.
     scratch: Vec<Read>,
+    /// The log time of the last message read: a damaged chunk index (one
+    /// whose times do not cover its chunk's) could otherwise send time back.
+    last_log_time: Option<u64>,
 }
 
 impl McapFile {
@@ -210,6 +213,7 @@ impl McapFile {
             read_count: 0,
             read_to_log: 0,
             scratch: Vec::new(),
+            last_log_time: None,
         };
         if options.time == McapTime::Publish {
             file.times = file.publish_times()?;
@@ -286,6 +290,7 @@ impl McapFile {
         self.ended = false;
         self.reordering.clear();
         self.read_to_log = 0;
+        self.last_log_time = None;
     }
 
     /// Elapsed ns to an absolute log time, clamped to the u64 range.
@@ -300,6 +305,11 @@ impl McapFile {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
+        // A position past every u64 log time has nothing after it (clamped,
+        // it would take the messages at u64::MAX).
+        if from.is_some_and(|t| self.base_ns as i128 + t as i128 > u64::MAX as i128) {
+            return Ok(None);
+        }
         let from = from.map(|t| self.absolute(t));
         // Publish times trail log times: read up to a reorder window further.
         let slack = match self.options.time {
@@ -359,6 +369,7 @@ impl McapFile {
             inflater,
             ended,
             options,
+            last_log_time,
             ..
         } = self;
         let reader = reader.as_mut().expect("made above");
@@ -423,6 +434,20 @@ impl McapFile {
                     return Err(malformed(path, damage.offset, damage.reason));
                 }
                 IndexedReadEvent::Message { header, data } => {
+                    if let Some(last) = *last_log_time {
+                        if header.log_time < last {
+                            return Err(malformed(
+                                path,
+                                0,
+                                format!(
+                                    "a message on channel {} at log time {} comes after one at {}: \
+                                     the chunk index does not cover its chunk's times",
+                                    header.channel_id, header.log_time, last
+                                ),
+                            ));
+                        }
+                    }
+                    *last_log_time = Some(header.log_time);
                     let Some((stream, topic)) = channels.get(&header.channel_id) else {
                         return Err(malformed(
                             path,
@@ -624,6 +649,7 @@ fn usable_summary(bytes: &[u8]) -> Option<mcap::Summary> {
     if bytes.len() < 2 * MAGIC_LEN || !bytes.ends_with(MCAP_MAGIC) {
         return None;
     }
+    summary_lengths_fit(bytes)?;
     let summary = mcap::Summary::read(bytes).ok()??;
     let messages = summary.stats.as_ref().map(|s| s.message_count);
     // Messages outside chunks (an unchunked file) are not in the chunk index.
@@ -631,6 +657,25 @@ fn usable_summary(bytes: &[u8]) -> Option<mcap::Summary> {
         return None;
     }
     Some(summary)
+}
+
+/// Every record of the summary section frames, and its length prefixes
+/// stay inside it ([`blocks::lengths_fit`]); `None` sends the file to a scan.
+fn summary_lengths_fit(bytes: &[u8]) -> Option<()> {
+    // The footer: opcode, length 20, summary start, summary offset start, CRC.
+    const FOOTER: usize = 1 + 8 + 20;
+    let footer_at = bytes.len().checked_sub(MAGIC_LEN + FOOTER)?;
+    let start = u64::from_le_bytes(bytes.get(footer_at + 9..footer_at + 17)?.try_into().ok()?);
+    if start == 0 {
+        return Some(()); // no summary section: the crate reads none
+    }
+    let mut at = usize::try_from(start).ok().filter(|&s| s <= footer_at)?;
+    while at < footer_at {
+        let (opcode, body, next) = blocks::record_at(&bytes[..footer_at], at).ok()?;
+        blocks::lengths_fit(opcode, body).ok()?;
+        at = next;
+    }
+    Some(())
 }
 
 type Defined = HashMap<u16, Arc<mcap::Channel<'static>>>;
@@ -796,4 +841,89 @@ pub fn open_files(paths: &[PathBuf], options: &McapOptions) -> Result<Vec<McapFi
         }
     }
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// A file with every kind of summary record: schema, channel, chunk
+    /// index, statistics, metadata and attachment indexes, summary offsets.
+    fn full_file() -> Vec<u8> {
+        let mut buf = Cursor::new(Vec::new());
+        let mut w = mcap::WriteOptions::new().create(&mut buf).unwrap();
+        let schema = w.add_schema("S", "jsonschema", b"{}").unwrap();
+        let channel = w
+            .add_channel(
+                schema,
+                "/t",
+                "json",
+                &BTreeMap::from([("k".into(), "v".into())]),
+            )
+            .unwrap();
+        for i in 0..10u64 {
+            let header = mcap::records::MessageHeader {
+                channel_id: channel,
+                sequence: i as u32,
+                log_time: 1000 + i,
+                publish_time: 1000 + i,
+            };
+            w.write_to_known_channel(&header, b"{}").unwrap();
+        }
+        w.write_metadata(&mcap::records::Metadata {
+            name: "m".into(),
+            metadata: BTreeMap::from([("a".into(), "b".into())]),
+        })
+        .unwrap();
+        w.attach(&mcap::Attachment {
+            log_time: 1,
+            create_time: 1,
+            name: "file".into(),
+            media_type: "text/plain".into(),
+            data: std::borrow::Cow::Borrowed(b"hi"),
+        })
+        .unwrap();
+        w.finish().unwrap();
+        drop(w);
+        buf.into_inner()
+    }
+
+    #[test]
+    fn a_whole_summary_passes_the_length_check_and_a_damaged_prefix_does_not() {
+        let bytes = full_file();
+        assert!(
+            summary_lengths_fit(&bytes).is_some(),
+            "every summary record kind fits"
+        );
+        assert!(usable_summary(&bytes).is_some());
+        // [was: a chunk index whose compression string claims 0xf0000000
+        // bytes made the mcap crate reserve 4 GiB (fuzz mcap_reader)]
+        let summary_start = u64::from_le_bytes(
+            bytes[bytes.len() - 28..bytes.len() - 20]
+                .try_into()
+                .unwrap(),
+        ) as usize;
+        let mut at = summary_start;
+        let mut damaged = bytes.clone();
+        loop {
+            let (opcode, _, next) = blocks::record_at(&bytes, at).unwrap();
+            if opcode == mcap::records::op::CHUNK_INDEX {
+                // After the 32 fixed bytes, the map's length, the map, 8 bytes: the string's length.
+                let body = at + 9;
+                let map_len =
+                    u32::from_le_bytes(bytes[body + 32..body + 36].try_into().unwrap()) as usize;
+                let string_len_at = body + 36 + map_len + 8;
+                damaged[string_len_at..string_len_at + 4]
+                    .copy_from_slice(&0xf000_0000u32.to_le_bytes());
+                break;
+            }
+            at = next;
+        }
+        assert!(summary_lengths_fit(&damaged).is_none());
+        assert!(
+            usable_summary(&damaged).is_none(),
+            "the file is scanned instead"
+        );
+    }
 }
