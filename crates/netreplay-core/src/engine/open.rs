@@ -178,7 +178,7 @@ pub fn open_file(path: &Path, options: &ReadOptions) -> Result<LogReader> {
 
 /// `ReadMcap`: MCAP files merged in log-time order, times from the first
 /// message of them all. Equal log times go by channel id, then order in
-/// the file, within a file; across files by the order of `paths`.
+/// the file within a chunk, within a file; across files by the order of `paths`.
 pub fn open_mcap(paths: &[PathBuf], options: &McapOptions) -> Result<LogReader> {
     if paths.is_empty() {
         return Err(crate::Error::invalid(

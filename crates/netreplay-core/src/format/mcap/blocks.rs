@@ -101,6 +101,8 @@ enum Field {
 fn layout(opcode: u8) -> &'static [Field] {
     use Field::{Fixed, Prefixed};
     match opcode {
+        // Its records' length is a u64 the crate borrows by, not reserves.
+        op::CHUNK => &[Fixed(28), Prefixed],
         op::SCHEMA => &[Fixed(2), Prefixed, Prefixed, Prefixed],
         op::CHANNEL => &[Fixed(4), Prefixed, Prefixed, Prefixed],
         op::CHUNK_INDEX => &[Fixed(32), Prefixed, Fixed(8), Prefixed],
@@ -201,6 +203,7 @@ fn chunk_record(file: &[u8], offset: u64) -> Result<(ChunkHeader, &[u8]), Damage
             ),
         ));
     }
+    lengths_fit(op::CHUNK, body).map_err(|r| Damage::at(offset, r))?;
     match mcap::parse_record(op::CHUNK, body) {
         Ok(mcap::records::Record::Chunk {
             header,
@@ -313,28 +316,38 @@ impl Inflater {
 const LZ4_MAX_RATIO: usize = 255;
 const ZSTD_MAX_RATIO: usize = 1 << 15;
 
+/// The most bytes `compressed` bytes of a chunk in `compression` can
+/// decompress to (uncompressed: themselves).
+pub(crate) fn max_uncompressed(compression: &str, compressed: u64) -> u64 {
+    match compression {
+        "lz4" => compressed
+            .saturating_mul(LZ4_MAX_RATIO as u64)
+            .saturating_add(64),
+        "zstd" => compressed
+            .saturating_mul(ZSTD_MAX_RATIO as u64)
+            .saturating_add(1 << 17),
+        _ => compressed,
+    }
+}
+
 /// The uncompressed size a chunk header claims, checked against what its
 /// compressed bytes can hold before that much memory is reserved for it:
 /// a damaged header must not make a small file ask for gigabytes.
 fn check_claimed_size(compression: &str, data: &[u8], size: usize) -> Result<(), String> {
-    let bound = match compression {
-        "lz4" => data.len().saturating_mul(LZ4_MAX_RATIO).saturating_add(64),
-        "zstd" => {
-            // A frame that gives its size must agree with the header.
-            if let Ok(Some(n)) = zstd::zstd_safe::get_frame_content_size(data) {
-                if n != size as u64 {
-                    return Err(format!(
-                        "its zstd frame holds {n} bytes, its header says {size}"
-                    ));
-                }
+    if compression == "zstd" {
+        // A frame that gives its size must agree with the header.
+        if let Ok(Some(n)) = zstd::zstd_safe::get_frame_content_size(data) {
+            if n != size as u64 {
+                return Err(format!(
+                    "its zstd frame holds {n} bytes, its header says {size}"
+                ));
             }
-            data.len()
-                .saturating_mul(ZSTD_MAX_RATIO)
-                .saturating_add(1 << 17)
         }
-        _ => return Ok(()),
-    };
-    if size > bound {
+    }
+    if !matches!(compression, "lz4" | "zstd") {
+        return Ok(()); // uncompressed: its size is checked against its bytes
+    }
+    if size as u64 > max_uncompressed(compression, data.len() as u64) {
         return Err(format!(
             "chunk header says {size} bytes uncompressed, more than its {} {compression} bytes can hold",
             data.len()

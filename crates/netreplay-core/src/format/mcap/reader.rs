@@ -12,7 +12,10 @@
 //! (none for a schemaless channel), payload = the message bytes untouched,
 //! time = `log_time` − the first message's `log_time` ([`StreamInfo::time_base_ns`]
 //! keeps that base, so absolute times come back exactly). Messages with equal
-//! log times go by channel id, then by their order in the file.
+//! log times go by channel id, then by their order in the file within a
+//! chunk; equal times on one channel split across chunks come in the order
+//! the `mcap` crate's indexed reader loads the chunks (it does not say
+//! which message came from where, so file order cannot be restored).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
@@ -151,6 +154,7 @@ impl McapFile {
                 let metadata = summary
                     .metadata_indexes
                     .iter()
+                    .filter(|i| metadata_fits(bytes, i.offset))
                     .filter_map(|i| mcap::read::metadata(bytes, i).ok())
                     .collect();
                 let (blocks, defined, times) = from_summary(summary);
@@ -678,6 +682,16 @@ fn summary_lengths_fit(bytes: &[u8]) -> Option<()> {
     Some(())
 }
 
+/// Whether the metadata record an index points at frames and its length
+/// prefixes stay inside it (see [`summary_lengths_fit`]).
+fn metadata_fits(bytes: &[u8], offset: u64) -> bool {
+    usize::try_from(offset).is_ok_and(|at| {
+        blocks::record_at(bytes, at).is_ok_and(|(opcode, body, _)| {
+            opcode == mcap::records::op::METADATA && blocks::lengths_fit(opcode, body).is_ok()
+        })
+    })
+}
+
 type Defined = HashMap<u16, Arc<mcap::Channel<'static>>>;
 
 fn from_summary(summary: mcap::Summary) -> (Vec<Block>, Defined, Option<(u64, u64)>) {
@@ -690,7 +704,15 @@ fn from_summary(summary: mcap::Summary) -> (Vec<Block>, Defined, Option<(u64, u6
             },
             start_time: c.message_start_time,
             end_time: c.message_end_time,
-            size: c.uncompressed_size,
+            // A size its compressed bytes cannot hold is damage (reported
+            // when the chunk loads); it is not reserved or padded to.
+            size: if c.uncompressed_size
+                > blocks::max_uncompressed(&c.compression, c.compressed_size)
+            {
+                0
+            } else {
+                c.uncompressed_size
+            },
             channels: c.message_index_offsets.keys().copied().collect(),
         })
         .collect();
@@ -804,7 +826,9 @@ impl RecordSource for McapFile {
         let Some((first, last)) = self.times else {
             return Ok(None);
         };
-        let (first, last) = ((first - self.base_ns) as i64, (last - self.base_ns) as i64);
+        // Saturating: damaged statistics may put the end before the start.
+        let elapsed = |t: u64| t.saturating_sub(self.base_ns).min(MAX_TIME_NS as u64) as i64;
+        let (first, last) = (elapsed(first), elapsed(last));
         let window = self.options.window;
         let first = window.min_ns.map_or(first, |m| first.max(m));
         let last = window.max_ns.map_or(last, |m| last.min(m));
