@@ -34,7 +34,8 @@ export function isMcap(path: string): boolean {
  * time − the first message's (of all files), `timeNs` = the log time
  * (bigint), payload decoded for `msgpack` and `json` channels and given as
  * bytes for any other encoding (`encoding`, and the stream's `schema`, say
- * how to decode it). Equal log times go by channel id, then file order.
+ * how to decode it). Equal log times go by channel id, then file order
+ * within a chunk.
  */
 export class ReadMcap extends LogReader {
   constructor(paths: string | readonly string[], options?: ReadMcapOptions) {
