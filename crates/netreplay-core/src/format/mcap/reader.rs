@@ -157,7 +157,7 @@ impl McapFile {
                     .filter(|i| metadata_fits(bytes, i.offset))
                     .filter_map(|i| mcap::read::metadata(bytes, i).ok())
                     .collect();
-                let (blocks, defined, times) = from_summary(summary);
+                let (blocks, defined, times) = from_summary(summary, bytes.len() as u64);
                 (blocks, defined, times, metadata)
             }
             None => {
@@ -694,7 +694,10 @@ fn metadata_fits(bytes: &[u8], offset: u64) -> bool {
 
 type Defined = HashMap<u16, Arc<mcap::Channel<'static>>>;
 
-fn from_summary(summary: mcap::Summary) -> (Vec<Block>, Defined, Option<(u64, u64)>) {
+fn from_summary(
+    summary: mcap::Summary,
+    file_len: u64,
+) -> (Vec<Block>, Defined, Option<(u64, u64)>) {
     let blocks: Vec<Block> = summary
         .chunk_indexes
         .iter()
@@ -707,7 +710,7 @@ fn from_summary(summary: mcap::Summary) -> (Vec<Block>, Defined, Option<(u64, u6
             // A size its compressed bytes cannot hold is damage (reported
             // when the chunk loads); it is not reserved or padded to.
             size: if c.uncompressed_size
-                > blocks::max_uncompressed(&c.compression, c.compressed_size)
+                > blocks::max_uncompressed(&c.compression, c.compressed_size.min(file_len))
             {
                 0
             } else {
