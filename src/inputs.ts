@@ -7,12 +7,12 @@ import {
   checkRecordReader,
   nativeReaderOf,
   openLog,
+  READ_DIRECTORY_OPTION_NAMES,
   type ReadDirectoryOptions,
   type RecordReader,
 } from './reader.js';
 import { isCapture, PCAP_FILTER_OPTION_NAMES, ReadPcap, type PcapFilterOptions } from './pcap.js';
 import { isMcap, ReadMcap, type McapTimestamp } from './mcap.js';
-import { READ_DIRECTORY_OPTION_NAMES } from './reader.js';
 import { optionNames } from './validate.js';
 
 /** Options of MCAP inputs given by path. */
