@@ -11,8 +11,8 @@ import {
   type ReadDirectoryOptions,
   type RecordReader,
 } from './reader.js';
-import { isCapture, PCAP_FILTER_OPTION_NAMES, ReadPcap, type PcapFilterOptions } from './pcap.js';
-import { isMcap, ReadMcap, type McapTimestamp } from './mcap.js';
+import { PCAP_FILTER_OPTION_NAMES, ReadPcap, type PcapFilterOptions } from './pcap.js';
+import { ReadMcap, type McapTimestamp } from './mcap.js';
 import { optionNames } from './validate.js';
 
 /** Options of MCAP inputs given by path. */
@@ -100,11 +100,13 @@ export function openInputs(source: unknown, options: InputOptions): Inputs {
   const open = (input: unknown): RecordReader => {
     if (typeof input !== 'string') return checkRecordReader(input, 'Replay');
     const { includeRaw: _logsOnly, ...read } = logOptions;
-    if (isCapture(input)) {
+    // The core's detection by content, once per path (null: not a file).
+    const format = native.detectFormat(input);
+    if (format === 'pcap' || format === 'pcapng') {
       captures++;
       return new ReadPcap(input, { ...read, ...pcapOptions });
     }
-    if (timestamp !== undefined && isMcap(input)) {
+    if (timestamp !== undefined && format === 'mcap') {
       mcaps++;
       return new ReadMcap(input, { ...read, timestamp });
     }

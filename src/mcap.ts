@@ -23,11 +23,6 @@ export type McapTimestamp = 'log' | 'publish';
 
 export const READ_MCAP_OPTION_NAMES = optionNames<ReadMcapOptions>()(...READ_OPTION_NAMES, 'topics', 'timestamp');
 
-/** Whether the file at `path` is MCAP by its content (false if it cannot be read). */
-export function isMcap(path: string): boolean {
-  return native.detectFormat(path) === 'mcap';
-}
-
 /**
  * Reads MCAP files, several merged by log time: topic = channel topic,
  * type = schema name (null for a schemaless channel), elapsed time = log

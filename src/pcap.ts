@@ -56,12 +56,6 @@ export interface CapturedMessage extends LoggedMessage<Uint8Array> {
   encoding: 'bytes';
 }
 
-/** Whether the file at `path` is a pcap or pcapng capture by its content (false if it cannot be read). */
-export function isCapture(path: string): boolean {
-  const format = native.detectFormat(path);
-  return format === 'pcap' || format === 'pcapng';
-}
-
 /** Whether every stream of a native reader is a capture's (so its payloads are raw bytes). */
 export function isCaptureOnly(reader: NativeLogReader): boolean {
   const captured = reader.captures.reduce((n, c) => n + c.destinations.length, 0);
