@@ -55,6 +55,8 @@ class Terminal {
   /** The exit code of `script`, once it has exited. */
   exitCode: number | null = null;
   stderr = '';
+  /** When the program first showed anything (Date.now()), or null. */
+  firstOutputAt: number | null = null;
 
   constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
     const quoted = args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
@@ -64,7 +66,10 @@ class Terminal {
       env: { ...process.env, TERM: 'xterm', NO_COLOR: '', ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.raw += d));
+    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      this.firstOutputAt ??= Date.now();
+      this.raw += d;
+    });
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
     // Generous: see waitFor.
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 150_000);
@@ -91,16 +96,21 @@ class Terminal {
   }
 
   /**
-   * Wait `ms` for `what`; while the program has shown nothing yet, up to 90 s
-   * (its start can be that slow on a loaded 2-core machine).
+   * Wait for `what`: up to 90 s while the program has shown nothing (its start
+   * can be that slow on a loaded 2-core machine), then `ms` from its first
+   * output or from this call, whichever is later. The screen is tested once
+   * more after the deadline, so output that came just then still counts.
    */
   async waitFor(what: RegExp, where: 'status' | 'screen' = 'screen', ms = 20_000): Promise<void> {
     const start = Date.now();
-    while (Date.now() - start < (this.raw.length === 0 ? Math.max(ms, 90_000) : ms)) {
-      if (what.test(where === 'status' ? this.status : this.lines.join('\n'))) return;
-      if (this.exitCode !== null) break;
+    const shown = () => what.test(where === 'status' ? this.status : this.lines.join('\n'));
+    const deadline = () =>
+      this.firstOutputAt === null ? start + Math.max(ms, 90_000) : Math.max(start, this.firstOutputAt) + ms;
+    while (Date.now() < deadline() && this.exitCode === null) {
+      if (shown()) return;
       await new Promise((r) => setTimeout(r, 25));
     }
+    if (shown()) return;
     const state = this.exitCode === null ? 'still running' : `exited with ${this.exitCode}`;
     throw new Error(
       `no ${what} on the ${where} within ${Date.now() - start} ms (${this.raw.length} bytes shown, script ${state}` +
