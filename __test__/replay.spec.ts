@@ -314,6 +314,26 @@ test.serial('busyWait: 0 sleeps before every wait and still plays on time; bad v
   replay.close();
 });
 
+test.serial('spinMargin: learned by default and published, or fixed; bad values are refused', async (t) => {
+  t.throws(() => new Replay(dataset, { spinMargin: -1e-6 }), { instanceOf: RangeError, message: /'spinMargin'.*-0.000001/ });
+  t.throws(() => new Replay(dataset, { spinMargin: 0.2 }), { message: /'spinMargin': must be from 0 to 0.1 s, got 0.2 s/ });
+  t.throws(() => new Replay(dataset, { spinMargin: null as unknown as number }), { instanceOf: TypeError, message: /'spinMargin'/ });
+  const learned = new Replay(dataset, { js: false });
+  learned.start();
+  await learned.done;
+  // 19 sleeps of ~52 ms: the margin has moved from its start (200 µs), within 5 µs..2 ms.
+  const margin = learned.stats().spinMargin;
+  t.true(margin >= 5e-6 && margin <= 2e-3 && margin !== 200e-6, `learned margin ${margin} s`);
+  learned.close();
+  const fixed = new Replay(dataset, { js: false, spinMargin: 30e-6 });
+  fixed.start();
+  await fixed.done;
+  t.is(fixed.stats().spinMargin, 30e-6);
+  const { p99 } = fixed.stats().handoverLateness;
+  t.true(p99 < 0.02, `handover p99 ${p99} s`);
+  fixed.close();
+});
+
 test('an AbortSignal stops and closes the replay; done resolves', async (t) => {
   const controller = new AbortController();
   const replay = new Replay(dataset, { signal: controller.signal });

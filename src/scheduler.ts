@@ -7,7 +7,7 @@ import { callNative } from './errors.js';
 import { BatchDecoder, type DeliveryOptions, type Message } from './message.js';
 import { BatchReceiver, KeepAlive, weakCallback } from './delivery.js';
 import { BufferData, BufferQueue, nativeBuffer, queueOwner, readerError } from './buffer.js';
-import { checkBusyWait, checkOnError, checkOptions, checkSpeed, optionNames } from './validate.js';
+import { checkNonNegativeSeconds, checkOnError, checkOptions, checkSpeed, optionNames } from './validate.js';
 import { UDP_OPTION_NAMES, udpMapEntries, type UdpOptions, type UdpStats } from './net.js';
 
 export interface ScheduleOptions extends DeliveryOptions {
@@ -31,16 +31,21 @@ export interface ScheduleOptions extends DeliveryOptions {
    */
   js?: boolean;
   /**
-   * Waits for a deadline up to this many seconds are spun through instead of
-   * slept. Sleeps occasionally wake milliseconds late (about 1 in 1000 on a
-   * VM), so spinning gives the best timing at high rates, at the cost of the
-   * scheduler's core. Default: 0.0015 with `js: false` (native sinks only:
-   * rates above ~700 Hz keep a core busy), 0 with JS delivery, where a
-   * spinning thread would delay the JS thread it wakes. With 0, every wait
-   * sleeps until its last 250 µs (about a quarter of a core at 1 kHz).
-   * Longer waits always sleep, spinning only their last 4% (250 µs to 2 ms).
+   * Waits for a deadline up to this many seconds are spun through whole
+   * instead of slept (default 0). Every longer wait sleeps until the spin
+   * margin before its deadline and spins the rest (see `spinMargin`), so a
+   * busyWait is only worth it where even that margin's rare misses matter
+   * more than a core: waits up to busyWait keep the scheduler's core busy.
    */
   busyWait?: number;
+  /**
+   * Seconds before each deadline the scheduler stops sleeping and spins.
+   * Default: learned as it plays — a running high quantile (≈ p99.4) of
+   * how late this thread's sleeps wake, from 5 µs to 2 ms (it starts at
+   * 200 µs), published as `stats().spinMargin`. A fixed value (0 to 0.1 s)
+   * trades CPU for timing by hand: CPU ≈ margin × rate.
+   */
+  spinMargin?: number;
   /**
    * A payload that msgpackr cannot decode (for example an extension type it
    * does not know): 'fail' (default) ends the replay with a
@@ -64,6 +69,7 @@ export const SCHEDULE_OPTION_NAMES = optionNames<ScheduleOptions>()(
   'udp',
   'js',
   'busyWait',
+  'spinMargin',
   'onError',
   'lag',
   'decode',
@@ -227,7 +233,8 @@ export function deliveryOptions(opts: ScheduleOptions, speed: number | undefined
     ...(typeof opts.maxPendingBatches === 'number' && { maxPendingBatches: opts.maxPendingBatches }),
     ...(udp !== undefined && { udp: nativeUdp(udp) }),
     ...(opts.js === false && { js: false }),
-    ...(opts.busyWait !== undefined && { busyWait: checkBusyWait(opts.busyWait) }),
+    ...(opts.busyWait !== undefined && { busyWait: checkNonNegativeSeconds(opts.busyWait, 'busyWait') }),
+    ...(opts.spinMargin !== undefined && { spinMargin: checkNonNegativeSeconds(opts.spinMargin, 'spinMargin') }),
     ...(opts.lag !== undefined && { lag: opts.lag }),
   };
 }

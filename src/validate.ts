@@ -12,7 +12,7 @@ export function checkSpeed(speed: unknown, name = 'speed'): number {
 }
 
 /** Seconds, finite and ≥ 0. */
-export function checkBusyWait(value: unknown, name = 'busyWait'): number {
+export function checkNonNegativeSeconds(value: unknown, name: string): number {
   if (typeof value !== 'number') {
     throw new TypeError(`'${name}' must be a number of seconds >= 0, got ${describe(value)}`);
   }

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use netreplay_core::engine::{BufferData, BufferOptions, Queue};
 use netreplay_core::engine::{Delivery, NullSink, Outcome, Sink};
 use netreplay_core::engine::{RingProducer, Slot};
 use netreplay_core::engine::{Scheduler, SchedulerOptions, Waiter};
+use netreplay_core::engine::{INITIAL_SPIN_MARGIN_NS, MAX_SPIN_MARGIN_NS, MIN_SPIN_MARGIN_NS};
 use netreplay_core::format::mcl::ReadOptions;
 use netreplay_core::{Error, Record};
 
@@ -756,7 +758,13 @@ fn scheduler_cpu_share(n: u32, step_ns: i64, busy_wait_ns: Option<i64>) -> f64 {
     let queue = queued(numbered(n, step_ns));
     let samples = Arc::new(Mutex::new(Vec::new()));
     let sink: Box<dyn Sink> = Box::new(ThreadCpu(samples.clone()));
-    let mut s = Scheduler::new(&queue, vec![SinkEntry::new(sink)], speed(1.0)).unwrap();
+    // A fixed margin: a learned one grows with the machine's wake-up
+    // lateness, which a busy test machine can make as long as the waits.
+    let options = SchedulerOptions {
+        spin_margin_ns: Some(100_000),
+        ..speed(1.0)
+    };
+    let mut s = Scheduler::new(&queue, vec![SinkEntry::new(sink)], options).unwrap();
     if let Some(ns) = busy_wait_ns {
         s.set_busy_wait(ns);
     }
@@ -770,26 +778,70 @@ fn scheduler_cpu_share(n: u32, step_ns: i64, busy_wait_ns: Option<i64>) -> f64 {
 }
 
 #[test]
-fn short_waits_are_spun_long_ones_slept() {
+fn waits_sleep_but_their_margin_and_busy_wait_spins_short_ones() {
     let _serial = serial();
-    // 1 ms apart (below BUSY_WAIT_NS): the thread never sleeps.
-    let spun = scheduler_cpu_share(300, MS, None);
+    // 1 ms apart: the thread sleeps all but the spin margin (0.1 ms).
+    let slept = scheduler_cpu_share(300, MS, None);
+    assert!(
+        slept < 0.5,
+        "1 ms waits: the scheduler used {slept:.2} of a core"
+    );
+    // 20 ms apart: even less.
+    let long = scheduler_cpu_share(26, 20 * MS, None);
+    assert!(
+        long < 0.15,
+        "20 ms waits: the scheduler used {long:.2} of a core"
+    );
+    // busyWait 1.5 ms: 1 ms waits are spun whole.
+    let spun = scheduler_cpu_share(300, MS, Some(3 * MS / 2));
     assert!(
         spun > 0.5,
-        "1 ms waits: the scheduler used {spun:.2} of a core"
+        "1 ms waits with busy waiting: the scheduler used {spun:.2} of a core"
     );
-    // 20 ms apart: it sleeps all but the last 4% of each wait.
-    let slept = scheduler_cpu_share(26, 20 * MS, None);
+}
+
+/// The scheduler's spin margin, as its stats publish it, after playing `n`
+/// records 1 ms apart with `margin_ns` fixed (or learned).
+fn spin_margin_after(n: u32, margin_ns: Option<i64>) -> (i64, bool) {
+    let queue = queued(numbered(n, MS));
+    let options = SchedulerOptions {
+        spin_margin_ns: margin_ns,
+        ..speed(1.0)
+    };
+    let mut s = Scheduler::new(
+        &queue,
+        vec![SinkEntry::new(Box::new(NullSink::default()))],
+        options,
+    )
+    .unwrap();
+    s.start().unwrap();
+    wait_end(&s);
+    let stats = s.stats();
+    (
+        stats.spin_margin_ns.load(Ordering::Relaxed),
+        stats.timing_slice.load(Ordering::Relaxed),
+    )
+}
+
+#[test]
+fn the_spin_margin_is_learned_or_fixed_and_always_bounded() {
+    let _serial = serial();
+    let (fixed, _) = spin_margin_after(50, Some(70_000));
+    assert_eq!(fixed, 70_000);
+    // Learned: moved from where it started, within its bounds.
+    let (learned, _) = spin_margin_after(400, None);
+    assert_ne!(learned, INITIAL_SPIN_MARGIN_NS, "the margin never moved");
     assert!(
-        slept < 0.15,
-        "20 ms waits: the scheduler used {slept:.2} of a core"
+        (MIN_SPIN_MARGIN_NS..=MAX_SPIN_MARGIN_NS).contains(&learned),
+        "{learned} ns"
     );
-    // Busy waiting off: 1 ms waits sleep until the last 250 µs.
-    let sleeping = scheduler_cpu_share(300, MS, Some(0));
-    assert!(
-        sleeping < 0.5,
-        "1 ms waits without busy waiting: the scheduler used {sleeping:.2} of a core"
-    );
+    let err = SchedulerOptions {
+        spin_margin_ns: Some(-1),
+        ..speed(1.0)
+    }
+    .validate()
+    .unwrap_err();
+    assert!(err.to_string().contains("'spinMargin'"), "{err}");
 }
 
 /// Two records whose deadlines lie beyond the clock's range: the first plays

@@ -697,6 +697,12 @@ pub struct SchedulerStats {
     pub dropped: f64,
     /// The anchor in force; null before the first record and at infinite speed.
     pub anchor: Option<AnchorJs>,
+    /// Seconds before a deadline the scheduler's waits stop sleeping and
+    /// spin: learned from its wake-ups, unless `spinMargin` fixed it.
+    pub spin_margin: f64,
+    /// Whether the kernel gave the scheduler thread a short time slice
+    /// (Linux 6.12+), so that it preempts busy threads when it wakes.
+    pub timing_slice: bool,
 }
 
 impl SchedulerStats {
@@ -716,6 +722,8 @@ impl SchedulerStats {
                 wall_ns: a.wall_ns as f64,
                 log_ns: a.log_ns as f64,
             }),
+            spin_margin: stats.spin_margin_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            timing_slice: stats.timing_slice.load(Ordering::Relaxed),
         }
     }
 }

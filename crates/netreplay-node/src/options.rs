@@ -228,6 +228,8 @@ pub struct SchedulerOptionsJs {
     pub js: Option<bool>,
     /// Waits up to this many seconds are spun through.
     pub busy_wait: Option<f64>,
+    /// Seconds before a deadline a wait stops sleeping (default: learned).
+    pub spin_margin: Option<f64>,
     /// JS delivery's lag policy: "wait" (default) or "drop".
     pub lag: Option<String>,
 }
@@ -244,6 +246,10 @@ pub fn scheduler_options(options: &SchedulerOptionsJs) -> Result<SchedulerOption
             Some(seconds) => Some(seconds_to_ns("busyWait", seconds)?),
             None => defaults.busy_wait_ns,
         },
+        spin_margin_ns: options
+            .spin_margin
+            .map(|seconds| seconds_to_ns("spinMargin", seconds))
+            .transpose()?,
         ..defaults
     })
 }

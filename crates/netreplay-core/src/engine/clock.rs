@@ -90,26 +90,98 @@ impl Anchor {
     }
 }
 
-/// Waits up to this long are spun through, never slept. A sleep of any
-/// length wakes late by tens of µs, and about one in a thousand by 0.5–4 ms
-/// on a VM whose idle vCPU the host must reschedule (measured: README,
-/// "Performance"); no spin shorter than the wait hides that. So high rates
-/// keep the scheduler's core busy; low rates do not.
-pub const BUSY_WAIT_NS: i64 = 1_500_000;
-/// Bounds of the spin that ends a longer wait: at least the usual sleep
-/// overshoot, and at most 4% of the wait, so long gaps cost little CPU.
-const MIN_SPIN_NS: i64 = 250_000;
-const MAX_SPIN_NS: i64 = 2_000_000;
+/// Bounds of the learned spin margin. Below 5 µs the clock reads and the
+/// futex return alone eat it; above 2 ms spinning costs more than any
+/// sleep's lateness is worth, and an outlier must not make it grow further.
+pub const MIN_SPIN_MARGIN_NS: i64 = 5_000;
+pub const MAX_SPIN_MARGIN_NS: i64 = 2_000_000;
+/// The margin a scheduler starts with: a sleep on a quiet machine wakes
+/// within it nearly always (README, "Performance"), so the first waits are
+/// on time; it converges down (or up) from there.
+pub const INITIAL_SPIN_MARGIN_NS: i64 = 200_000;
+/// The share of sleeps the margin is to cover.
+const MARGIN_QUANTILE: f64 = 0.995;
+/// Relative step of each update: a sleep that overshoots the margin grows it
+/// by ×(1 + GAIN·q), one that does not shrinks it by ×(1 − GAIN·(1 − q)).
+/// In equilibrium about 0.6% of sleeps overshoot (a running p99.4), and the
+/// margin halves in about 280 sleeps once wake-ups get prompt again.
+const MARGIN_GAIN: f64 = 0.5;
 
-/// How long before the deadline a wait of `wait_ns` stops sleeping and spins;
-/// the whole wait when it is at most `busy_wait_ns`.
-pub fn spin_window(wait_ns: i64, busy_wait_ns: i64) -> i64 {
-    if wait_ns <= busy_wait_ns {
-        wait_ns
-    } else {
-        (wait_ns / 25).clamp(MIN_SPIN_NS, MAX_SPIN_NS)
+/// How long before a deadline a scheduler stops sleeping and spins: a
+/// running high quantile of this thread's measured wake-up overshoot
+/// (stochastic quantile tracking in log space: scale-free, O(1), robust to
+/// one outlier, which moves it by one step whatever its size), bounded by
+/// [`MIN_SPIN_MARGIN_NS`]..[`MAX_SPIN_MARGIN_NS`]; or a fixed margin.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SpinMargin {
+    ns: f64,
+    adaptive: bool,
+}
+
+impl SpinMargin {
+    /// A margin learned from the sleeps it is told of, from [`INITIAL_SPIN_MARGIN_NS`].
+    pub fn adaptive() -> Self {
+        SpinMargin {
+            ns: INITIAL_SPIN_MARGIN_NS as f64,
+            adaptive: true,
+        }
+    }
+
+    /// Always `ns` (≥ 0), whatever the sleeps do.
+    pub fn fixed(ns: i64) -> Self {
+        SpinMargin {
+            ns: ns.max(0) as f64,
+            adaptive: false,
+        }
+    }
+
+    pub fn ns(&self) -> i64 {
+        self.ns as i64
+    }
+
+    pub fn is_adaptive(&self) -> bool {
+        self.adaptive
+    }
+
+    /// A sleep meant to end `margin` before its deadline woke `overshoot_ns`
+    /// after it was meant to (≤ 0: on time or early).
+    pub fn observe(&mut self, overshoot_ns: i64) {
+        if !self.adaptive {
+            return;
+        }
+        let factor = if overshoot_ns as f64 > self.ns {
+            1.0 + MARGIN_GAIN * MARGIN_QUANTILE
+        } else {
+            1.0 - MARGIN_GAIN * (1.0 - MARGIN_QUANTILE)
+        };
+        self.ns = (self.ns * factor).clamp(MIN_SPIN_MARGIN_NS as f64, MAX_SPIN_MARGIN_NS as f64);
+    }
+
+    /// How long before the deadline a wait of `wait_ns` stops sleeping: all
+    /// of it (a spin) when it is at most `busy_wait_ns`, or short
+    /// ([`SPIN_WHOLE_NS`]) and within two margins, which a sleep would
+    /// likely overshoot; else the margin, but at most [`MAX_SPIN_SHARE`] of
+    /// the wait. That cap keeps the thread a sleeper on a noisy machine,
+    /// whose learned margin can grow as long as the waits: a thread that
+    /// spins most of the time is treated as a CPU hog and queued behind
+    /// other hogs for whole slices (measured: 1 kHz p99 8 ms under one busy
+    /// process per core, the margin uncapped), while one that sleeps most
+    /// of the time is woken at once.
+    pub fn spin_window(&self, wait_ns: i64, busy_wait_ns: i64) -> i64 {
+        let margin = self.ns();
+        if wait_ns <= busy_wait_ns || wait_ns <= SPIN_WHOLE_NS.min(margin.saturating_mul(2)) {
+            wait_ns
+        } else {
+            margin.min((wait_ns as f64 * MAX_SPIN_SHARE) as i64)
+        }
     }
 }
+
+/// Waits up to this long are spun whole when a sleep would likely overshoot
+/// them: rates of 5 kHz and more keep the scheduler's core busy.
+pub const SPIN_WHOLE_NS: i64 = 200_000;
+/// The largest share of a longer wait that is spun.
+pub const MAX_SPIN_SHARE: f64 = 0.25;
 
 #[cfg(test)]
 mod tests {
@@ -229,17 +301,100 @@ mod tests {
         }
     }
 
+    /// Overshoots drawn from a fixed distribution, reproducibly (xorshift).
+    fn overshoots(n: usize, seed: u64, draw: impl Fn(f64) -> i64) -> Vec<i64> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                draw((x >> 11) as f64 / (1u64 << 53) as f64)
+            })
+            .collect()
+    }
+
+    /// The share of `series` above the margin as it stands after the first `warm` samples.
+    fn exceed_share(margin: &mut SpinMargin, series: &[i64], warm: usize) -> f64 {
+        let mut over = 0;
+        for (i, &o) in series.iter().enumerate() {
+            if i >= warm && o > margin.ns() {
+                over += 1;
+            }
+            margin.observe(o);
+        }
+        over as f64 / (series.len() - warm) as f64
+    }
+
     #[test]
-    fn spin_window_spins_short_waits_and_little_of_long_ones() {
-        let busy = BUSY_WAIT_NS;
-        assert_eq!(spin_window(1_000_000, busy), 1_000_000);
-        assert_eq!(spin_window(busy, busy), busy);
-        assert_eq!(spin_window(busy + 1, busy), MIN_SPIN_NS);
-        // A 10 ms gap spins 0.4 ms of it (4%); a long gap at most 2 ms.
-        assert_eq!(spin_window(10_000_000, busy), 400_000);
-        assert_eq!(spin_window(10_000_000_000, busy), MAX_SPIN_NS);
-        // Busy waiting off: every wait sleeps first.
-        assert_eq!(spin_window(1_000_000, 0), MIN_SPIN_NS);
+    fn the_margin_converges_on_a_high_quantile_of_the_overshoot() {
+        // Exponential overshoots, mean 20 µs: p99.4 ≈ 102 µs.
+        let exp = |u: f64| (-20_000.0 * (1.0 - u).ln()) as i64;
+        let series = overshoots(40_000, 7, exp);
+        let mut m = SpinMargin::adaptive();
+        let share = exceed_share(&mut m, &series, 5_000);
+        assert!(
+            (0.002..0.012).contains(&share),
+            "{share} of sleeps overshot"
+        );
+        assert!((60_000..180_000).contains(&m.ns()), "margin {} ns", m.ns());
+        // Wake-ups that get 10× worse: the margin follows them up, fast.
+        let worse = overshoots(2_000, 8, |u| 10 * exp(u));
+        let share = exceed_share(&mut m, &worse, 200);
+        assert!(share < 0.03, "{share} overshot after the change");
+        assert!(m.ns() > 500_000, "margin {} ns", m.ns());
+        // And back down once they are prompt again.
+        let prompt = overshoots(5_000, 9, |u| exp(u) / 10);
+        exceed_share(&mut m, &prompt, 0);
+        assert!(m.ns() < 30_000, "margin {} ns", m.ns());
+    }
+
+    #[test]
+    fn the_margin_stays_within_its_bounds() {
+        let mut m = SpinMargin::adaptive();
+        // Huge outliers move it one step each, never past the bound.
+        m.observe(i64::MAX);
+        assert_eq!(m.ns(), (INITIAL_SPIN_MARGIN_NS as f64 * 1.4975) as i64);
+        for _ in 0..100 {
+            m.observe(i64::MAX);
+        }
+        assert_eq!(m.ns(), MAX_SPIN_MARGIN_NS);
+        // Always on time (or early): down to the floor, no lower.
+        for _ in 0..20_000 {
+            m.observe(i64::MIN);
+        }
+        assert_eq!(m.ns(), MIN_SPIN_MARGIN_NS);
+        // A fixed margin ignores what it is told.
+        let mut f = SpinMargin::fixed(50_000);
+        f.observe(10_000_000);
+        assert_eq!(f.ns(), 50_000);
+        assert_eq!(SpinMargin::fixed(-3).ns(), 0);
+    }
+
+    #[test]
+    fn short_waits_are_spun_whole_and_at_most_a_quarter_of_long_ones() {
+        let m = SpinMargin::fixed(80_000);
+        // Within busyWait: spun whole.
+        assert_eq!(m.spin_window(1_000_000, 1_500_000), 1_000_000);
+        // Longer: the margin.
+        assert_eq!(m.spin_window(1_000_000, 0), 80_000);
+        assert_eq!(m.spin_window(10_000_000_000, 0), 80_000);
+        // Within two margins and short: a sleep would overshoot it.
+        assert_eq!(m.spin_window(150_000, 0), 150_000);
+        // Short but beyond two margins: sleep, spin at most a quarter.
+        let small = SpinMargin::fixed(20_000);
+        assert_eq!(small.spin_window(100_000, 0), 20_000);
+        assert_eq!(SpinMargin::fixed(50_000).spin_window(100_000, 0), 100_000);
+        assert_eq!(SpinMargin::fixed(30_000).spin_window(100_000, 0), 25_000);
+        // A margin as long as the wait (a noisy machine): a quarter of it,
+        // however large the margin, once the wait is not short.
+        let big = SpinMargin::fixed(MAX_SPIN_MARGIN_NS);
+        assert_eq!(big.spin_window(1_000_000, 0), 250_000);
+        assert_eq!(big.spin_window(SPIN_WHOLE_NS, 0), SPIN_WHOLE_NS);
+        assert_eq!(
+            big.spin_window(SPIN_WHOLE_NS + 4, 0),
+            (SPIN_WHOLE_NS + 4) / 4
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::thread::Thread;
 use std::time::Duration;
 
-use crate::engine::clock::{now_ns, spin_window, Speed, BUSY_WAIT_NS};
+use crate::engine::clock::{now_ns, Speed, SpinMargin};
 use crate::engine::stats::SinkStats;
 
 /// The longest a waiting scheduler sleeps without looking at its control
@@ -79,7 +79,7 @@ pub(crate) struct Control {
     pub(crate) finished: AtomicBool,
     pub(crate) speed_bits: AtomicU64,
     pub(crate) speed_changed: AtomicBool,
-    /// Waits up to this long are spun through (see [`spin_window`]).
+    /// Waits up to this long are spun whole (see [`SpinMargin::spin_window`]).
     pub(crate) busy_wait_ns: AtomicI64,
     /// Records a step or burst still has to deliver at once.
     pub(crate) immediate_left: AtomicU64,
@@ -93,7 +93,7 @@ impl Control {
             finished: AtomicBool::new(false),
             speed_bits: AtomicU64::new(speed.get().to_bits()),
             speed_changed: AtomicBool::new(false),
-            busy_wait_ns: AtomicI64::new(BUSY_WAIT_NS),
+            busy_wait_ns: AtomicI64::new(0),
             immediate_left: AtomicU64::new(0),
             thread: Mutex::new(None),
         }
@@ -129,24 +129,34 @@ impl Control {
         }
     }
 
-    /// Wait for `deadline`: sleep coarsely, then spin the last stretch.
+    /// Wait for `deadline`: sleep until `margin` before it, then spin. Tells
+    /// `margin` how late the sleep that was meant to end there woke (not the
+    /// sleeps cut short at [`MAX_PARK`], nor one a control change ended).
     /// False if interrupted by stop or a speed change first.
-    pub fn wait_until(&self, deadline: i64) -> bool {
-        let spin = spin_window(
-            deadline.saturating_sub(now_ns()),
-            self.busy_wait_ns.load(Ordering::Relaxed),
-        );
+    pub fn wait_until(&self, deadline: i64, margin: &mut SpinMargin) -> bool {
+        let busy_wait_ns = self.busy_wait_ns.load(Ordering::Relaxed);
+        let spin = margin.spin_window(deadline.saturating_sub(now_ns()), busy_wait_ns);
+        let wake_at = deadline.saturating_sub(spin);
         loop {
             if self.interrupted() {
                 return false;
             }
-            let remaining = deadline.saturating_sub(now_ns());
+            let now = now_ns();
+            let remaining = deadline.saturating_sub(now);
             if remaining <= 0 {
                 return true;
             }
-            if remaining > spin {
-                let sleep = Duration::from_nanos((remaining - spin) as u64);
+            if now < wake_at {
+                let sleep = Duration::from_nanos((wake_at - now) as u64);
+                let last = sleep <= MAX_PARK;
                 std::thread::park_timeout(sleep.min(MAX_PARK));
+                if last && !self.interrupted() {
+                    let woke = now_ns();
+                    // Woken early (an unpark token): not a measure of lateness.
+                    if woke >= wake_at {
+                        margin.observe(woke - wake_at);
+                    }
+                }
             } else {
                 std::hint::spin_loop();
             }

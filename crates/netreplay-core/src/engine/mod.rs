@@ -19,7 +19,10 @@ pub(crate) mod thread;
 pub(crate) mod timeline;
 
 pub use buffer::{BufferData, BufferOptions, Queue, DEFAULT_MAX_BYTES, MAX_LENGTH};
-pub use clock::{now_ns, spin_window, Anchor, Speed, BUSY_WAIT_NS};
+pub use clock::{
+    now_ns, Anchor, Speed, SpinMargin, INITIAL_SPIN_MARGIN_NS, MAX_SPIN_MARGIN_NS,
+    MIN_SPIN_MARGIN_NS,
+};
 pub use control::{LagPolicy, Waiter};
 pub use convert::{convert, ConvertOptions, ConvertSummary, MCL_METADATA};
 pub use log_summary::{summarize, LogSummary, TopicSummary};

@@ -6,16 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::buffer::{Queue, QueueClaim};
-use crate::engine::clock::{now_ns, Anchor, Speed, BUSY_WAIT_NS};
+use crate::engine::clock::{now_ns, Anchor, Speed, SpinMargin};
 use crate::engine::control::{Control, LagPolicy, Waiter};
 use crate::engine::ring::Slot;
 use crate::engine::sink::{Delivery, Outcome, Sink, TimelineEvent};
 use crate::engine::stats::{ReplayStats, SinkStats};
 use crate::engine::thread::StateThread;
 use crate::engine::timeline::{Pace, Timeline, TimelineOptions};
-use crate::sys::set_precise_timer_slack;
+use crate::sys::{set_precise_timer_slack, set_timing_slice};
 use crate::{Error, Record, Result};
 
+/// The longest fixed spin margin accepted (`spinMargin`).
+pub const MAX_SPIN_MARGIN_OPTION_NS: i64 = 100_000_000;
 /// How long a fresh run waits awake for its first record before sleeping.
 const START_SPIN_NS: i64 = 5_000_000;
 /// Sleep while the ring is starved: short, so a late producer costs little.
@@ -91,6 +93,9 @@ struct Worker {
     delivered: u64,
     /// The virtual clock's reading, with virtual time.
     virtual_now: i64,
+    /// How long before a deadline a wait stops sleeping; learned across
+    /// runs (pause/resume) of this scheduler.
+    margin: SpinMargin,
     plan: Timing,
 }
 
@@ -196,6 +201,7 @@ impl Worker {
     fn wait(
         &mut self,
         control: &Control,
+        stats: &ReplayStats,
         deadline: i64,
         ticker: &mut Option<Ticker>,
         anchor: Option<Anchor>,
@@ -208,8 +214,14 @@ impl Worker {
                     return false;
                 }
                 self.virtual_now = self.virtual_now.max(until);
-            } else if !control.wait_until(until) {
-                return false;
+            } else {
+                let reached = control.wait_until(until, &mut self.margin);
+                stats
+                    .spin_margin_ns
+                    .store(self.margin.ns(), Ordering::Relaxed);
+                if !reached {
+                    return false;
+                }
             }
             let now = self.now();
             self.tick(ticker, anchor, speed, now, control);
@@ -227,6 +239,12 @@ impl Worker {
         goal: Goal,
     ) -> Outcome {
         set_precise_timer_slack();
+        stats
+            .timing_slice
+            .store(set_timing_slice(), Ordering::Relaxed);
+        stats
+            .spin_margin_ns
+            .store(self.margin.ns(), Ordering::Relaxed);
         if self.ended {
             return Outcome::End;
         }
@@ -400,7 +418,7 @@ impl Worker {
                     if let Some(due) = a.deadline(tau_t, speed) {
                         if now < due {
                             self.flush(control);
-                            if !self.wait(control, due, &mut ticker, anchor, speed) {
+                            if !self.wait(control, stats, due, &mut ticker, anchor, speed) {
                                 continue;
                             }
                         }
@@ -428,7 +446,7 @@ impl Worker {
                         .position
                         .delayed
                         .store(delay > 0 || last_delivered.is_none(), Ordering::Relaxed);
-                    let reached = self.wait(control, due, &mut ticker, anchor, speed);
+                    let reached = self.wait(control, stats, due, &mut ticker, anchor, speed);
                     stats.position.delayed.store(false, Ordering::Relaxed);
                     if !reached {
                         if speed.is_max() {
@@ -528,13 +546,13 @@ impl Worker {
 #[derive(Debug, Clone, Copy)]
 pub struct SchedulerOptions {
     pub speed: Speed,
-    /// Waits up to this long are spun through (see
-    /// [`spin_window`](crate::engine::spin_window)). `None`: [`BUSY_WAIT_NS`],
-    /// or 0 when a sink hands records to another thread
-    /// ([`Sink::wakes_a_thread`]): a thread spinning on one core makes the
-    /// thread it wakes queue behind it (the kernel places a wakee next to
-    /// its waker) for up to a time slice, milliseconds.
+    /// Waits up to this long are spun whole (see
+    /// [`SpinMargin::spin_window`]); `None`: 0, longer waits sleep until
+    /// the spin margin before their deadline.
     pub busy_wait_ns: Option<i64>,
+    /// How long before a deadline a wait stops sleeping and spins: `None`
+    /// learns it from this thread's wake-ups ([`SpinMargin::adaptive`]).
+    pub spin_margin_ns: Option<i64>,
     /// How records map to the timeline: pace, capped gaps, loop seams.
     pub timeline: TimelineOptions,
     /// Wall-clock time before the first record of each pass (not scaled by
@@ -554,6 +572,7 @@ impl Default for SchedulerOptions {
         SchedulerOptions {
             speed: Speed::new(1.0).expect("1 is a speed"),
             busy_wait_ns: None,
+            spin_margin_ns: None,
             timeline: TimelineOptions::default(),
             delay_ns: 0,
             limit: None,
@@ -586,6 +605,18 @@ impl SchedulerOptions {
         if self.limit == Some(0) {
             return Err(Error::invalid("limit", "must be an integer >= 1, got 0"));
         }
+        if let Some(margin) = self.spin_margin_ns {
+            if !(0..=MAX_SPIN_MARGIN_OPTION_NS).contains(&margin) {
+                return Err(Error::invalid(
+                    "spinMargin",
+                    format!(
+                        "must be from 0 to {} s, got {} s",
+                        MAX_SPIN_MARGIN_OPTION_NS as f64 / 1e9,
+                        margin as f64 / 1e9
+                    ),
+                ));
+            }
+        }
         if let Some(period) = self.clock_period_ns {
             if period <= 0 {
                 return Err(Error::invalid("clock", "must be a rate > 0 Hz"));
@@ -612,13 +643,7 @@ impl Scheduler {
         options.validate()?;
         let claim = Arc::new(queue.claim()?);
         let control = Control::new(options.speed);
-        let busy_wait_ns = options.busy_wait_ns.unwrap_or_else(|| {
-            if sinks.iter().any(|s| s.sink.wakes_a_thread()) {
-                0
-            } else {
-                BUSY_WAIT_NS
-            }
-        });
+        let busy_wait_ns = options.busy_wait_ns.unwrap_or(0);
         control
             .busy_wait_ns
             .store(busy_wait_ns.max(0), Ordering::Relaxed);
@@ -645,6 +670,9 @@ impl Scheduler {
                     start_at: None,
                     delivered: 0,
                     virtual_now: 0,
+                    margin: options
+                        .spin_margin_ns
+                        .map_or_else(SpinMargin::adaptive, SpinMargin::fixed),
                     plan: Timing {
                         delay_ns: options.delay_ns,
                         limit: options.limit,
@@ -723,8 +751,8 @@ impl Scheduler {
         self.control.speed()
     }
 
-    /// Spin through waits up to `ns` instead of sleeping (default
-    /// [`BUSY_WAIT_NS`]; 0 sleeps before every wait). Takes effect at the next wait.
+    /// Spin through waits up to `ns` instead of sleeping (default 0: every
+    /// wait longer than the spin margin sleeps first). Takes effect at the next wait.
     pub fn set_busy_wait(&self, ns: i64) {
         self.control
             .busy_wait_ns

@@ -146,6 +146,12 @@ pub struct ReplayStats {
     anchor: Mutex<Option<Anchor>>,
     /// Where the playback is, for progress reports.
     pub position: Position,
+    /// The scheduler's spin margin now (ns): how long before a deadline its
+    /// waits stop sleeping (learned, unless fixed by an option).
+    pub spin_margin_ns: AtomicI64,
+    /// Whether the kernel gave the scheduler thread its short slice
+    /// ([`crate::sys::set_timing_slice`]) in the last run.
+    pub timing_slice: std::sync::atomic::AtomicBool,
 }
 
 /// Where a scheduler is on its timeline, published for progress reports

@@ -9,4 +9,4 @@ pub use mapguard::GuardedMap;
 #[cfg(target_os = "linux")]
 pub use socket::send_many;
 pub use socket::set_multicast_if_v4_index;
-pub use time::{monotonic_of_realtime, now_ns, set_precise_timer_slack};
+pub use time::{monotonic_of_realtime, now_ns, set_precise_timer_slack, set_timing_slice};
