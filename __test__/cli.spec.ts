@@ -263,6 +263,9 @@ test('bad values exit 2 with a message naming the flag and the value', async (t)
     [['--delay', 'x'], /--delay must be a number of seconds >= 0, got 'x'/],
     [['--max-gap', '0'], /--max-gap must be a number of seconds > 0, got '0'/],
     [['--pps', '0'], /--pps must be a number of messages per second > 0, got '0'/],
+    [['--spin-margin', '-1'], /--spin-margin must be a number of seconds >= 0, got '-1'/],
+    [['--spin-margin', '0.5'], /invalid --spin-margin: must be from 0 to 0\.1 s, got 0\.5 s/],
+    [['--busy-wait', 'x'], /--busy-wait must be a number of seconds >= 0, got 'x'/],
     [['--mbps', 'x'], /--mbps must be a number of megabits per second > 0, got 'x'/],
     [['--pps', '5', '--mbps', '1'], /--pps or --mbps, not both/],
     [['--pps', '5', '--speed', '2'], /invalid --speed: conflicts with --pps\/--mbps/],
@@ -357,6 +360,7 @@ test("each command's --help lists every flag; the global help lists the commands
   const flags = [
     '--loop [N]', '--loop-delay', '--continuous-time', '--start-offset', '--duration', '--until', '--limit',
     '--start-paused', '--delay', '--max-gap', '--pps', '--mbps', '--start-at', '--clock [HZ]', '--clock-to',
+    '--spin-margin', '--busy-wait',
     '--topics TOPIC...', '--exclude-topics', '-e, --regex', '-x, --exclude-regex', '--types', '--exclude-types',
     '--remap FROM:=TO...', '--backfill', '-r, --rate', '-s, --speed', '--json', '-q, --quiet', '--no-print',
     '--no-progress', '--no-keys', '--fail-on-error', '--udp', '--route', '--hop-limit', '--interface', '--mtu',

@@ -60,6 +60,8 @@ export const PLAY: Command = {
         },
         { name: 'clock', value: 'HZ', optional: /^\d+(\.\d+)?$/, help: "Send the logical time HZ times a second (default 40) as ['/clock', {name, time, timeNs}] datagrams, to --clock-to or else --udp." },
         { name: 'clock-to', value: 'URL', help: 'Where --clock ticks go (udp://host:port).' },
+        { name: 'spin-margin', value: 'S', help: 'Stop sleeping S seconds before each deadline and spin (default: learned from the wake-ups; CPU ≈ S × rate).' },
+        { name: 'busy-wait', value: 'S', help: 'Spin through every wait up to S seconds instead of sleeping (default 0; a core for the best timing).' },
         ...READ_FLAGS,
       ],
     },
@@ -138,6 +140,8 @@ const FLAG_OF_OPTION: [RegExp, string][] = [
   [/'loopDelay'/g, '--loop-delay'],
   [/'loop'|'passes'/g, '--loop'],
   [/'maxGap'/g, '--max-gap'],
+  [/'spinMargin'/g, '--spin-margin'],
+  [/'busyWait'/g, '--busy-wait'],
   [/'rate\.messagesPerSecond'|'messagesPerSecond'/g, '--pps'],
   [/'rate\.bytesPerSecond'|'bytesPerSecond'/g, '--mbps'],
   [/'rate'/g, '--pps/--mbps'],
@@ -269,6 +273,8 @@ export function replayOptions(values: Values): ReplayOptions {
   if (flag(values, 'start-paused')) o.startPaused = true;
   set('delay', seconds(values, 'delay', 'nonNegative'));
   set('maxGap', seconds(values, 'max-gap', 'positive'));
+  set('spinMargin', seconds(values, 'spin-margin', 'nonNegative'));
+  set('busyWait', seconds(values, 'busy-wait', 'nonNegative'));
   const pps = positiveNumber(values, 'pps', 'a number of messages per second > 0');
   const mbps = positiveNumber(values, 'mbps', 'a number of megabits per second > 0');
   if (pps !== undefined && mbps !== undefined) throw new UsageError('give --pps or --mbps, not both');
