@@ -15,7 +15,7 @@ export type CpuWindow = [fromNs: number, toNs: number];
 export type TaskPlayback = Pick<PlaybackOptions, 'loop' | 'loopDelay' | 'continuousTime' | 'maxGap' | 'rate' | 'delay'> & { startAt?: string };
 
 export type Task =
-  | { kind: 'native-udp'; log: string; port: number; busyWait?: number; cpuWindows?: CpuWindow[]; playback?: TaskPlayback }
+  | { kind: 'native-udp'; log: string; port: number; busyWait?: number; spinMargin?: number; cpuWindows?: CpuWindow[]; playback?: TaskPlayback }
   | { kind: 'js'; log: string; count: number; arrivals: string; cpuWindows?: CpuWindow[] }
   | { kind: 'settimeout'; schedule: string; port: number; cpuWindows?: CpuWindow[] }
   | { kind: 'pause'; log: string; port: number; pauseAtMs: number; pauseForMs: number }
@@ -97,6 +97,7 @@ async function nativeUdp(task: Extract<Task, { kind: 'native-udp' }>): Promise<R
     js: false,
     udp: { destination: `udp://127.0.0.1:${task.port}` },
     ...(task.busyWait !== undefined && { busyWait: task.busyWait }),
+    ...(task.spinMargin !== undefined && { spinMargin: task.spinMargin }),
     ...playback,
     ...(startAt !== undefined && { startAt: BigInt(startAt) }),
   });
@@ -115,6 +116,8 @@ async function nativeUdp(task: Extract<Task, { kind: 'native-udp' }>): Promise<R
     // The engine's own view (seconds): deadline → handover, and → send() return.
     handoverLateness: stats.handoverLateness,
     sendLateness: udp.lateness,
+    spinMargin: stats.spinMargin,
+    timingSlice: stats.timingSlice,
   };
 }
 

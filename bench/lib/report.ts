@@ -302,3 +302,78 @@ function niceStep(raw: number): number {
   const m = raw / p;
   return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
 }
+
+export interface ScatterOptions {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  /** Log-scale y axis (decades; values ≤ 0 are drawn at the bottom). */
+  logY?: boolean;
+  series: { name: string; points: [number, number][] }[];
+}
+
+/** Points per series (one marker shape and colour each), linear x from 0, linear or log y. */
+export function scatterSvg(opts: ScatterOptions): string {
+  const width = 760;
+  const height = 440;
+  const left = 70;
+  const right = 230; // legend column
+  const top = 40;
+  const bottom = 56;
+  const plotW = width - left - right;
+  const plotH = height - top - bottom;
+  const xs = opts.series.flatMap((s) => s.points.map((p) => p[0])).filter(Number.isFinite);
+  const ys = opts.series.flatMap((s) => s.points.map((p) => p[1])).filter((y) => Number.isFinite(y) && (!opts.logY || y > 0));
+  const xStep = niceStep(Math.max(1, ...xs) / 5);
+  const xMax = Math.max(xStep, Math.ceil(Math.max(1, ...xs) / xStep) * xStep);
+  const xOf = (x: number) => left + (Math.max(0, Math.min(x, xMax)) / xMax) * plotW;
+  let yOf: (y: number) => number;
+  const yTicks: number[] = [];
+  if (opts.logY) {
+    const lo = Math.floor(Math.log10(Math.min(...ys, 10)));
+    const hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(...ys, 10))));
+    yOf = (y) => top + plotH - ((Math.log10(Math.max(y, 10 ** lo)) - lo) / (hi - lo)) * plotH;
+    for (let d = lo; d <= hi; d++) yTicks.push(10 ** d);
+  } else {
+    const yStep = niceStep(Math.max(1, ...ys) / 5);
+    const yMax = Math.ceil(Math.max(1, ...ys) / yStep) * yStep;
+    yOf = (y) => top + plotH - (Math.max(0, Math.min(y, yMax)) / yMax) * plotH;
+    for (let v = 0; v <= yMax + yStep * 1e-9; v += yStep) yTicks.push(v);
+  }
+  const out = svgOpen(width, height, opts.title);
+  out.push(`<rect x="${left}" y="${top}" width="${plotW}" height="${plotH}" fill="none" stroke="#444"/>`);
+  for (let v = 0; v <= xMax + xStep * 1e-9; v += xStep) {
+    const x = xOf(v);
+    out.push(line(x, top, x, top + plotH, 'stroke="#eee"'));
+    out.push(text(x, top + plotH + 16, formatNumber(Number(v.toPrecision(12))), 'text-anchor="middle" font-size="11"'));
+  }
+  for (const v of yTicks) {
+    const y = yOf(v);
+    out.push(line(left, y, left + plotW, y, 'stroke="#e4e4e4"'));
+    out.push(text(left - 6, y + 4, opts.logY ? durationLabelUs(v, true) : formatNumber(v), 'text-anchor="end" font-size="11"'));
+  }
+  out.push(text(left + plotW / 2, height - 16, opts.xLabel, 'text-anchor="middle"'));
+  out.push(text(14, top + plotH / 2, opts.yLabel, `text-anchor="middle" transform="rotate(-90 14 ${n(top + plotH / 2)})"`));
+  const marker = (k: number, x: number, y: number, color: string, title: string) => {
+    const t = `<title>${escapeXml(title)}</title>`;
+    switch (Math.floor(k / COLORS.length) % 2 === 0 ? k % 3 : (k + 1) % 3) {
+      case 0:
+        return `<circle class="point" cx="${n(x)}" cy="${n(y)}" r="4.5" fill="${color}" fill-opacity="0.8">${t}</circle>`;
+      case 1:
+        return `<rect class="point" x="${n(x - 4)}" y="${n(y - 4)}" width="8" height="8" fill="${color}" fill-opacity="0.8">${t}</rect>`;
+      default:
+        return `<path class="point" d="M${n(x)} ${n(y - 5)}L${n(x + 5)} ${n(y + 4)}L${n(x - 5)} ${n(y + 4)}Z" fill="${color}" fill-opacity="0.8">${t}</path>`;
+    }
+  };
+  opts.series.forEach((s, k) => {
+    const color = COLORS[k % COLORS.length]!;
+    for (const [x, y] of s.points) {
+      if (Number.isFinite(x) && Number.isFinite(y)) out.push(marker(k, xOf(x), yOf(y), color, `${s.name}: ${formatNumber(x)}, ${formatNumber(y)}`));
+    }
+    const ly = top + 10 + k * Math.min(28, plotH / Math.max(1, opts.series.length));
+    out.push(marker(k, left + plotW + 20, ly, color, s.name));
+    out.push(text(left + plotW + 32, ly + 4, s.name, 'class="legend" font-size="11"'));
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}

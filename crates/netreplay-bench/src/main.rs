@@ -78,6 +78,11 @@ fn run_wake(seconds: u32) -> ExitCode {
     }
     let stalls = spin_stalls(budget, Duration::from_micros(50));
     fields.push(format!("\"spinStallsOver50us\":{}", summary_json(stalls)));
+    // The floor of a burst: 10 records due at once, as the bursty schedule.
+    match netreplay_bench::blast::sendmmsg_times(2_000, 10, 120) {
+        Ok(times) => fields.push(format!("\"sendmmsg10x120B\":{}", summary_json(times))),
+        Err(e) => eprintln!("netreplay-bench wake: sendmmsg: {e}"),
+    }
     match emit(&format!("{{{}}}", fields.join(","))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(&message),
