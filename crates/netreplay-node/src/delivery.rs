@@ -137,12 +137,24 @@ impl DeliveryState {
 /// event loop open while it plays.
 pub type ReplayCallback = ThreadsafeFunction<BatchArgs, (), BatchArgs, Status, false, true>;
 
+/// Slots of [`JsSink`]'s topic cache: a power of two.
+const TOPIC_SLOTS: usize = 64;
+/// A topic, and its id in the table JS builds.
+type TopicSlot = Option<(Arc<str>, u32)>;
+
 pub struct JsSink {
     callback: ReplayCallback,
     data: Vec<u8>,
+    /// The length of the last batch of records: the next batch's capacity,
+    /// so that a batch grows without reallocating (and copying) itself.
+    capacity_hint: usize,
     count: u32,
     topic_ids: HashMap<Arc<str>, u32>,
-    last_topic: Option<(Arc<str>, u32)>,
+    /// Topic ids by the address of a record's topic: readers intern topics,
+    /// so this hits without hashing or comparing the text. Each slot holds
+    /// its Arc, so an address cannot be reused for another topic while
+    /// cached; a miss falls back to `topic_ids` (by text).
+    topic_cache: Box<[TopicSlot; TOPIC_SLOTS]>,
     new_topics: Vec<String>,
     state: Arc<DeliveryState>,
     max_in_flight: usize,
@@ -161,9 +173,10 @@ impl JsSink {
         JsSink {
             callback,
             data: Vec::new(),
+            capacity_hint: 0,
             count: 0,
             topic_ids: HashMap::new(),
-            last_topic: None,
+            topic_cache: Box::new(std::array::from_fn(|_| None)),
             new_topics: Vec::new(),
             state,
             max_in_flight,
@@ -173,8 +186,10 @@ impl JsSink {
     }
 
     fn topic_id(&mut self, topic: &Arc<str>) -> u32 {
-        if let Some((last, id)) = &self.last_topic {
-            if Arc::ptr_eq(last, topic) || **last == **topic {
+        // The low bits of a heap address are alignment: skip them.
+        let slot = (Arc::as_ptr(topic) as *const u8 as usize >> 4) & (TOPIC_SLOTS - 1);
+        if let Some((cached, id)) = &self.topic_cache[slot] {
+            if Arc::ptr_eq(cached, topic) {
                 return *id;
             }
         }
@@ -183,7 +198,7 @@ impl JsSink {
             self.new_topics.push(topic.to_string());
             next
         });
-        self.last_topic = Some((topic.clone(), id));
+        self.topic_cache[slot] = Some((topic.clone(), id));
         id
     }
 
@@ -221,7 +236,15 @@ impl JsSink {
             while self.js_is_behind() && waiter.wait(BACKPRESSURE_PARK) {}
         }
         let (records, bytes) = (self.count as usize, self.data.len());
-        let data = std::mem::take(&mut self.data);
+        if records > 0 {
+            self.capacity_hint = bytes.min(MAX_BATCH_BYTES);
+        }
+        let mut data = std::mem::take(&mut self.data);
+        // A batch smaller than the hint gives back the room it did not use:
+        // JS may hold many batches, bounded by their lengths.
+        if data.capacity() > bytes + bytes / 2 + 4096 {
+            data.shrink_to_fit();
+        }
         let args: BatchArgs = FnArgs::from((
             data.into(),
             self.count,
@@ -271,23 +294,26 @@ impl Sink for JsSink {
             return;
         }
         self.run = delivery.run;
+        let payload: &[u8] = &record.payload;
         let topic = self.topic_id(&record.topic);
         let deadline = delivery.deadline_ns.map_or(f64::NAN, |d| d as f64);
+        // The header is made whole, then copied once: one capacity check
+        // a record instead of one a field.
+        let mut header = [0u8; RECORD_HEADER_BYTES];
+        header[0..8].copy_from_slice(&(delivery.time_ns as f64 / 1e9).to_le_bytes());
+        header[8..16].copy_from_slice(&(delivery.lateness_ns as f64).to_le_bytes());
+        header[16..24].copy_from_slice(&deadline.to_le_bytes());
+        header[24..28].copy_from_slice(&record.stream.to_le_bytes());
+        header[28..32].copy_from_slice(&topic.to_le_bytes());
+        header[32..36].copy_from_slice(&(delivery.pass as u32).to_le_bytes());
+        header[36..40].copy_from_slice(&u32::from(delivery.backfill).to_le_bytes());
+        header[LENGTH_AT..].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        if self.data.capacity() == 0 {
+            self.data = Vec::with_capacity(self.capacity_hint.max(size));
+        }
         self.data.reserve(size);
-        self.data
-            .extend_from_slice(&(delivery.time_ns as f64 / 1e9).to_le_bytes());
-        self.data
-            .extend_from_slice(&(delivery.lateness_ns as f64).to_le_bytes());
-        self.data.extend_from_slice(&deadline.to_le_bytes());
-        self.data.extend_from_slice(&record.stream.to_le_bytes());
-        self.data.extend_from_slice(&topic.to_le_bytes());
-        self.data
-            .extend_from_slice(&(delivery.pass as u32).to_le_bytes());
-        self.data
-            .extend_from_slice(&u32::from(delivery.backfill).to_le_bytes());
-        self.data
-            .extend_from_slice(&(record.payload.len() as u32).to_le_bytes());
-        self.data.extend_from_slice(&record.payload);
+        self.data.extend_from_slice(&header);
+        self.data.extend_from_slice(payload);
         self.count += 1;
         if self.count as usize >= self.max_batch || self.data.len() >= MAX_BATCH_BYTES {
             self.send(Some(waiter), None, None);
