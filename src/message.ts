@@ -67,6 +67,24 @@ export function decodePayload(bytes: Uint8Array): unknown {
   return unpackr.unpack(bytes);
 }
 
+// A small payload is decoded from a copy at the start of one scratch
+// buffer: a view a record costs a Buffer and a DataView (msgpackr keeps one
+// a source), more than the copy; and decoded in place, at an offset into the
+// batch, msgpackr would take it for a large source and leave its small-source
+// paths (its key cache among them). Bins are copied out of the scratch
+// buffer (copyBuffers) since it is overwritten by the next record.
+const SCRATCH_BYTES = 4096;
+const scratch = Buffer.alloc(SCRATCH_BYTES);
+const scratchUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, copyBuffers: true });
+
+/** The msgpack payload at [start, end) of a batch. */
+function decodePayloadAt(batch: Buffer, start: number, end: number): unknown {
+  const length = end - start;
+  if (length > SCRATCH_BYTES) return unpackr.unpack(batch.subarray(start, end));
+  batch.copy(scratch, 0, start, end);
+  return scratchUnpackr.unpack(scratch, length);
+}
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function decodeJson(bytes: Uint8Array): unknown {
@@ -189,25 +207,30 @@ export class BatchDecoder {
       const backfill = (view.getUint32(at + 36, true) & 1) === 1;
       const length = view.getUint32(at + 40, true);
       const start = at + RECORD_HEADER_BYTES;
-      const bytes = data.subarray(start, start + length);
-      at = start + length;
+      const end = start + length;
+      at = end;
       const type = this.#types[stream] ?? null;
       const format = this.#formats[stream];
+      // A view of the payload is made only for who needs one: the caller
+      // (rawPayload), a decoder other than msgpack's, an undecodable record.
+      let bytes: Buffer | undefined;
       let payload: unknown;
       if (this.#decode) {
         const decode = format ? this.#decoders[stream] : decodePayload;
         try {
-          payload = decode ? decode(bytes) : bytes;
+          if (decode === decodePayload) payload = decodePayloadAt(data, start, end);
+          else payload = decode ? decode((bytes = data.subarray(start, end))) : (bytes = data.subarray(start, end));
         } catch (err) {
           if (this.#skip) {
             this.skipped++;
             continue;
           }
-          return { messages, error: undecodable(elapsedTime, topic, type, format?.encoding ?? 'msgpack', bytes, err) };
+          const view = data.subarray(start, end);
+          return { messages, error: undecodable(elapsedTime, topic, type, format?.encoding ?? 'msgpack', view, err) };
         }
       }
       const message: Message = { elapsedTime, topic, type, payload, lateness, deadline, pass, backfill };
-      if (this.#raw) message.payloadBytes = bytes;
+      if (this.#raw) message.payloadBytes = bytes ?? data.subarray(start, end);
       messages.push(format ? withFormat(message, format) : message);
     }
     return { messages };
