@@ -3,7 +3,7 @@ import test from 'ava';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { BufferData, MalformedRecordError, ReadDirectory, Replay, ReplayStateError, ScheduleBroadcasts, type Message } from '../src/index.js';
-import { dataset, header, line, sleep, tempDir, writeLargeLog } from './helpers.js';
+import { dataset, header, line, sleep, tempDir, writeLargeLog, writeLog } from './helpers.js';
 
 function collect(replay: Replay | ScheduleBroadcasts): { messages: Message[]; times: number[] } {
   const messages: Message[] = [];
@@ -404,4 +404,28 @@ test('unknown option keys are a TypeError naming the key, with a suggestion', (t
   });
   t.is(replay.speed, 2);
   replay.close();
+});
+
+test('decoded payloads keep their own bytes: bins and strings of every record survive the records after them, small and large', async (t) => {
+  // Small payloads are decoded from one scratch buffer that the next record
+  // overwrites; a payload over 4 KiB is decoded in place.
+  const path = join(tempDir(t), 'bins.log');
+  const records = Array.from({ length: 300 }, (_, i) => ({
+    t: i * 1e-6,
+    topic: `/bin/${i % 3}`,
+    payload: { i, name: `record ${i}`, blob: Buffer.alloc(i % 2 === 0 ? 16 : 6000, i & 0xff) },
+  }));
+  writeLog(path, records, 'Bins');
+  const replay = new Replay(path, { speed: Infinity });
+  const { messages } = collect(replay);
+  replay.start();
+  await replay.done;
+  t.is(messages.length, records.length);
+  messages.forEach((m, i) => {
+    const p = m.payload as { i: number; name: string; blob: Uint8Array };
+    t.is(p.i, i);
+    t.is(p.name, `record ${i}`);
+    t.is(p.blob.length, i % 2 === 0 ? 16 : 6000);
+    t.true(p.blob.every((b) => b === (i & 0xff)), `record ${i}'s bytes were overwritten`);
+  });
 });

@@ -196,21 +196,27 @@ export class BatchDecoder {
     this.addTopics(newTopics);
     const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
     const messages: Message[] = [];
+    // Fields read once, not once a record: a private field is a keyed load.
+    const topics = this.#topics;
+    const types = this.#types;
+    const formats = this.#formats;
+    const virtual = this.#virtual;
+    const raw = this.#raw;
     let at = 0;
     for (let i = 0; i < count; i++) {
       const elapsedTime = view.getFloat64(at, true);
       const deadline = view.getFloat64(at + 16, true);
-      const lateness = Number.isNaN(deadline) || this.#virtual ? 0 : (arrivedAtNs - deadline) / 1e9;
+      const lateness = Number.isNaN(deadline) || virtual ? 0 : (arrivedAtNs - deadline) / 1e9;
       const stream = view.getUint32(at + 24, true);
-      const topic = this.#topics[view.getUint32(at + 28, true)] ?? '';
+      const topic = topics[view.getUint32(at + 28, true)] ?? '';
       const pass = view.getUint32(at + 32, true);
       const backfill = (view.getUint32(at + 36, true) & 1) === 1;
       const length = view.getUint32(at + 40, true);
       const start = at + RECORD_HEADER_BYTES;
       const end = start + length;
       at = end;
-      const type = this.#types[stream] ?? null;
-      const format = this.#formats[stream];
+      const type = types[stream] ?? null;
+      const format = formats[stream];
       // A view of the payload is made only for who needs one: the caller
       // (rawPayload), a decoder other than msgpack's, an undecodable record.
       let bytes: Buffer | undefined;
@@ -230,7 +236,7 @@ export class BatchDecoder {
         }
       }
       const message: Message = { elapsedTime, topic, type, payload, lateness, deadline, pass, backfill };
-      if (this.#raw) message.payloadBytes = bytes ?? data.subarray(start, end);
+      if (raw) message.payloadBytes = bytes ?? data.subarray(start, end);
       messages.push(format ? withFormat(message, format) : message);
     }
     return { messages };
