@@ -324,10 +324,6 @@ impl Sink for JsSink {
         self.send(Some(waiter), None, None);
     }
 
-    fn wakes_a_thread(&self) -> bool {
-        true
-    }
-
     fn event(&mut self, run: u64, event: TimelineEvent, waiter: Waiter<'_>) {
         // The records before it go first, in their own batch.
         self.send(Some(waiter), None, None);

@@ -64,11 +64,6 @@ pub trait Sink: Send {
     fn take_error(&mut self) -> Option<Error> {
         None
     }
-    /// Whether delivering wakes another thread (the JS sink): the scheduler
-    /// then sleeps through its waits by default instead of spinning.
-    fn wakes_a_thread(&self) -> bool {
-        false
-    }
 }
 
 /// Discards records: for throughput measurement of the engine itself.
