@@ -1,8 +1,10 @@
 //! Bounded single-producer single-consumer ring of [`Slot`]s, bounded by
 //! count (rtrb's wait-free ring) and by payload bytes (one shared counter).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::Thread;
+use std::time::Duration;
 
 use crate::{Error, Record};
 
@@ -49,6 +51,11 @@ pub struct RingShared {
     max_bytes: usize,
     bytes: AtomicUsize,
     len: AtomicUsize,
+    /// Set while the producer is parked in [`RingShared::park_until_refill_room`]:
+    /// the consumer then unparks it once there is room, so a producer behind a
+    /// slow consumer wakes once a quarter ring, not on a timer.
+    producer_waiting: AtomicBool,
+    producer: Mutex<Option<Thread>>,
 }
 
 impl RingShared {
@@ -71,10 +78,35 @@ impl RingShared {
     /// Whether a producer that found the ring full should fill it again: the
     /// consumer has taken a quarter of it, by count and by bytes, or all of it.
     pub fn has_refill_room(&self) -> bool {
-        let len = self.len();
+        // SeqCst: with the consumer's decrement of `len` and the flag, no
+        // wake-up is lost (see `park_until_refill_room`).
+        let len = self.len.load(Ordering::SeqCst);
         len == 0
             || (len + (self.capacity / 4).max(1) <= self.capacity
                 && self.bytes() <= self.max_bytes - self.max_bytes / 4)
+    }
+
+    /// Park the calling thread (the producer) until the consumer has made
+    /// refill room, it is unparked (a stop), or `limit` passes.
+    pub fn park_until_refill_room(&self, limit: Duration) {
+        *self.producer.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::thread::current());
+        // The flag is set before the room is tested and the consumer
+        // decrements `len` before it tests the flag, all SeqCst: either this
+        // test sees the room or the consumer sees the flag and unparks.
+        self.producer_waiting.store(true, Ordering::SeqCst);
+        if !self.has_refill_room() {
+            std::thread::park_timeout(limit);
+        }
+        self.producer_waiting.store(false, Ordering::Relaxed);
+    }
+
+    /// Called by the consumer after a pop that found the producer waiting.
+    fn wake_producer(&self) {
+        if self.has_refill_room() && self.producer_waiting.swap(false, Ordering::AcqRel) {
+            if let Some(thread) = &*self.producer.lock().unwrap_or_else(|p| p.into_inner()) {
+                thread.unpark();
+            }
+        }
     }
 }
 
@@ -98,6 +130,8 @@ pub fn ring(capacity: usize, max_bytes: usize) -> (RingProducer, RingConsumer) {
         max_bytes,
         bytes: AtomicUsize::new(0),
         len: AtomicUsize::new(0),
+        producer_waiting: AtomicBool::new(false),
+        producer: Mutex::new(None),
     });
     (
         RingProducer {
@@ -146,7 +180,10 @@ impl RingConsumer {
         self.shared
             .bytes
             .fetch_sub(slot.heap_size(), Ordering::AcqRel);
-        self.shared.len.fetch_sub(1, Ordering::Relaxed);
+        self.shared.len.fetch_sub(1, Ordering::SeqCst);
+        if self.shared.producer_waiting.load(Ordering::SeqCst) {
+            self.shared.wake_producer();
+        }
         Some(slot)
     }
 
@@ -293,5 +330,40 @@ mod tests {
         }
         producer.join().unwrap();
         assert_eq!(c.shared().bytes(), 0);
+    }
+
+    #[test]
+    fn a_parked_producer_is_woken_by_the_pop_that_makes_refill_room() {
+        let (mut p, mut c) = ring(8, usize::MAX);
+        for t in 0..8 {
+            p.push(rec(t, 1)).unwrap();
+        }
+        let shared = p.shared().clone();
+        let parked = std::thread::spawn(move || {
+            let t0 = std::time::Instant::now();
+            shared.park_until_refill_room(Duration::from_secs(30));
+            (t0.elapsed(), shared.has_refill_room())
+        });
+        // Give it time to park; one pop is not a quarter of the ring.
+        std::thread::sleep(Duration::from_millis(200));
+        c.pop().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!parked.is_finished(), "woken before there was room");
+        c.pop().unwrap();
+        let (waited, room) = parked.join().unwrap();
+        assert!(room);
+        assert!(
+            waited < Duration::from_secs(10),
+            "the pop that made room did not wake it: {waited:?}"
+        );
+    }
+
+    #[test]
+    fn parking_with_room_already_made_returns_at_once() {
+        let (mut p, _c) = ring(8, usize::MAX);
+        p.push(rec(0, 1)).unwrap();
+        let t0 = std::time::Instant::now();
+        p.shared().park_until_refill_room(Duration::from_secs(30));
+        assert!(t0.elapsed() < Duration::from_secs(10));
     }
 }
