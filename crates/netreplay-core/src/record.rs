@@ -44,10 +44,70 @@ pub struct Record {
 }
 
 impl Record {
-    /// Bytes this record holds on the heap; the ring's byte bound counts this.
+    /// Bytes this record holds on the heap; the ring's byte bound counts
+    /// this. The payload's capacity, not its length: a reused buffer may be
+    /// larger than the payload it holds.
     pub fn heap_size(&self) -> usize {
-        self.payload.len() + self.topic.len()
+        self.payload.capacity() + self.topic.len()
     }
+}
+
+/// The most spare payload buffers a thread keeps.
+pub const SPARE_PAYLOADS: usize = 256;
+/// The largest buffer worth keeping: past it, an allocation costs little
+/// beside filling the buffer, and keeping it would hold its memory idle.
+pub const MAX_SPARE_CAPACITY: usize = 64 << 10;
+
+std::thread_local! {
+    /// Payload buffers the consumer gave back, for the readers on this
+    /// thread (the producer's) to fill again: a warm replay then allocates
+    /// nothing per record. Empty on every other thread.
+    static SPARES: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// An empty buffer for a payload of `len` bytes: a spare one when this
+/// thread has one, else a new one. Readers make every payload with it.
+pub fn payload_buffer(len: usize) -> Vec<u8> {
+    // Sized to the next power of two (up to the largest spare kept): the
+    // buffers of payloads of varied sizes then converge on sizes that fit
+    // the next payload, instead of regrowing each time.
+    let capacity = if len <= MAX_SPARE_CAPACITY {
+        len.next_power_of_two()
+    } else {
+        len
+    };
+    match SPARES.with_borrow_mut(Vec::pop) {
+        Some(mut spare) => {
+            spare.clear();
+            spare.reserve_exact(capacity);
+            spare
+        }
+        None => Vec::with_capacity(capacity),
+    }
+}
+
+/// Whether this thread has no spare payload buffer left.
+pub fn needs_spare_payloads() -> bool {
+    SPARES.with_borrow(Vec::is_empty)
+}
+
+/// Keep the buffers `next` gives as this thread's spares, up to
+/// [`SPARE_PAYLOADS`].
+pub fn keep_spare_payloads(mut next: impl FnMut() -> Option<Vec<u8>>) {
+    SPARES.with_borrow_mut(|spares| {
+        spares.reserve_exact(SPARE_PAYLOADS.saturating_sub(spares.len()));
+        while spares.len() < SPARE_PAYLOADS {
+            match next() {
+                Some(spare) => spares.push(spare),
+                None => break,
+            }
+        }
+    });
+}
+
+/// Drop this thread's spares (a producer that stops gives their memory back).
+pub fn drop_spare_payloads() {
+    SPARES.with_borrow_mut(|spares| *spares = Vec::new());
 }
 
 /// The message types of a source whose streams appear as it is read (a
@@ -109,6 +169,36 @@ pub struct Schema {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payload_buffers_reuse_this_threads_spares() {
+        // A thread of its own: its spares are its own.
+        std::thread::spawn(|| {
+            assert!(needs_spare_payloads());
+            let fresh = payload_buffer(100);
+            assert!(fresh.is_empty() && fresh.capacity() >= 128);
+            let mut spare = Vec::with_capacity(64);
+            spare.extend_from_slice(b"old bytes");
+            let address = spare.as_ptr();
+            let mut given = Some(spare);
+            keep_spare_payloads(|| given.take());
+            assert!(!needs_spare_payloads());
+            let reused = payload_buffer(40);
+            assert_eq!(reused.as_ptr(), address, "the spare, not a new buffer");
+            assert!(reused.is_empty(), "cleared");
+            assert!(needs_spare_payloads());
+            // A spare too small for the payload grows to fit it.
+            let mut given = Some(Vec::with_capacity(8));
+            keep_spare_payloads(|| given.take());
+            assert!(payload_buffer(1000).capacity() >= 1000);
+            let mut given = Some(Vec::with_capacity(8));
+            keep_spare_payloads(|| given.take());
+            drop_spare_payloads();
+            assert!(needs_spare_payloads());
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn log_times_have_one_range() {

@@ -10,6 +10,7 @@ use crate::engine::pass::{Offered, PassCursor, PassPlan, SourcePosition};
 use crate::engine::ring::{ring, RingConsumer, RingProducer, RingShared, Slot};
 use crate::engine::thread::StateThread;
 use crate::format::RecordSource;
+use crate::record;
 use crate::{Error, Result};
 
 /// Default bound on the payload bytes held in a ring.
@@ -230,6 +231,8 @@ impl Producer {
                 Step::Done => break,
             }
         }
+        // A stopped producer may resume on another thread.
+        record::drop_spare_payloads();
         self
     }
 
@@ -335,7 +338,12 @@ impl Producer {
         let slot = match self.pending.take() {
             Some(slot) => slot,
             None if self.ended && self.queued.is_empty() => return Step::Done,
-            None => self.next_slot(),
+            None => {
+                if record::needs_spare_payloads() {
+                    record::keep_spare_payloads(|| self.ring.take_spare());
+                }
+                self.next_slot()
+            }
         };
         let last = matches!(slot, Slot::End | Slot::Error(_));
         match self.ring.push(slot) {

@@ -56,6 +56,9 @@ pub struct RingShared {
     /// slow consumer wakes once a quarter ring, not on a timer.
     producer_waiting: AtomicBool,
     producer: Mutex<Option<Thread>>,
+    /// Capacity of the payload buffers on their way back to the producer
+    /// (see [`RingConsumer::recycle`]), bounded by `max_bytes`.
+    spare_bytes: AtomicUsize,
 }
 
 impl RingShared {
@@ -113,11 +116,15 @@ impl RingShared {
 pub struct RingProducer {
     inner: rtrb::Producer<Slot>,
     shared: Arc<RingShared>,
+    spares: rtrb::Consumer<Vec<u8>>,
 }
 
 pub struct RingConsumer {
     inner: rtrb::Consumer<Slot>,
     shared: Arc<RingShared>,
+    /// Payload buffers of delivered records, back to the producer's readers
+    /// to fill again: the ring's records then cost no allocation once warm.
+    spares: rtrb::Producer<Vec<u8>>,
 }
 
 /// A ring of at most `capacity` slots and `max_bytes` payload bytes. A single
@@ -125,6 +132,9 @@ pub struct RingConsumer {
 /// record can block the stream for ever.
 pub fn ring(capacity: usize, max_bytes: usize) -> (RingProducer, RingConsumer) {
     let (producer, consumer) = rtrb::RingBuffer::new(capacity);
+    // As many spares as records: a producer refilling a drained ring then
+    // finds a buffer for each record.
+    let (spares_in, spares_out) = rtrb::RingBuffer::new(capacity);
     let shared = Arc::new(RingShared {
         capacity,
         max_bytes,
@@ -132,15 +142,18 @@ pub fn ring(capacity: usize, max_bytes: usize) -> (RingProducer, RingConsumer) {
         len: AtomicUsize::new(0),
         producer_waiting: AtomicBool::new(false),
         producer: Mutex::new(None),
+        spare_bytes: AtomicUsize::new(0),
     });
     (
         RingProducer {
             inner: producer,
             shared: shared.clone(),
+            spares: spares_out,
         },
         RingConsumer {
             inner: consumer,
             shared,
+            spares: spares_in,
         },
     )
 }
@@ -169,6 +182,15 @@ impl RingProducer {
         self.inner.is_full()
     }
 
+    /// A payload buffer the consumer gave back, if one is waiting.
+    pub fn take_spare(&mut self) -> Option<Vec<u8>> {
+        let spare = self.spares.pop().ok()?;
+        self.shared
+            .spare_bytes
+            .fetch_sub(spare.capacity(), Ordering::Relaxed);
+        Some(spare)
+    }
+
     pub fn shared(&self) -> &Arc<RingShared> {
         &self.shared
     }
@@ -185,6 +207,27 @@ impl RingConsumer {
             self.shared.wake_producer();
         }
         Some(slot)
+    }
+
+    /// Give a delivered record's payload buffer back to the producer; it is
+    /// dropped instead when it is large, or the spares hold `max_bytes`.
+    pub fn recycle(&mut self, payload: Vec<u8>) {
+        let capacity = payload.capacity();
+        if capacity == 0 || capacity > crate::record::MAX_SPARE_CAPACITY {
+            return;
+        }
+        let held = self.shared.spare_bytes.load(Ordering::Relaxed);
+        if held + capacity > self.shared.max_bytes {
+            return;
+        }
+        self.shared
+            .spare_bytes
+            .fetch_add(capacity, Ordering::Relaxed);
+        if let Err(rtrb::PushError::Full(payload)) = self.spares.push(payload) {
+            self.shared
+                .spare_bytes
+                .fetch_sub(payload.capacity(), Ordering::Relaxed);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -365,5 +408,42 @@ mod tests {
         let t0 = std::time::Instant::now();
         p.shared().park_until_refill_room(Duration::from_secs(30));
         assert!(t0.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn delivered_payload_buffers_come_back_to_the_producer_within_bounds() {
+        let (mut p, mut c) = ring(4, 1000);
+        let buffer = Vec::<u8>::with_capacity(300);
+        let address = buffer.as_ptr();
+        c.recycle(buffer);
+        let back = p.take_spare().expect("the recycled buffer");
+        assert_eq!(back.as_ptr(), address, "the same buffer, not a copy");
+        assert!(p.take_spare().is_none());
+        // Large buffers are not kept; nor more than `max_bytes` of spares.
+        c.recycle(Vec::with_capacity(crate::record::MAX_SPARE_CAPACITY + 1));
+        assert!(p.take_spare().is_none());
+        for _ in 0..4 {
+            c.recycle(Vec::with_capacity(300));
+        }
+        let kept = std::iter::from_fn(|| p.take_spare()).count();
+        assert_eq!(kept, 3, "300 + 300 + 300 <= 1000 bytes of spares");
+        // Taking them gives their bytes back to the bound.
+        c.recycle(Vec::with_capacity(900));
+        assert_eq!(p.take_spare().map(|b| b.capacity() >= 900), Some(true));
+    }
+
+    #[test]
+    fn the_byte_bound_counts_what_a_reused_buffer_holds() {
+        let mut payload = Vec::with_capacity(512);
+        payload.push(0xc0);
+        let slot = Slot::Record(Record {
+            time_ns: 0,
+            stream: 0,
+            topic: "".into(),
+            payload,
+        });
+        let (mut p, _c) = ring(4, 1000);
+        p.push(slot).unwrap();
+        assert!(p.shared().bytes() >= 512, "one payload byte in 512 held");
     }
 }

@@ -317,6 +317,7 @@ impl Worker {
                             ..Delivery::default()
                         };
                         self.deliver(&record, delivery, control);
+                        consumer.recycle(record.payload);
                         continue;
                     }
                     Some(Slot::Seam(info)) => {
@@ -490,6 +491,7 @@ impl Worker {
             }
             last_delivered = Some(tau);
             self.delivered += 1;
+            consumer.recycle(record.payload);
             if let Some(err) = self.sink_error() {
                 break Outcome::Error(err);
             }

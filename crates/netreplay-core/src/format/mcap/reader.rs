@@ -491,7 +491,11 @@ impl McapFile {
                             time_ns,
                             stream: *stream,
                             topic: topic.clone(),
-                            payload: data.to_vec(),
+                            payload: {
+                                let mut payload = crate::record::payload_buffer(data.len());
+                                payload.extend_from_slice(data);
+                                payload
+                            },
                         },
                     }));
                 }

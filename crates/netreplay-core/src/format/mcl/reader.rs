@@ -692,7 +692,7 @@ impl MclStream {
         if hex.is_empty() {
             return Err("missing payload column".into());
         }
-        let mut payload = Vec::with_capacity(hex.len() / 2);
+        let mut payload = crate::record::payload_buffer(hex.len() / 2);
         if let Err(reason) = decode_hex(hex, &mut payload) {
             // Whitespace is not hex, so valid hex has none: look for it (a
             // further column, the more telling error) only on failure.

@@ -394,11 +394,13 @@ impl PcapReader {
         let bytes: &[u8] = self.map.as_deref().unwrap_or(&[]);
         let stream = self.by_dst.get(&found.dst).copied().unwrap_or(0);
         let frame = &bytes[found.frame.0..found.frame.1];
+        let mut payload = crate::record::payload_buffer(found.payload.1 - found.payload.0);
+        payload.extend_from_slice(&frame[found.payload.0..found.payload.1]);
         Record {
             time_ns: found.time_ns,
             stream,
             topic: self.topics[stream as usize].clone(),
-            payload: frame[found.payload.0..found.payload.1].to_vec(),
+            payload,
         }
     }
 
