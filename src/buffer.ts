@@ -10,7 +10,7 @@ import { checkOptions, checkPositiveInteger, optionNames } from './validate.js';
 export interface BufferOptions {
   /** Ring capacity in records (default 5000, at most 1048576). */
   length?: number;
-  /** Ring capacity in payload bytes (default 256 MiB). */
+  /** Ring capacity in payload bytes, counted as the buffers' capacity (default 256 MiB). */
   maxBytes?: number;
 }
 

@@ -28,5 +28,6 @@ pub use player::{
     Pushed, PushedEnd, SinkConfig, SinkKind,
 };
 pub use record::{
-    is_log_time, log_time_from_seconds, Record, Schema, StreamInfo, StreamTable, MAX_TIME_NS,
+    is_log_time, log_time_from_seconds, payload_buffer, Record, Schema, StreamInfo, StreamTable,
+    MAX_TIME_NS,
 };

@@ -741,8 +741,10 @@ impl Player {
             return Ok(());
         }
         self.scheduler.stop()?;
-        if let Producer::Native(buffer) = &mut self.producer {
-            buffer.close()?;
+        match &mut self.producer {
+            Producer::Native(buffer) => buffer.close()?,
+            // The spares this (pushing) thread kept go with the playback.
+            Producer::External { .. } => crate::record::drop_spare_payloads(),
         }
         self.state = PlayerState::Closed;
         Ok(())
@@ -773,6 +775,12 @@ impl Player {
         };
         if !drain(ring, queued) {
             return Ok(Pushed::Full);
+        }
+        // The pushing thread makes its payloads with `payload_buffer`: the
+        // delivered records' buffers come back to it as they do to a
+        // native producer.
+        if crate::record::needs_spare_payloads() {
+            crate::record::keep_spare_payloads(|| ring.take_spare());
         }
         let stream = record.stream as usize;
         if stream >= types.len() {

@@ -263,7 +263,11 @@ impl NativePlayer {
             time_ns: options::seconds_to_ns("elapsedTime", elapsed_time)?,
             stream,
             topic: Arc::from(topic),
-            payload: payload.to_vec(),
+            payload: {
+                let mut buffer = netreplay_core::payload_buffer(payload.len());
+                buffer.extend_from_slice(payload);
+                buffer
+            },
         };
         Ok(match self.player.push(record).map_err(to_napi)? {
             Pushed::Taken => "taken",
