@@ -60,8 +60,9 @@ pub const MAX_SPARE_CAPACITY: usize = 64 << 10;
 
 std::thread_local! {
     /// Payload buffers the consumer gave back, for the readers on this
-    /// thread (the producer's) to fill again: a warm replay then allocates
-    /// nothing per record. Empty on every other thread.
+    /// thread (a producer's, or the one pushing a JS reader's records) to
+    /// fill again: a warm replay then allocates nothing per record. Empty
+    /// on every other thread.
     static SPARES: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
