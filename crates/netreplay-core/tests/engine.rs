@@ -117,6 +117,53 @@ fn play_fixture_at(v: f64) -> (Collected, i64, Scheduler, BufferData) {
     (out, t0, s, buf)
 }
 
+/// Records due at one instant reach the sinks marked as a burst: each but
+/// the last says the next is due too (so a batching sink sends them in one
+/// call), and the sinks are flushed before the scheduler waits for the next.
+#[test]
+fn a_burst_is_delivered_as_one_batch() {
+    let _serial = serial();
+    let bursts = 3;
+    let size = 4;
+    // 200 ms apart: a scheduler late by that much on a loaded machine would
+    // find the next burst due too.
+    let records: Vec<Record> = numbered(bursts * size, 0)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            r.time_ns = (i as i64 / i64::from(size)) * 200 * MS;
+            r
+        })
+        .collect();
+    let out = Collected::default();
+    let queue = queued(records);
+    let mut s = Scheduler::new(&queue, vec![SinkEntry::new(out.sink(false))], speed(1.0)).unwrap();
+    assert!(s.start().unwrap());
+    wait_end(&s);
+    let seen = out.seen();
+    assert_eq!(seen.len(), (bursts * size) as usize);
+    let marks: Vec<bool> = seen.iter().map(|x| x.delivery.more_due).collect();
+    let expected: Vec<bool> = (0..bursts * size).map(|i| i % size != size - 1).collect();
+    assert_eq!(marks, expected, "each record of a burst but its last");
+    // Before each wait for the next burst, and at the end.
+    assert!(out.flushes.load(Ordering::Relaxed) >= u64::from(bursts));
+    for x in &seen {
+        assert_eq!(
+            x.delivery.deadline_ns,
+            seen[(x.time_ns / (200 * MS)) as usize * size as usize]
+                .delivery
+                .deadline_ns
+        );
+    }
+    // A steady schedule has no bursts.
+    let out = Collected::default();
+    let queue = queued(numbered(5, 50 * MS));
+    let mut s = Scheduler::new(&queue, vec![SinkEntry::new(out.sink(false))], speed(1.0)).unwrap();
+    assert!(s.start().unwrap());
+    wait_end(&s);
+    assert!(out.seen().iter().all(|x| !x.delivery.more_due));
+}
+
 #[test]
 fn fixture_at_speed_1_plays_in_one_second() {
     let _serial = serial();

@@ -209,6 +209,20 @@ impl RingConsumer {
         Some(slot)
     }
 
+    /// The next slot if it is a record; any other slot stays for [`pop`].
+    ///
+    /// [`pop`]: RingConsumer::pop
+    pub fn pop_record(&mut self) -> Option<Record> {
+        if !matches!(self.inner.peek(), Ok(Slot::Record(_))) {
+            return None;
+        }
+        // This is the only consumer: the slot peeked is the slot popped.
+        match self.pop() {
+            Some(Slot::Record(record)) => Some(record),
+            _ => None,
+        }
+    }
+
     /// Give a delivered record's payload buffer back to the producer; it is
     /// dropped instead when it is large, or the spares hold `max_bytes`.
     pub fn recycle(&mut self, payload: Vec<u8>) {
@@ -270,6 +284,19 @@ mod tests {
             Slot::Record(r) => r.time_ns,
             other => panic!("not a record: {other:?}"),
         }
+    }
+
+    #[test]
+    fn pop_record_leaves_other_slots() {
+        let (mut p, mut c) = ring(4, usize::MAX);
+        assert!(c.pop_record().is_none());
+        p.push(rec(1, 8)).unwrap();
+        p.push(Slot::End).unwrap();
+        assert_eq!(c.pop_record().map(|r| r.time_ns), Some(1));
+        assert_eq!(p.shared().bytes(), 0, "a record popped so is counted out");
+        assert!(c.pop_record().is_none());
+        assert!(matches!(c.pop(), Some(Slot::End)), "the end stays for pop");
+        assert!(c.is_empty());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::engine::buffer::{Queue, QueueClaim};
 use crate::engine::clock::{now_ns, Anchor, Speed, SpinMargin};
 use crate::engine::control::{Control, LagPolicy, Waiter};
-use crate::engine::ring::Slot;
+use crate::engine::ring::{RingConsumer, Slot};
 use crate::engine::sink::{Delivery, Outcome, Sink, TimelineEvent};
 use crate::engine::stats::{ReplayStats, SinkStats};
 use crate::engine::thread::StateThread;
@@ -160,6 +160,24 @@ impl Worker {
             let waiter = Waiter::new(control, entry.lag, &entry.stats);
             entry.sink.deliver(record, delivery, waiter);
         }
+    }
+
+    /// Take the next record from the ring and hold it; whether it is due by
+    /// `now` on this anchor too. False if the next slot is not a record
+    /// (it stays in the ring).
+    fn hold_next_if_due(
+        &mut self,
+        consumer: &mut RingConsumer,
+        anchor: Anchor,
+        speed: Speed,
+        now: i64,
+    ) -> bool {
+        let Some(record) = consumer.pop_record() else {
+            return false;
+        };
+        let tau = self.timeline.map(&record);
+        self.held = Some(Held { record, tau });
+        anchor.deadline(tau, speed).is_some_and(|due| due <= now)
     }
 
     /// The reported time at timeline time `tau`.
@@ -465,6 +483,14 @@ impl Worker {
                 Some(due) if !self.plan.virtual_time => now.saturating_sub(due),
                 _ => 0,
             };
+            // Records due at one instant go to the sinks as one batch (one
+            // sendmmsg for a burst): the next is taken now, and if it is due
+            // too this one may be queued (at infinite speed sinks batch
+            // anyway).
+            let more_due = deadline.is_some()
+                && !speed.is_max()
+                && self.held.is_none()
+                && self.hold_next_if_due(&mut consumer, a, speed, now);
             let delivery = Delivery {
                 run: self.epoch,
                 deadline_ns: deadline,
@@ -472,6 +498,7 @@ impl Worker {
                 time_ns: self.timeline.reported(record.time_ns),
                 pass: self.timeline.pass(),
                 backfill: false,
+                more_due,
             };
             if last_delivered.is_none() {
                 // Set before the thread ran, for a start time or delay.

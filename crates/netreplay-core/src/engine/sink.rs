@@ -22,6 +22,10 @@ pub struct Delivery {
     /// Delivered ahead of the position as the last of its (type, topic)
     /// before it (backfill), at once.
     pub backfill: bool,
+    /// The next record is due by now too (a burst, or a replay behind its
+    /// schedule): a sink may queue this one and send both together, since
+    /// the scheduler flushes the sinks before it next waits.
+    pub more_due: bool,
 }
 
 /// What happens on the timeline besides records, in order with them.

@@ -1,9 +1,13 @@
-//! Batched sends at infinite speed.
+//! Batched sends at infinite speed, and of records due together.
 //!
 //! At infinite speed (Linux) no deadline is at stake, so records delivered
 //! by a scheduler are queued per destination and handed to the kernel up to
 //! [`BATCH`] datagrams per `sendmmsg`: one syscall instead of one per
-//! datagram. The queue is sent when a destination has [`BATCH`] datagrams
+//! datagram. So are timed records the scheduler says the next is due with
+//! ([`Delivery::more_due`](crate::engine::Delivery::more_due)): a burst of
+//! equal times goes out in one call, not one per record (measured: the
+//! second of ten `sendto`s left 60 µs after the first, the receiver woken
+//! by the first taking the sender's CPU). The queue is sent when a destination has [`BATCH`] datagrams
 //! or [`BATCH_BYTES`] bytes queued, and at every
 //! [`Sink::flush`](crate::engine::Sink::flush) (which the scheduler calls
 //! when the ring runs dry and when a run ends). Counts and failures are the
@@ -27,6 +31,7 @@ use crate::format::wire::{EncodeError, Encoder};
 use crate::net::udp::routing::Destination;
 use crate::net::udp::send::{Failure, OnFull, Sender};
 use crate::net::udp::stats::FailureKind;
+use crate::sys::now_ns;
 use crate::Record;
 
 /// Datagrams per `sendmmsg` call, and queued per destination before one.
@@ -47,6 +52,8 @@ struct Queued {
     /// after the failing one must not go out, whatever their destination.
     seq: u64,
     time_ns: i64,
+    /// When it was due (a timed record): its lateness is counted when sent.
+    deadline_ns: Option<i64>,
     topic: Arc<str>,
     /// Its datagrams: `first..first + count` in [`Batch::ends`].
     first: usize,
@@ -122,6 +129,7 @@ impl Batches {
         encoder: &mut Encoder,
         index: usize,
         record: &Record,
+        deadline_ns: Option<i64>,
         on_full: OnFull<'_>,
     ) {
         let batch = &mut self.batches[index];
@@ -136,6 +144,7 @@ impl Batches {
                 batch.records.push(Queued {
                     seq: self.next_seq,
                     time_ns: record.time_ns,
+                    deadline_ns,
                     topic: record.topic.clone(),
                     first,
                     count,
@@ -244,6 +253,9 @@ impl Batches {
                 if q.count > 1 {
                     stats.fragmented.add(1);
                 }
+                if let Some(deadline) = q.deadline_ns {
+                    stats.lateness.record(now_ns() - deadline);
+                }
                 r += 1;
                 continue;
             }
@@ -343,19 +355,19 @@ fn send_many(
     crate::net::udp::send::send_once(dest, &bytes[start..ends[range.start]], flags).map(|()| 1)
 }
 
-/// Batching at infinite speed, and the lag policy, against a stand-in for
-/// the kernel.
+/// Batching at infinite speed and of bursts, and the lag policy, against a
+/// stand-in for the kernel.
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::clock::Speed;
     use crate::engine::control::{Control, LagPolicy, Waiter};
     use crate::engine::sink::Delivery;
+    use crate::engine::sink::Sink;
     use crate::engine::stats::SinkStats;
     use crate::format::wire::WireOptions;
     use crate::net::udp::tests::streams;
     use crate::net::udp::{Route, UdpSink, UdpSinkOptions};
-    use crate::sys::now_ns;
     use crate::Error;
     use std::cell::RefCell;
     use std::collections::HashSet;
@@ -462,6 +474,7 @@ mod tests {
         time_ns: 0,
         pass: 0,
         backfill: false,
+        more_due: false,
     };
 
     /// A sink on the fake kernel: stream 0 ("A") to port 9001, stream 1
@@ -740,6 +753,40 @@ mod tests {
         }
         let s = sink.stats().snapshot();
         assert_eq!((s.records_sent, s.datagrams, s.lateness.count), (6, 6, 1));
+    }
+
+    /// Timed records the scheduler marks as followed by one due too go out
+    /// in one call, each counted sent and its lateness measured; a timed
+    /// record not so marked is sent at once.
+    #[test]
+    fn a_timed_burst_goes_in_one_call() {
+        let mut sink = fake_sink(false, 1000);
+        let control = Control::new(Speed::new(1.0).unwrap());
+        let sink_stats = SinkStats::default();
+        let waiter = Waiter::new(&control, LagPolicy::Wait, &sink_stats);
+        let records: Vec<Record> = (0..11).map(numbered).collect();
+        let due = now_ns();
+        for (i, r) in records.iter().enumerate() {
+            let delivery = Delivery {
+                deadline_ns: Some(due),
+                more_due: i < 9,
+                ..Delivery::default()
+            };
+            sink.deliver(r, delivery, waiter);
+            if i == 8 {
+                assert!(take_sent().is_empty(), "queued until the last of the burst");
+            }
+        }
+        // The tenth went with the nine before it, in one call; the eleventh,
+        // not marked and with nothing queued, by itself (not a `sendmmsg`).
+        assert_eq!(take_calls(), vec![10]);
+        let sent: Vec<Vec<u8>> = take_sent().into_iter().map(|(_, d)| d).collect();
+        assert_eq!(sent, encoded(1000, &records));
+        let s = sink.stats().snapshot();
+        assert_eq!(
+            (s.records_sent, s.datagrams, s.lateness.count),
+            (11, 11, 11)
+        );
     }
 
     /// Records 0..20 of stream 0, every fifth (5, 10, 15) finding the socket

@@ -265,8 +265,14 @@ impl UdpSink {
             return;
         };
         if batch && record.payload.len() <= BATCH_BYTES {
-            self.batches
-                .queue(&mut self.sender, &mut self.encoder, index, record, on_full);
+            self.batches.queue(
+                &mut self.sender,
+                &mut self.encoder,
+                index,
+                record,
+                delivery.deadline_ns,
+                on_full,
+            );
             return;
         }
         // What was queued before goes first.
@@ -287,9 +293,16 @@ impl UdpSink {
 
 impl Sink for UdpSink {
     fn deliver(&mut self, record: &Record, delivery: Delivery, waiter: Waiter<'_>) {
-        // No deadline at infinite speed: batch. Otherwise timing comes first.
-        let batch = BATCHING && delivery.deadline_ns.is_none();
+        // No deadline at infinite speed: batch. A timed record goes at once,
+        // unless it is part of a burst (records due together): one due with
+        // the next is queued, and the last is queued and sends them all.
+        let timed = delivery.deadline_ns.is_some();
+        let ends_burst = timed && !delivery.more_due && self.batches.queued > 0;
+        let batch = BATCHING && (!timed || delivery.more_due || ends_burst);
         self.deliver_record(record, delivery, batch, OnFull::of(waiter));
+        if ends_burst {
+            self.flush_queued(OnFull::of(waiter));
+        }
     }
 
     fn flush(&mut self, waiter: Waiter<'_>) {
