@@ -100,7 +100,7 @@ async function paced(timelineNs: Float64Array): Promise<{ originNs: number; a: A
   const scheduleFile = join(work, 'paced.times');
   writeFileSync(scheduleFile, timelineNs);
   const rx = await startReceiver(rxBin, { out: join(work, 'rx.bin'), count: timelineNs.length, expect: timelineNs.length });
-  const originNs = await paceSchedule(rxBin, rx.port, scheduleFile).catch((err: unknown) => {
+  const { originNs } = await paceSchedule(rxBin, rx.port, scheduleFile).catch((err: unknown) => {
     rx.kill();
     throw err;
   });

@@ -2,14 +2,16 @@
 // UDP receiver with kernel receive timestamps, with no load and with one
 // competing busy process per core. `npm run bench:wait` (about 4 minutes),
 // `-- --quick` (about 1 minute), `-- --runs N`, `-- --loads none,busy`,
-// `-- --policies default,spin,...`, `-- --rate HZ`.
+// `-- --policies default,spin,...`, `-- --rate HZ`, `-- --schedule bursty`
+// (bursts of 10 equal-time records every 10 ms instead of a steady rate).
 //
 // Each policy is a Replay option set (js: false, UDP sink); runs alternate
 // between the policies so that a change of the machine's speed during the
 // run falls on all of them alike. The machine check (sleep overshoot, spin
 // stalls) runs first, under each load, as the floor to read them against.
 //
-// Results: bench/results/wait.{json,md} and wait-curve.svg (quick:
+// Results: bench/results/wait.{json,md} and wait-curve.svg, or wait-bursty.*
+// with `--schedule bursty` (quick:
 // bench/results/quick/).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,7 +20,7 @@ import { join } from 'node:path';
 import { contender, cpuPercent, machineInfo, measureMachine, median, root, us, type WakeSummary } from './lib/harness.js';
 import { buildReceiver, startReceiver } from './lib/receiver.js';
 import { markdownTable, scatterSvg } from './lib/report.js';
-import { steady, writeScheduleLog } from './lib/schedule.js';
+import { bursty, steady, writeScheduleLog } from './lib/schedule.js';
 import { timingStats } from './lib/stats.js';
 
 const argv = process.argv.slice(2);
@@ -30,6 +32,8 @@ const quick = argv.includes('--quick');
 const runs = Number(flag('--runs') ?? (quick ? 2 : 5));
 const rateHz = Number(flag('--rate') ?? 1000);
 const count = quick ? 2_000 : 3_000;
+const scheduleKind = flag('--schedule') ?? 'steady';
+if (scheduleKind !== 'steady' && scheduleKind !== 'bursty') throw new Error(`--schedule: steady or bursty, got ${scheduleKind}`);
 const loads = (flag('--loads') ?? 'none,busy').split(',') as Load[];
 type Load = 'none' | 'busy';
 
@@ -46,6 +50,8 @@ const policies = (flag('--policies') ?? Object.keys(POLICIES).join(',')).split('
 for (const p of policies) if (!POLICIES[p]) throw new Error(`unknown policy ${p}: one of ${Object.keys(POLICIES).join(', ')}`);
 
 const outDir = join(root, 'bench', 'results', ...(quick ? ['quick'] : []));
+/** Output files: wait.* for the steady schedule, wait-bursty.* for bursts. */
+const outName = scheduleKind === 'bursty' ? 'wait-bursty' : 'wait';
 const work = mkdtempSync(join(tmpdir(), 'netreplay-wait-'));
 const log = (...a: unknown[]) => console.log(...a);
 
@@ -71,7 +77,7 @@ interface Row {
 }
 
 const rxBin = buildReceiver(root);
-const schedule = steady(rateHz, count);
+const schedule = scheduleKind === 'bursty' ? bursty(10, 10, count / 10) : steady(rateHz, count);
 const logPath = writeScheduleLog(join(work, schedule.name), schedule);
 const rows: Row[] = [];
 const machine: Partial<Record<Load, Record<string, WakeSummary>>> = {};
@@ -135,14 +141,20 @@ const mine = (load: Load) => rows.filter((r) => r.load === load && r.policy === 
 const quiet = summary.find((x) => x.load === 'none' && x.policy === 'default');
 const underLoad = mine('busy');
 const held = underLoad.filter((r) => r.p99 <= 100).length;
-const targets = [
-  ...(quiet ? [{ what: 'default, no load: p99 ≤ 25 µs and CPU ≤ 10% (medians)', measured: `p99 ${us(quiet.p99)} µs, CPU ${quiet.cpuPct.toFixed(1)}%`, met: quiet.p99 <= 25 && quiet.cpuPct <= 10 }] : []),
-  ...(underLoad.length ? [{ what: 'default, one busy process per core: p99 ≤ 100 µs in ≥ 4 of 5 runs', measured: `${held} of ${underLoad.length} runs (${underLoad.map((r) => us(r.p99)).join(', ')} µs)`, met: held >= Math.ceil((underLoad.length * 4) / 5) }] : []),
-];
+const sendmmsg10 = machine.none?.sendmmsg10x120B?.p50 ?? NaN;
+const targets =
+  scheduleKind === 'bursty'
+    ? quiet
+      ? [{ what: `default, no load: burst p50 ≤ 2 × the machine's bare sendmmsg of 10 (${us(sendmmsg10)} µs)`, measured: `p50 ${us(quiet.p50)} µs`, met: quiet.p50 <= 2 * sendmmsg10 }]
+      : []
+    : [
+        ...(quiet ? [{ what: 'default, no load: p99 ≤ 25 µs and CPU ≤ 10% (medians)', measured: `p99 ${us(quiet.p99)} µs, CPU ${quiet.cpuPct.toFixed(1)}%`, met: quiet.p99 <= 25 && quiet.cpuPct <= 10 }] : []),
+        ...(underLoad.length ? [{ what: 'default, one busy process per core: p99 ≤ 100 µs in ≥ 4 of 5 runs', measured: `${held} of ${underLoad.length} runs (${underLoad.map((r) => us(r.p99)).join(', ')} µs)`, met: held >= Math.ceil((underLoad.length * 4) / 5) }] : []),
+      ];
 
 mkdirSync(outDir, { recursive: true });
 const info = { ...machineInfo(), date: new Date().toISOString(), schedule: schedule.description, runs };
-writeFileSync(join(outDir, 'wait.json'), JSON.stringify({ info, machine, policies: POLICIES, rows, summary, targets }, null, 2) + '\n');
+writeFileSync(join(outDir, `${outName}.json`), JSON.stringify({ info, machine, policies: POLICIES, rows, summary, targets }, null, 2) + '\n');
 
 const floor = (load: Load) => {
   const m = machine[load];
@@ -151,7 +163,7 @@ const floor = (load: Load) => {
 const md = [
   `# Wait policies: CPU against lateness (${schedule.description})`,
   '',
-  `${info.date}, ${info.cpu}, ${info.cores} cores, kernel ${info.kernel}. \`npm run bench:wait${quick ? ' -- --quick' : ''}\`.`,
+  `${info.date}, ${info.cpu}, ${info.cores} cores, kernel ${info.kernel}. \`npm run bench:wait${argv.length ? ` -- ${argv.join(' ')}` : ''}\`.`,
   'Lateness: kernel receive timestamp − due time, µs; CPU: the replaying process, % of one core. Medians of the runs; every run in the last two columns.',
   '',
   ...loads.map((load) => `- Machine floor, load ${load}: ${floor(load)}.`),
@@ -170,9 +182,9 @@ const md = [
   'Each point of `wait-curve.svg` is one run: CPU against p99.',
   '',
 ].join('\n');
-writeFileSync(join(outDir, 'wait.md'), md);
+writeFileSync(join(outDir, `${outName}.md`), md);
 writeFileSync(
-  join(outDir, 'wait-curve.svg'),
+  join(outDir, `${outName}-curve.svg`),
   scatterSvg({
     title: `CPU against p99 lateness, ${schedule.description} (each point one run)`,
     xLabel: 'CPU of the replaying process, % of a core',
@@ -182,5 +194,5 @@ writeFileSync(
   }),
 );
 for (const t of targets) log(`target: ${t.what}: ${t.measured}: ${t.met ? 'met' : 'NOT met'}`);
-log(`\nwrote ${join(outDir, 'wait.md')}, wait.json, wait-curve.svg`);
+log(`\nwrote ${join(outDir, `${outName}.md`)}, ${outName}.json, ${outName}-curve.svg`);
 rmSync(work, { recursive: true, force: true });

@@ -107,18 +107,21 @@ export function clockOffset(bin: string): ClockOffset {
 /**
  * `netreplay-bench pace`: the schedule in `scheduleFile` (f64 ns) sent to
  * 127.0.0.1:`port` by a bare sender spinning between sends, the best timing
- * this machine allows; its origin (CLOCK_MONOTONIC ns of time 0).
+ * this machine allows (`batch`: equal times in one sendmmsg): its origin
+ * (CLOCK_MONOTONIC ns of time 0), and the CPU it used (µs) over its run (ns).
  */
-export function paceSchedule(bin: string, port: number, scheduleFile: string): Promise<number> {
+export function paceSchedule(bin: string, port: number, scheduleFile: string, batch = false): Promise<{ originNs: number; cpuUs: number; wallNs: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, ['pace', '--to', `127.0.0.1:${port}`, '--schedule', scheduleFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const args = ['pace', '--to', `127.0.0.1:${port}`, '--schedule', scheduleFile, ...(batch ? ['--batch'] : [])];
+    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
     child.on('exit', (code) => {
-      const m = /"originNs":(\d+)/.exec(out);
-      if (code !== 0 || !m) return reject(new Error(`netreplay-bench pace exited with ${code}: ${out}`));
-      resolve(Number(m[1]));
+      const field = (name: string) => Number(new RegExp(`"${name}":(\\d+)`).exec(out)?.[1] ?? NaN);
+      const originNs = field('originNs');
+      if (code !== 0 || !Number.isFinite(originNs)) return reject(new Error(`netreplay-bench pace exited with ${code}: ${out}`));
+      resolve({ originNs, cpuUs: field('cpuUs'), wallNs: field('wallNs') });
     });
   });
 }

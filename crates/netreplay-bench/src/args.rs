@@ -14,7 +14,7 @@ usage: netreplay-bench rx [--bind ADDR] [--port PORT] --out FILE [--expect N]
                           [--idle-ms MS] [--first-timeout-ms MS] [--rcvbuf BYTES]
        netreplay-bench wake [--seconds S]
        netreplay-bench blast --to ADDR:PORT [--count N] [--size BYTES]
-       netreplay-bench pace --to ADDR:PORT --schedule FILE [--size BYTES]
+       netreplay-bench pace --to ADDR:PORT --schedule FILE [--size BYTES] [--batch]
        netreplay-bench offset
        netreplay-bench sum --file FILE [--runs N]
 
@@ -29,7 +29,8 @@ for UDP sends. stdout: {\"sent\":N,\"seconds\":S,\"perSec\":R}
 pace: send datagram i (BYTES bytes, default 16, ending in i) at time
 origin + t_i, t_i from FILE (f64 little-endian ns, as the bench writes
 schedules), spinning on CLOCK_MONOTONIC in between: the best timing a bare
-sender has here. The origin is 5 ms after the start.
+sender has here. --batch: datagrams of equal times go in one sendmmsg.
+The origin is 5 ms after the start.
 stdout: {\"originNs\":O,\"sent\":N} (O on CLOCK_MONOTONIC)
 
 offset: measure CLOCK_REALTIME − CLOCK_MONOTONIC once (the narrowest of 20
@@ -82,6 +83,8 @@ pub enum Command {
         to: SocketAddr,
         schedule: PathBuf,
         size: usize,
+        /// Equal times in one `sendmmsg`.
+        batch: bool,
     },
     /// Measure CLOCK_REALTIME − CLOCK_MONOTONIC once.
     Offset,
@@ -162,11 +165,15 @@ fn parse_wake(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgEr
 }
 
 fn parse_pace(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgError> {
-    let (mut to, mut schedule, mut size) = (None, None, 16);
+    let (mut to, mut schedule, mut size, mut batch) = (None, None, 16, false);
     while let Some(arg) = args.next() {
         let flag = arg.to_string_lossy().into_owned();
         if matches!(flag.as_str(), "--help" | "-h") {
             return Ok(Command::Help);
+        }
+        if flag == "--batch" {
+            batch = true;
+            continue;
         }
         let Some(value) = args.next() else {
             return err(format!("{flag} needs a value"));
@@ -185,7 +192,12 @@ fn parse_pace(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgEr
     let Some(schedule) = schedule else {
         return err("pace needs --schedule FILE".into());
     };
-    Ok(Command::Pace { to, schedule, size })
+    Ok(Command::Pace {
+        to,
+        schedule,
+        size,
+        batch,
+    })
 }
 
 fn parse_offset(mut args: impl Iterator<Item = OsString>) -> Result<Command, ArgError> {
@@ -450,9 +462,14 @@ mod tests {
             Ok(Command::Pace {
                 to: "127.0.0.1:9".parse().unwrap(),
                 schedule: PathBuf::from("s.f64"),
-                size: 16
+                size: 16,
+                batch: false
             })
         );
+        assert!(matches!(
+            parse(&["pace", "--batch", "--to", "127.0.0.1:9", "--schedule", "s"]),
+            Ok(Command::Pace { batch: true, .. })
+        ));
         let missing = parse(&["pace", "--to", "127.0.0.1:9"]).unwrap_err().0;
         assert!(missing.contains("--schedule"), "{missing}");
         let no_to = parse(&["pace", "--schedule", "s"]).unwrap_err().0;

@@ -39,33 +39,77 @@ pub fn blast(to: SocketAddr, count: u32, size: usize) -> io::Result<f64> {
 /// Send datagram i (`size` bytes, ≥ 4, ending in i as a big-endian u32) at
 /// `origin + times_ns[i]` on CLOCK_MONOTONIC, spinning on the clock in
 /// between — no sleep, no queue, nothing but the wait and one `send`: the
-/// best timing a sender on this machine can have. The origin is `lead_ns`
-/// after the call; returns it.
-pub fn pace(to: SocketAddr, times_ns: &[i64], size: usize, lead_ns: i64) -> io::Result<i64> {
+/// best timing a sender on this machine can have. With `batch`, datagrams
+/// of equal times go in one `sendmmsg` (the floor for a burst). The origin
+/// is `lead_ns` after the call; returns it.
+pub fn pace(
+    to: SocketAddr,
+    times_ns: &[i64],
+    size: usize,
+    lead_ns: i64,
+    batch: bool,
+) -> io::Result<i64> {
     let socket = connected(to)?;
-    let mut datagram = vec![0x5a_u8; size.max(4)];
-    let at = datagram.len() - 4;
+    let mut datagrams: Vec<Vec<u8>> = Vec::new();
     let origin = clock::mono_ns() + lead_ns;
-    for (i, &t) in times_ns.iter().enumerate() {
-        datagram[at..].copy_from_slice(&(i as u32).to_be_bytes());
+    let mut i = 0;
+    while i < times_ns.len() {
+        let t = times_ns[i];
+        let group = if batch {
+            times_ns[i..].iter().take_while(|&&u| u == t).count()
+        } else {
+            1
+        };
+        datagrams.resize_with(group.max(datagrams.len()), || vec![0x5a_u8; size.max(4)]);
+        for (k, d) in datagrams[..group].iter_mut().enumerate() {
+            let at = d.len() - 4;
+            d[at..].copy_from_slice(&((i + k) as u32).to_be_bytes());
+        }
         let due = origin + t;
         while clock::mono_ns() < due {
             std::hint::spin_loop();
         }
-        socket.send(&datagram)?;
+        if group == 1 {
+            socket.send(&datagrams[0])?;
+        } else {
+            send_all(&socket, &mut datagrams[..group])?;
+        }
+        i += group;
     }
     Ok(origin)
 }
 
-/// How long one `sendmmsg` of `per_call` datagrams of `size` bytes takes
-/// (ns), `calls` times, to a loopback socket of its own that is drained
-/// between calls (untimed): the floor for a burst of records due at once.
-pub fn sendmmsg_times(calls: usize, per_call: usize, size: usize) -> io::Result<Vec<u64>> {
-    use std::os::fd::AsRawFd;
-    let rx = UdpSocket::bind("127.0.0.1:0")?;
-    rx.set_nonblocking(true)?;
-    let socket = connected(rx.local_addr()?)?;
-    let mut datagrams = vec![vec![0x5a_u8; size.max(4)]; per_call];
+/// `datagrams` with `sendmmsg`, again for the rest until all are sent.
+fn send_all(socket: &UdpSocket, datagrams: &mut [Vec<u8>]) -> io::Result<()> {
+    let mut headers = mmsg_headers(datagrams);
+    let mut sent = 0;
+    while sent < headers.len() {
+        sent += sendmmsg(socket, &mut headers[sent..])?;
+    }
+    Ok(())
+}
+
+/// One `sendmmsg` header per datagram, with the iovecs they point to (kept
+/// here so that they live as long as the headers).
+struct Headers {
+    _iovecs: Vec<libc::iovec>,
+    headers: Vec<libc::mmsghdr>,
+}
+
+impl std::ops::Deref for Headers {
+    type Target = [libc::mmsghdr];
+    fn deref(&self) -> &[libc::mmsghdr] {
+        &self.headers
+    }
+}
+
+impl std::ops::DerefMut for Headers {
+    fn deref_mut(&mut self) -> &mut [libc::mmsghdr] {
+        &mut self.headers
+    }
+}
+
+fn mmsg_headers(datagrams: &mut [Vec<u8>]) -> Headers {
     let mut iovecs: Vec<libc::iovec> = datagrams
         .iter_mut()
         .map(|d| libc::iovec {
@@ -74,23 +118,55 @@ pub fn sendmmsg_times(calls: usize, per_call: usize, size: usize) -> io::Result<
         })
         .collect();
     // SAFETY: mmsghdr is plain data; all-zero is a valid value (no name, no control).
-    let mut headers: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; per_call];
+    let mut headers: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; datagrams.len()];
     for (h, iov) in headers.iter_mut().zip(iovecs.iter_mut()) {
         h.msg_hdr.msg_iov = iov;
         h.msg_hdr.msg_iovlen = 1;
     }
+    Headers {
+        _iovecs: iovecs,
+        headers,
+    }
+}
+
+/// One `sendmmsg` call: how many of `headers` it sent.
+fn sendmmsg(socket: &UdpSocket, headers: &mut [libc::mmsghdr]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `headers` are initialised mmsghdrs whose iovecs point into
+    // live datagram buffers (see `mmsg_headers`), unmoved during the call.
+    let sent = unsafe {
+        libc::sendmmsg(
+            socket.as_raw_fd(),
+            headers.as_mut_ptr(),
+            headers.len() as u32,
+            0,
+        )
+    };
+    if sent < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(sent as usize)
+    }
+}
+
+/// How long one `sendmmsg` of `per_call` datagrams of `size` bytes takes
+/// (ns), `calls` times, to a loopback socket of its own that is drained
+/// between calls (untimed), so that no receiver is woken: the kernel's cost
+/// for a burst of records due at once, without the wake-up of a sleeping
+/// receiver (which `pace` with `batch` includes).
+pub fn sendmmsg_times(calls: usize, per_call: usize, size: usize) -> io::Result<Vec<u64>> {
+    let rx = UdpSocket::bind("127.0.0.1:0")?;
+    rx.set_nonblocking(true)?;
+    let socket = connected(rx.local_addr()?)?;
+    let mut datagrams = vec![vec![0x5a_u8; size.max(4)]; per_call];
+    let mut headers = mmsg_headers(&mut datagrams);
     let mut drain = vec![0u8; size.max(4)];
     let mut times = Vec::with_capacity(calls);
     for _ in 0..calls {
         let start = Instant::now();
-        // SAFETY: `headers` holds `per_call` initialised mmsghdrs whose
-        // iovecs point into `datagrams`, all alive and unmoved during the call.
-        let sent =
-            unsafe { libc::sendmmsg(socket.as_raw_fd(), headers.as_mut_ptr(), per_call as u32, 0) };
+        let sent = sendmmsg(&socket, &mut headers);
         times.push(start.elapsed().as_nanos() as u64);
-        if sent < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        sent?;
         while rx.recv(&mut drain).is_ok() {}
     }
     Ok(times)
@@ -103,14 +179,16 @@ mod tests {
     #[test]
     fn paced_datagrams_arrive_in_order_not_before_their_time() {
         let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let times = [0, 1_000_000, 1_000_000, 3_000_000];
-        let origin = pace(rx.local_addr().unwrap(), &times, 8, 1_000_000).unwrap();
-        let mut buf = [0u8; 16];
-        for i in 0..4u32 {
-            assert_eq!(rx.recv(&mut buf).unwrap(), 8);
-            assert_eq!(buf[4..8], i.to_be_bytes());
+        let times = [0, 1_000_000, 1_000_000, 1_000_000, 3_000_000];
+        for batch in [false, true] {
+            let origin = pace(rx.local_addr().unwrap(), &times, 8, 1_000_000, batch).unwrap();
+            let mut buf = [0u8; 16];
+            for i in 0..5u32 {
+                assert_eq!(rx.recv(&mut buf).unwrap(), 8, "batch {batch}");
+                assert_eq!(buf[4..8], i.to_be_bytes(), "batch {batch}");
+            }
+            assert!(clock::mono_ns() >= origin + 3_000_000);
         }
-        assert!(clock::mono_ns() >= origin + 3_000_000);
     }
 
     #[test]

@@ -34,7 +34,12 @@ fn main() -> ExitCode {
                 Err(e) => fail(&format!("blast to {to}: {e}")),
             }
         }
-        Ok(Command::Pace { to, schedule, size }) => match run_pace(to, &schedule, size) {
+        Ok(Command::Pace {
+            to,
+            schedule,
+            size,
+            batch,
+        }) => match run_pace(to, &schedule, size, batch) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => fail(&message),
         },
@@ -89,11 +94,24 @@ fn run_wake(seconds: u32) -> ExitCode {
     }
 }
 
+/// CPU time (user + system) this process has used, µs.
+fn process_cpu_us() -> u64 {
+    // SAFETY: rusage is plain data; getrusage fills it and reads nothing.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer to a rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0;
+    }
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    us(usage.ru_utime) + us(usage.ru_stime)
+}
+
 /// The schedule (f64 little-endian ns, whole ns) sent at its times.
 fn run_pace(
     to: std::net::SocketAddr,
     schedule: &std::path::Path,
     size: usize,
+    batch: bool,
 ) -> Result<(), String> {
     let name = schedule.display();
     let bytes =
@@ -108,11 +126,14 @@ fn run_pace(
         .chunks_exact(8)
         .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")).round() as i64)
         .collect();
-    let origin = netreplay_bench::blast::pace(to, &times, size, 5_000_000)
+    let start = std::time::Instant::now();
+    let origin = netreplay_bench::blast::pace(to, &times, size, 5_000_000, batch)
         .map_err(|e| format!("pace to {to}: {e}"))?;
+    let wall_ns = start.elapsed().as_nanos();
     emit(&format!(
-        "{{\"originNs\":{origin},\"sent\":{}}}",
-        times.len()
+        "{{\"originNs\":{origin},\"sent\":{},\"cpuUs\":{},\"wallNs\":{wall_ns}}}",
+        times.len(),
+        process_cpu_us()
     ))
 }
 
