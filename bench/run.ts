@@ -492,7 +492,7 @@ function evaluate(micro: MicroResult[], throughput: ThroughputRow[], memory: Mem
   // arranged: unpinned, the kernel's placement of the threads decides.
   const udpRow = pin ? 'native, UDP sink, pinned' : 'native, UDP sink';
   const ceiling = rate(pin ? 'ceiling: send() loop (Rust), pinned' : 'ceiling: send() loop (Rust)');
-  const unpinned = pin ? `; unpinned ${m(rate('native, UDP sink')).toFixed(3)} M/s` : '';
+  const unpinned = pin ? `; the sink unpinned ${m(rate('native, UDP sink')).toFixed(3)} M/s` : '';
   check(
     `UDP sink${pin ? `, sender and receiver on CPUs ${pin.sender} and ${pin.receiver}` : ''} (a bare send() loop${pin ? ', pinned alike,' : ''} reaches ${m(ceiling).toFixed(3)} M/s${unpinned})`,
     '≥ 0.3 M datagrams/s',
@@ -500,6 +500,9 @@ function evaluate(micro: MicroResult[], throughput: ThroughputRow[], memory: Mem
     rate(udpRow) >= 0.3e6,
     'M/s',
   );
+  // Unpinned, against the bare loop unpinned: the ceiling of the same run.
+  const sinkShare = (100 * rate('native, UDP sink')) / rate('ceiling: send() loop (Rust)');
+  check(`UDP sink unpinned ÷ a bare send() loop unpinned (${m(rate('ceiling: send() loop (Rust)')).toFixed(3)} M/s)`, '≥ 95 %', sinkShare, sinkShare >= 95, '%');
   const decode = (micro[0]?.bytesPerSec ?? NaN) / 1e9;
   check('MCL text decode, one core', '≥ 1 GB/s', decode, decode >= 1, 'GB/s');
   for (const sink of ['native, null sink', 'JS listener, raw']) {

@@ -1,0 +1,25 @@
+// Peak RSS of a JS listener taking raw payloads at speed Infinity (the
+// memory rows of `npm run bench`, alone), with the RSS (anonymous, file),
+// the JS heap and external memory each second:
+//   npx tsx bench/js-rss.ts LOG
+// Run it from two builds' worktrees alternately to compare them.
+import { readFileSync } from 'node:fs';
+import { Replay } from '../src/index.js';
+const kb = (f: string) => Number(new RegExp(`^${f}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
+const log = process.argv[2];
+if (!log) {
+  console.error('usage: npx tsx bench/js-rss.ts LOG');
+  process.exit(2);
+}
+const replay = new Replay(log, { speed: Infinity, js: true, decode: false });
+let n = 0;
+replay.on('message', () => void n++);
+const t = setInterval(() => {
+  const m = process.memoryUsage();
+  console.log(`n ${n} anon ${kb('RssAnon').toFixed(0)} file ${kb('RssFile').toFixed(0)} hwm ${kb('VmHWM').toFixed(0)} heap ${(m.heapUsed / 1048576).toFixed(0)} external ${(m.external / 1048576).toFixed(0)} ab ${(m.arrayBuffers / 1048576).toFixed(0)}`);
+}, 1000);
+replay.start();
+await replay.done;
+clearInterval(t);
+console.log('end hwm', kb('VmHWM').toFixed(1));
+replay.close();
