@@ -3,15 +3,15 @@
 //! At infinite speed (Linux) no deadline is at stake, so records delivered
 //! by a scheduler are queued per destination and handed to the kernel up to
 //! [`BATCH`] datagrams per `sendmmsg`: one syscall instead of one per
-//! datagram. So are timed records the scheduler says the next is due with
-//! ([`Delivery::more_due`](crate::engine::Delivery::more_due)): a burst of
-//! equal times goes out in one call, not one per record (measured: the
-//! second of ten `sendto`s left 60 µs after the first, the receiver woken
-//! by the first taking the sender's CPU). The queue is sent when a destination has [`BATCH`] datagrams
-//! or [`BATCH_BYTES`] bytes queued, and at every
+//! datagram. So are timed records that the scheduler marks as followed by
+//! one due too ([`Delivery::more_due`](crate::engine::Delivery::more_due)):
+//! a burst of equal times goes out in one call, sent with its last record.
+//! The queue is sent when a destination has [`BATCH`] datagrams or
+//! [`BATCH_BYTES`] bytes queued, and at every
 //! [`Sink::flush`](crate::engine::Sink::flush) (which the scheduler calls
-//! when the ring runs dry and when a run ends). Counts and failures are the
-//! per-datagram path's, with two differences: a `fail_on_error` failure is
+//! when the ring runs dry, before each wait and when a run ends). Counts and
+//! failures are the per-datagram path's, with two differences (bursts'
+//! too): a `fail_on_error` failure is
 //! reported after the delivery whose flush met it (records delivered in
 //! between count as `suppressed`), and an asynchronous error (ECONNREFUSED
 //! from an earlier datagram's ICMP) that hits a datagram after the first of
