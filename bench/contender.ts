@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { Replay, type Message } from '../src/index.js';
 import type { PlaybackOptions } from '../src/playback.js';
 import { replayWithSetTimeout } from './baseline-settimeout.js';
+import { statusKb } from './lib/harness.js';
 import { datagramOf } from './lib/schedule.js';
 
 /** CPU time measured over [fromNs, toNs] after the origin. */
@@ -194,11 +195,6 @@ async function throughput(task: Extract<Task, { kind: 'throughput' }>): Promise<
   const udp = replay.udpStats();
   replay.close();
   return { ...result, delivered, jsReceived: received, sent: udp?.datagrams, sendFailures: udp?.sendFailures };
-}
-
-function statusKb(field: string): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
-  return m ? Number(m[1]) : NaN;
 }
 
 /** Peak RSS over a whole replay at speed Infinity, then the time from start() to the first record. */

@@ -3,9 +3,9 @@
 // the JS heap and external memory each second:
 //   npx tsx bench/js-rss.ts LOG
 // Run it from two builds' worktrees alternately to compare them.
-import { readFileSync } from 'node:fs';
 import { Replay } from '../src/index.js';
-const kb = (f: string) => Number(new RegExp(`^${f}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
+import { statusKb } from './lib/harness.js';
+const kb = (field: string) => statusKb(field) / 1024;
 const log = process.argv[2];
 if (!log) {
   console.error('usage: npx tsx bench/js-rss.ts LOG');

@@ -2,6 +2,7 @@
 // contender process, the machine's own timing ceiling (`netreplay-bench
 // wake`), the machine description, and the number formats of their reports.
 import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +19,12 @@ export const median = (xs: number[]) => {
 
 /** A µs figure for the reports: one decimal below 100, whole above; '–' when not measured. */
 export const us = (x: number) => (Number.isFinite(x) ? (Math.abs(x) >= 100 ? x.toFixed(0) : x.toFixed(1)) : '–');
+
+/** A `kB` field of this process's /proc/self/status (VmRSS, VmHWM, RssAnon, …), in kB; NaN if absent. */
+export function statusKb(field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
 
 /** CPU time over wall time, % of one core. */
 export function cpuPercent(cpuUs: number, wallNs: number): number {

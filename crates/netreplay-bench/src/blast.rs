@@ -65,23 +65,24 @@ pub fn pace(
             let at = d.len() - 4;
             d[at..].copy_from_slice(&((i + k) as u32).to_be_bytes());
         }
+        // Everything the send needs is made before the wait.
+        let mut headers = (group > 1).then(|| mmsg_headers(&mut datagrams[..group]));
         let due = origin + t;
         while clock::mono_ns() < due {
             std::hint::spin_loop();
         }
-        if group == 1 {
-            socket.send(&datagrams[0])?;
-        } else {
-            send_all(&socket, &mut datagrams[..group])?;
+        match headers.as_mut() {
+            None => socket.send(&datagrams[0]).map(drop)?,
+            Some(headers) => send_all(&socket, headers)?,
         }
         i += group;
     }
     Ok(origin)
 }
 
-/// `datagrams` with `sendmmsg`, again for the rest until all are sent.
-fn send_all(socket: &UdpSocket, datagrams: &mut [Vec<u8>]) -> io::Result<()> {
-    let mut headers = mmsg_headers(datagrams);
+/// The datagrams of `headers` with `sendmmsg`, again for the rest until all
+/// are sent.
+fn send_all(socket: &UdpSocket, headers: &mut Headers) -> io::Result<()> {
     let mut sent = 0;
     while sent < headers.len() {
         sent += sendmmsg(socket, &mut headers[sent..])?;

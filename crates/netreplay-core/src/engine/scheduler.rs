@@ -172,6 +172,8 @@ impl Worker {
         speed: Speed,
         now: i64,
     ) -> bool {
+        // The record being delivered was taken from `held`.
+        debug_assert!(self.held.is_none(), "a record is held already");
         let Some(record) = consumer.pop_record() else {
             return false;
         };
@@ -489,7 +491,6 @@ impl Worker {
             // anyway).
             let more_due = deadline.is_some()
                 && !speed.is_max()
-                && self.held.is_none()
                 && self.hold_next_if_due(&mut consumer, a, speed, now);
             let delivery = Delivery {
                 run: self.epoch,

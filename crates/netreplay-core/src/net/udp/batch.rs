@@ -246,6 +246,9 @@ impl Batches {
         // call of one reports its datagram's error.
         let mut one_by_one_until = 0;
         let mut waiting_since: Option<Instant> = None;
+        // When the last call returned: read once a call, by its first timed
+        // record (none at infinite speed).
+        let mut sent_at: Option<i64> = None;
         while r < end {
             let q = &batch.records[r];
             if d >= q.first + q.count {
@@ -254,7 +257,9 @@ impl Batches {
                     stats.fragmented.add(1);
                 }
                 if let Some(deadline) = q.deadline_ns {
-                    stats.lateness.record(now_ns() - deadline);
+                    stats
+                        .lateness
+                        .record(*sent_at.get_or_insert_with(now_ns) - deadline);
                 }
                 r += 1;
                 continue;
@@ -280,6 +285,7 @@ impl Batches {
                         .add((batch.ends[d + n - 1] - batch.start(d)) as u64);
                     d += n;
                     waiting_since = None;
+                    sent_at = None;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e)
