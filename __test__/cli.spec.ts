@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dataset, root, tempDir, writeLog } from './helpers.js';
+import { dataset, mayBeRealtime, root, tempDir, writeLog } from './helpers.js';
 
 const cli = join(root, 'src', 'cli.ts');
 const fileA = join(dataset, 'UnitTestMessageA.log');
@@ -249,6 +249,18 @@ test('--fail-on-error: the first failed send ends the replay with exit 1; withou
   t.regex(failed.stderr, /cannot send.*Permission denied/);
 });
 
+test('--realtime on plays in the real-time class where permitted, and fails with exit 1 and the reason where not', async (t) => {
+  const r = await run(['play', dataset, '--quiet', '--speed', '4', '--realtime', 'on']);
+  if (process.platform === 'linux' && mayBeRealtime()) {
+    t.is(r.status, 0, r.stderr);
+  } else {
+    t.is(r.status, 1, r.stderr);
+    t.regex(r.stderr, /realtime.*CAP_SYS_NICE.*let --realtime be 'auto'/);
+  }
+  const off = await run(['play', dataset, '--quiet', '--speed', '4', '--realtime', 'off']);
+  t.is(off.status, 0, off.stderr);
+});
+
 test('bad values exit 2 with a message naming the flag and the value', async (t) => {
   const cases: [string[], RegExp][] = [
     [['--speed=-2'], /--speed must be a number > 0 or 'inf', got '-2'/],
@@ -266,6 +278,7 @@ test('bad values exit 2 with a message naming the flag and the value', async (t)
     [['--spin-margin', '-1'], /--spin-margin must be a number of seconds >= 0, got '-1'/],
     [['--spin-margin', '0.5'], /invalid --spin-margin: must be from 0 to 0\.1 s, got 0\.5 s/],
     [['--busy-wait', 'x'], /--busy-wait must be a number of seconds >= 0, got 'x'/],
+    [['--realtime', 'yes'], /--realtime must be 'auto', 'on' or 'off', got 'yes'/],
     [['--mbps', 'x'], /--mbps must be a number of megabits per second > 0, got 'x'/],
     [['--pps', '5', '--mbps', '1'], /--pps or --mbps, not both/],
     [['--pps', '5', '--speed', '2'], /invalid --speed: conflicts with --pps\/--mbps/],
@@ -360,7 +373,7 @@ test("each command's --help lists every flag; the global help lists the commands
   const flags = [
     '--loop [N]', '--loop-delay', '--continuous-time', '--start-offset', '--duration', '--until', '--limit',
     '--start-paused', '--delay', '--max-gap', '--pps', '--mbps', '--start-at', '--clock [HZ]', '--clock-to',
-    '--spin-margin', '--busy-wait',
+    '--spin-margin', '--busy-wait', '--realtime',
     '--topics TOPIC...', '--exclude-topics', '-e, --regex', '-x, --exclude-regex', '--types', '--exclude-types',
     '--remap FROM:=TO...', '--backfill', '-r, --rate', '-s, --speed', '--json', '-q, --quiet', '--no-print',
     '--no-progress', '--no-keys', '--fail-on-error', '--udp', '--route', '--hop-limit', '--interface', '--mtu',

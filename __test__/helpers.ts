@@ -1,5 +1,5 @@
 // Test helpers: the bundled fixtures, and MCL logs written on the fly.
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,3 +67,20 @@ export function writeLargeLog(path: string, n: number, step = 0.000001, type = '
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Whether this process may enter the real-time class, from what the kernel says of it. */
+export function mayBeRealtime(): boolean {
+  const read = (path: string) => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
+  const capEff = /^CapEff:\s*([0-9a-f]+)/m.exec(read('/proc/self/status') ?? '')?.[1];
+  const sysNice = capEff !== undefined && (BigInt(`0x${capEff}`) & (1n << 23n)) !== 0n;
+  const limit = /^Max realtime priority\s+(\S+)/m.exec(read('/proc/self/limits') ?? '')?.[1];
+  const rtprio = limit === 'unlimited' || Number(limit) >= 1;
+  const budget = (path: string) => read(path)?.trim() !== '0';
+  return (sysNice || rtprio) && budget('/proc/sys/kernel/sched_rt_runtime_us') && budget('/sys/fs/cgroup/cpu/cpu.rt_runtime_us');
+}

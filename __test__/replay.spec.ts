@@ -2,8 +2,9 @@
 import test from 'ava';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { BufferData, MalformedRecordError, ReadDirectory, Replay, ReplayStateError, ScheduleBroadcasts, type Message } from '../src/index.js';
-import { dataset, header, line, sleep, tempDir, writeLargeLog, writeLog } from './helpers.js';
+import { dataset, header, line, mayBeRealtime, sleep, tempDir, writeLargeLog, writeLog } from './helpers.js';
 
 function collect(replay: Replay | ScheduleBroadcasts): { messages: Message[]; times: number[] } {
   const messages: Message[] = [];
@@ -332,6 +333,35 @@ test.serial('spinMargin: learned by default and published, or fixed; bad values 
   const { p99 } = fixed.stats().handoverLateness;
   t.true(p99 < 0.02, `handover p99 ${p99} s`);
   fixed.close();
+});
+
+test.serial('realtime: the scheduler waits in the real-time class when asked and permitted, by default when permitted on 2+ CPUs; refused, it fails and says why', async (t) => {
+  t.throws(() => new Replay(dataset, { realtime: 'yes' as unknown as boolean }), { instanceOf: TypeError, message: /'realtime' must be true, false or 'auto', got 'yes'/ });
+  const may = process.platform === 'linux' && mayBeRealtime();
+  const playing = async (realtime: boolean | 'auto' | undefined, speed = 1) => {
+    const replay = new Replay(dataset, { js: false, speed, ...(realtime !== undefined && { realtime }) });
+    replay.start();
+    await sleep(150);
+    const stats = replay.stats();
+    const done = replay.done.then(
+      () => undefined,
+      (err: Error) => err,
+    );
+    replay.close();
+    return { realtime: stats.realtime, error: await done };
+  };
+  const required = await playing(true);
+  if (may) {
+    t.true(required.realtime, 'required and permitted');
+    t.is(required.error, undefined);
+  } else {
+    t.false(required.realtime);
+    t.regex(String(required.error?.message), /realtime.*CAP_SYS_NICE/);
+  }
+  t.is((await playing(undefined)).realtime, may && availableParallelism() >= 2, 'the default is auto');
+  t.is((await playing('auto')).realtime, may && availableParallelism() >= 2);
+  t.false((await playing(false)).realtime, 'off');
+  t.false((await playing(true, Infinity)).realtime, 'nothing waits at speed Infinity');
 });
 
 test('an AbortSignal stops and closes the replay; done resolves', async (t) => {

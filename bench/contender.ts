@@ -16,7 +16,7 @@ export type CpuWindow = [fromNs: number, toNs: number];
 export type TaskPlayback = Pick<PlaybackOptions, 'loop' | 'loopDelay' | 'continuousTime' | 'maxGap' | 'rate' | 'delay'> & { startAt?: string };
 
 export type Task =
-  | { kind: 'native-udp'; log: string; port: number; busyWait?: number; spinMargin?: number; cpuWindows?: CpuWindow[]; playback?: TaskPlayback }
+  | { kind: 'native-udp'; log: string; port: number; busyWait?: number; spinMargin?: number; realtime?: boolean; cpuWindows?: CpuWindow[]; playback?: TaskPlayback }
   | { kind: 'js'; log: string; count: number; arrivals: string; cpuWindows?: CpuWindow[] }
   | { kind: 'settimeout'; schedule: string; port: number; cpuWindows?: CpuWindow[] }
   | { kind: 'pause'; log: string; port: number; pauseAtMs: number; pauseForMs: number }
@@ -99,6 +99,7 @@ async function nativeUdp(task: Extract<Task, { kind: 'native-udp' }>): Promise<R
     udp: { destination: `udp://127.0.0.1:${task.port}` },
     ...(task.busyWait !== undefined && { busyWait: task.busyWait }),
     ...(task.spinMargin !== undefined && { spinMargin: task.spinMargin }),
+    ...(task.realtime !== undefined && { realtime: task.realtime }),
     ...playback,
     ...(startAt !== undefined && { startAt: BigInt(startAt) }),
   });
@@ -119,6 +120,7 @@ async function nativeUdp(task: Extract<Task, { kind: 'native-udp' }>): Promise<R
     sendLateness: udp.lateness,
     spinMargin: stats.spinMargin,
     timingSlice: stats.timingSlice,
+    realtime: stats.realtime,
   };
 }
 

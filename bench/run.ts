@@ -130,6 +130,9 @@ function report(r: TimingRun): void {
   );
 }
 
+/** The default policy with `realtime: false`. */
+const NORMAL_CLASS = 'netreplay native UDP, normal class';
+
 /** The bare spinning sender of `netreplay-bench pace --batch`. */
 const BARE_PACER = 'bare pacer (spins, sendmmsg)';
 
@@ -154,6 +157,12 @@ async function timeSchedule(s: Schedule, runs: number, contenders: 'all' | 'nati
         return { originNs: p.originNs, cpuPct: cpuPercent(p.cpuUs, p.wallNs) };
       });
     }
+    // The default in the normal class: what a process that may not enter
+    // the real-time class gets (the default before it).
+    await udpContender(s, NORMAL_CLASS, run, async (port) => {
+      const r = await contender({ kind: 'native-udp', log: logPath, port, realtime: false, cpuWindows });
+      return { originNs: r.originNs!, cpuPct: cpuPercent(r.cpuUs, r.wallNs), gapCpuPct: windowPct(r.windows) };
+    });
     if (contenders === 'native') continue;
 
     // Spinning through every wait up to 1.5 ms: the default before adaptive

@@ -2,8 +2,10 @@
 // UDP receiver with kernel receive timestamps, with no load and with one
 // competing busy process per core. `npm run bench:wait` (about 4 minutes),
 // `-- --quick` (about 1 minute), `-- --runs N`, `-- --loads none,busy`,
-// `-- --policies default,spin,...`, `-- --rate HZ`, `-- --schedule bursty`
-// (bursts of 10 equal-time records every 10 ms instead of a steady rate).
+// `-- --policies default,spin,...`, `-- --rate HZ`, `-- --count N` (records,
+// default 3,000), `-- --schedule bursty` (bursts of 10 equal-time records
+// every 10 ms instead of a steady rate), `-- --name NAME` (the results' file
+// name, default wait or wait-bursty).
 //
 // Each policy is a Replay option set (js: false, UDP sink); runs alternate
 // between the policies so that a change of the machine's speed during the
@@ -31,15 +33,16 @@ const flag = (name: string) => {
 const quick = argv.includes('--quick');
 const runs = Number(flag('--runs') ?? (quick ? 2 : 5));
 const rateHz = Number(flag('--rate') ?? 1000);
-const count = quick ? 2_000 : 3_000;
+const count = Number(flag('--count') ?? (quick ? 2_000 : 3_000));
 const scheduleKind = flag('--schedule') ?? 'steady';
 if (scheduleKind !== 'steady' && scheduleKind !== 'bursty') throw new Error(`--schedule: steady or bursty, got ${scheduleKind}`);
 const loads = (flag('--loads') ?? 'none,busy').split(',') as Load[];
 type Load = 'none' | 'busy';
 
 /** The policies measured: name → the Replay's options (undefined: the default). */
-const POLICIES: Record<string, { busyWait?: number; spinMargin?: number; note: string }> = {
-  default: { note: 'the default: the spin margin learned from the wake-ups, at most a quarter of each wait' },
+const POLICIES: Record<string, { busyWait?: number; spinMargin?: number; realtime?: boolean; note: string }> = {
+  default: { note: 'the default: the spin margin learned from the wake-ups, at most a quarter of each wait; the real-time class where permitted' },
+  'normal class': { realtime: false, note: 'the default margin in the normal class, with the short slice (realtime: false; the default before the real-time class)' },
   'margin 20 µs': { spinMargin: 20e-6, note: 'spinMargin 20 µs: sleep until 20 µs before each deadline' },
   'margin 50 µs': { spinMargin: 50e-6, note: 'spinMargin 50 µs' },
   'margin 100 µs': { spinMargin: 100e-6, note: 'spinMargin 100 µs' },
@@ -51,7 +54,7 @@ for (const p of policies) if (!POLICIES[p]) throw new Error(`unknown policy ${p}
 
 const outDir = join(root, 'bench', 'results', ...(quick ? ['quick'] : []));
 /** Output files: wait.* for the steady schedule, wait-bursty.* for bursts. */
-const outName = scheduleKind === 'bursty' ? 'wait-bursty' : 'wait';
+const outName = flag('--name') ?? (scheduleKind === 'bursty' ? 'wait-bursty' : 'wait');
 const work = mkdtempSync(join(tmpdir(), 'netreplay-wait-'));
 const log = (...a: unknown[]) => console.log(...a);
 
@@ -74,6 +77,8 @@ interface Row {
   /** The spin margin at the end of the run, µs. */
   marginUs: number;
   timingSlice: boolean;
+  /** Whether the scheduler thread waited in the real-time class. */
+  realtime: boolean;
 }
 
 const rxBin = buildReceiver(root);
@@ -84,7 +89,7 @@ const machine: Partial<Record<Load, Record<string, WakeSummary>>> = {};
 
 async function once(load: Load, policy: string, run: number): Promise<void> {
   const rx = await startReceiver(rxBin, { out: join(work, 'rx.bin'), count, expect: count, idleMs: 3000 });
-  const { busyWait, spinMargin } = POLICIES[policy]!;
+  const { busyWait, spinMargin, realtime } = POLICIES[policy]!;
   let r;
   try {
     r = await contender({
@@ -93,6 +98,7 @@ async function once(load: Load, policy: string, run: number): Promise<void> {
       port: rx.port,
       ...(busyWait !== undefined && { busyWait }),
       ...(spinMargin !== undefined && { spinMargin }),
+      ...(realtime !== undefined && { realtime }),
     });
   } catch (err) {
     rx.kill();
@@ -101,9 +107,9 @@ async function once(load: Load, policy: string, run: number): Promise<void> {
   const arrivals = await rx.arrivals;
   const stats = timingStats({ scheduleNs: schedule.timesNs, arrivalNs: arrivals.arrivalNs, originNs: r.originNs! });
   const l = stats.latenessUs;
-  const row: Row = { load, policy, run, p50: l.p50, p99: l.p99, p999: l.p999, max: l.max, cpuPct: cpuPercent(r.cpuUs, r.wallNs), lost: stats.lost, marginUs: (r.spinMargin as number) * 1e6, timingSlice: r.timingSlice as boolean };
+  const row: Row = { load, policy, run, p50: l.p50, p99: l.p99, p999: l.p999, max: l.max, cpuPct: cpuPercent(r.cpuUs, r.wallNs), lost: stats.lost, marginUs: (r.spinMargin as number) * 1e6, timingSlice: r.timingSlice as boolean, realtime: r.realtime as boolean };
   rows.push(row);
-  log(`  ${load.padEnd(5)} ${policy.padEnd(16)} run ${run}  p50 ${us(row.p50).padStart(6)}  p99 ${us(row.p99).padStart(6)}  p99.9 ${us(row.p999).padStart(6)}  max ${us(row.max).padStart(7)} µs  cpu ${row.cpuPct.toFixed(1)}%  lost ${row.lost}  margin ${us(row.marginUs)} µs${row.timingSlice ? '' : '  (no short slice)'}`);
+  log(`  ${load.padEnd(5)} ${policy.padEnd(16)} run ${run}  p50 ${us(row.p50).padStart(6)}  p99 ${us(row.p99).padStart(6)}  p99.9 ${us(row.p999).padStart(6)}  max ${us(row.max).padStart(7)} µs  cpu ${row.cpuPct.toFixed(1)}%  lost ${row.lost}  margin ${us(row.marginUs)} µs${row.realtime ? '  (real-time class)' : row.timingSlice ? '' : '  (no short slice)'}`);
 }
 
 log(`# wait policies: ${schedule.description}, ${runs} runs each, loads ${loads.join(', ')}`);
@@ -167,6 +173,7 @@ const md = [
   'Lateness: kernel receive timestamp − due time, µs; CPU: the replaying process, % of one core. Medians of the runs; every run in the last two columns.',
   '',
   ...loads.map((load) => `- Machine floor, load ${load}: ${floor(load)}.`),
+  `- Runs whose scheduler thread waited in the real-time class (SCHED_FIFO 1): ${policies.map((p) => `${p} ${rows.filter((r) => r.policy === p && r.realtime).length} of ${rows.filter((r) => r.policy === p).length}`).join(', ')}.`,
   '',
   markdownTable(
     ['load', 'policy', 'p50 µs', 'p99 µs', 'CPU %', 'p99 of each run µs', 'CPU of each run %'],

@@ -47,6 +47,17 @@ export interface ScheduleOptions extends DeliveryOptions {
    */
   spinMargin?: number;
   /**
+   * Whether the native scheduler thread waits in the real-time class (Linux
+   * SCHED_FIFO at priority 1, the lowest: above every normal thread, below
+   * any other real-time one) while a timed replay plays, so that busy
+   * threads cannot delay it: woken, it runs at once. 'auto' (default): when
+   * the process may (CAP_SYS_NICE, or `ulimit -r` of 1 or more) and has two
+   * CPUs or more, else the normal class; true: required, the replay fails
+   * with the reason if refused; false: never. Never at speed Infinity or on
+   * a virtual clock, where nothing waits. `stats().realtime` says which.
+   */
+  realtime?: boolean | 'auto';
+  /**
    * A payload that msgpackr cannot decode (for example an extension type it
    * does not know): 'fail' (default) ends the replay with a
    * MalformedRecordError after the messages before it; 'skip' drops it and
@@ -70,6 +81,7 @@ export const SCHEDULE_OPTION_NAMES = optionNames<ScheduleOptions>()(
   'js',
   'busyWait',
   'spinMargin',
+  'realtime',
   'onError',
   'lag',
   'decode',
@@ -219,6 +231,14 @@ function nativeUdp({ map, ...rest }: UdpOptions): SchedulerOptionsJs['udp'] {
   return { ...rest, ...(map !== undefined && { map: udpMapEntries(map) }) };
 }
 
+/** `realtime` as the native option names it. */
+function realtimeOption(value: unknown): 'on' | 'off' | 'auto' {
+  if (value === true) return 'on';
+  if (value === false) return 'off';
+  if (value === 'auto') return 'auto';
+  throw new TypeError(`'realtime' must be true, false or 'auto', got ${typeof value === 'string' ? `'${value}'` : String(value)}`);
+}
+
 /** The native delivery options of ScheduleOptions (types checked; core checks values and sets defaults). */
 export function deliveryOptions(opts: ScheduleOptions, speed: number | undefined): SchedulerOptionsJs {
   if (opts.js !== undefined && typeof opts.js !== 'boolean') {
@@ -236,5 +256,6 @@ export function deliveryOptions(opts: ScheduleOptions, speed: number | undefined
     ...(opts.busyWait !== undefined && { busyWait: checkNonNegativeSeconds(opts.busyWait, 'busyWait') }),
     ...(opts.spinMargin !== undefined && { spinMargin: checkNonNegativeSeconds(opts.spinMargin, 'spinMargin') }),
     ...(opts.lag !== undefined && { lag: opts.lag }),
+    ...(opts.realtime !== undefined && { realtime: realtimeOption(opts.realtime) }),
   };
 }

@@ -5,6 +5,7 @@ import type { Message } from '../message.js';
 import type { UdpOptions, UdpRoute } from '../net.js';
 import type { NamePattern } from '../playback.js';
 import {
+  choice,
   flag,
   instant,
   integer,
@@ -62,6 +63,11 @@ export const PLAY: Command = {
         { name: 'clock-to', value: 'URL', help: 'Where --clock ticks go (udp://host:port).' },
         { name: 'spin-margin', value: 'S', help: 'Stop sleeping S seconds before each deadline and spin (default: learned from the wake-ups; CPU ≈ S × rate).' },
         { name: 'busy-wait', value: 'S', help: 'Spin through every wait up to S seconds instead of sleeping (default 0; a core for the best timing).' },
+        {
+          name: 'realtime',
+          value: 'auto|on|off',
+          help: 'Wait in the real-time class (SCHED_FIFO, priority 1) so busy threads cannot delay the timing: auto (default) when permitted (root, CAP_SYS_NICE or ulimit -r) and 2+ CPUs; on: fail if refused; off: never.',
+        },
         ...READ_FLAGS,
       ],
     },
@@ -142,6 +148,7 @@ const FLAG_OF_OPTION: [RegExp, string][] = [
   [/'maxGap'/g, '--max-gap'],
   [/'spinMargin'/g, '--spin-margin'],
   [/'busyWait'/g, '--busy-wait'],
+  [/'realtime'/g, '--realtime'],
   [/'rate\.messagesPerSecond'|'messagesPerSecond'/g, '--pps'],
   [/'rate\.bytesPerSecond'|'bytesPerSecond'/g, '--mbps'],
   [/'rate'/g, '--pps/--mbps'],
@@ -275,6 +282,8 @@ export function replayOptions(values: Values): ReplayOptions {
   set('maxGap', seconds(values, 'max-gap', 'positive'));
   set('spinMargin', seconds(values, 'spin-margin', 'nonNegative'));
   set('busyWait', seconds(values, 'busy-wait', 'nonNegative'));
+  const realtime = choice(values, 'realtime', ['auto', 'on', 'off'] as const);
+  if (realtime !== undefined) o.realtime = realtime === 'auto' ? 'auto' : realtime === 'on';
   const pps = positiveNumber(values, 'pps', 'a number of messages per second > 0');
   const mbps = positiveNumber(values, 'mbps', 'a number of megabits per second > 0');
   if (pps !== undefined && mbps !== undefined) throw new UsageError('give --pps or --mbps, not both');
@@ -487,7 +496,7 @@ export async function play(argv: string[], stdout: NodeJS.WriteStream, stderr: N
     }
   } catch (err) {
     exitCode = 1;
-    say(`netreplay: ${(err as Error).message}`);
+    say(`netreplay: ${asFlags((err as Error).message)}`);
   } finally {
     flush();
     final ??= snapshot();

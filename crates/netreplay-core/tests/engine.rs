@@ -967,3 +967,115 @@ fn a_start_after_the_end_without_a_rewind_does_not_report_the_end_again() {
     assert!(s.start().unwrap());
     assert!(s.stop().unwrap());
 }
+
+/// The policies (`/proc/self/task/*/stat`, field 41) of this process's
+/// scheduler threads: what the kernel says, not what the scheduler reports.
+fn scheduler_thread_policies() -> Vec<u32> {
+    let mut policies = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != "netreplay-sched" {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // The fields after the command, which is in parentheses: state is 3.
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        if let Some(policy) = after.split_whitespace().nth(41 - 3) {
+            policies.push(policy.parse().unwrap_or(u32::MAX));
+        }
+    }
+    policies
+}
+
+/// The scheduler thread waits in the real-time class when asked for (and
+/// the process may), never at infinite speed, and leaves it when the speed
+/// becomes infinite; asked for as required and refused, the run fails and
+/// says why. `auto` (the default) takes it when permitted on two CPUs.
+#[test]
+#[cfg(target_os = "linux")]
+fn the_realtime_class_is_taken_for_timed_waits_only() {
+    use netreplay_core::engine::Realtime;
+    use netreplay_core::sys::may_be_realtime;
+    let _serial = serial();
+    let may = may_be_realtime();
+    let two_cpus = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+    // (realtime in the first 100 ms at speed `v`, its thread's policy,
+    // realtime after the speed became infinite, the outcome)
+    let run = |realtime: Realtime, v: f64| {
+        let buf = fixture_buffer();
+        let out = Collected::default();
+        let options = SchedulerOptions {
+            realtime,
+            ..speed(v)
+        };
+        let mut s =
+            Scheduler::new(buf.queue(), vec![SinkEntry::new(out.sink(false))], options).unwrap();
+        s.start().unwrap();
+        sleep_until(now_ns() + 100 * MS);
+        let during = s.stats().realtime.load(Ordering::Relaxed);
+        let policies = scheduler_thread_policies();
+        s.set_speed(Speed::new(f64::INFINITY).unwrap());
+        wait_end(&s);
+        let after = s.stats().realtime.load(Ordering::Relaxed);
+        (during, policies, after, s.last_outcome().unwrap().cloned())
+    };
+    const SCHED_FIFO: u32 = 1;
+
+    let (during, policies, after, outcome) = run(Realtime::On, 1.0);
+    if may {
+        assert!(during, "required and permitted");
+        assert!(policies.contains(&SCHED_FIFO), "policies {policies:?}");
+        assert!(!after, "left at infinite speed");
+        assert_eq!(outcome, Some(Outcome::End));
+    } else {
+        assert!(!during);
+        match outcome {
+            Some(Outcome::Error(Error::State(reason))) => {
+                assert!(
+                    reason.contains("realtime") && reason.contains("CAP_SYS_NICE"),
+                    "{reason}"
+                )
+            }
+            other => panic!("required and refused, yet {other:?}"),
+        }
+    }
+
+    let (during, _, after, outcome) = run(Realtime::Auto, 1.0);
+    assert_eq!(during, may && two_cpus, "auto");
+    assert!(!after);
+    assert_eq!(outcome, Some(Outcome::End));
+
+    let (during, _, _, outcome) = run(Realtime::Off, 1.0);
+    assert!(!during, "off");
+    assert_eq!(outcome, Some(Outcome::End));
+
+    // Nothing waits at infinite speed: not even a required class is taken.
+    let (during, _, _, outcome) = run(Realtime::On, f64::INFINITY);
+    assert!(!during, "infinite speed");
+    assert_eq!(outcome, Some(Outcome::End));
+
+    // At 10 kHz every wait is spun whole, never slept: the thread leaves the
+    // class once awake for 2 ms, so that it cannot hold its CPU away from
+    // every other thread for the whole replay.
+    if may {
+        let out = Collected::default();
+        let queue = queued(numbered(5_000, 100_000));
+        let options = SchedulerOptions {
+            realtime: Realtime::On,
+            ..speed(1.0)
+        };
+        let mut s = Scheduler::new(&queue, vec![SinkEntry::new(out.sink(false))], options).unwrap();
+        s.start().unwrap();
+        sleep_until(now_ns() + 100 * MS);
+        assert!(
+            !s.stats().realtime.load(Ordering::Relaxed),
+            "still real-time after 100 ms without a sleep"
+        );
+        wait_end(&s);
+        assert_eq!(out.seen().len(), 5_000);
+    }
+}

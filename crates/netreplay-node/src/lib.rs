@@ -703,6 +703,10 @@ pub struct SchedulerStats {
     /// Whether the kernel gave the scheduler thread a short time slice
     /// (Linux 6.12+), so that it preempts busy threads when it wakes.
     pub timing_slice: bool,
+    /// Whether the scheduler thread waits in the real-time class (SCHED_FIFO,
+    /// priority 1) in this run, or did at the end of the last: see the
+    /// `realtime` option.
+    pub realtime: bool,
 }
 
 impl SchedulerStats {
@@ -724,6 +728,7 @@ impl SchedulerStats {
             }),
             spin_margin: stats.spin_margin_ns.load(Ordering::Relaxed) as f64 / 1e9,
             timing_slice: stats.timing_slice.load(Ordering::Relaxed),
+            realtime: stats.realtime.load(Ordering::Relaxed),
         }
     }
 }

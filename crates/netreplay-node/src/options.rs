@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use napi_derive::napi;
 use netreplay_core::engine::{
-    BufferOptions, LagPolicy, Pace, Pattern, SchedulerOptions, Selection, Speed, TimelineOptions,
+    BufferOptions, LagPolicy, Pace, Pattern, Realtime, SchedulerOptions, Selection, Speed,
+    TimelineOptions,
 };
 use netreplay_core::format::mcap::{
     Compression, McapOptions, McapTime, McapWriteOptions, DEFAULT_CHUNK_SIZE,
@@ -232,6 +233,8 @@ pub struct SchedulerOptionsJs {
     pub spin_margin: Option<f64>,
     /// JS delivery's lag policy: "wait" (default) or "drop".
     pub lag: Option<String>,
+    /// The scheduler thread's class: "auto" (default), "on" or "off".
+    pub realtime: Option<String>,
 }
 
 pub fn scheduler_options(options: &SchedulerOptionsJs) -> Result<SchedulerOptions> {
@@ -250,6 +253,17 @@ pub fn scheduler_options(options: &SchedulerOptionsJs) -> Result<SchedulerOption
             .spin_margin
             .map(|seconds| seconds_to_ns("spinMargin", seconds))
             .transpose()?,
+        realtime: match options.realtime.as_deref() {
+            None | Some("auto") => Realtime::Auto,
+            Some("on") => Realtime::On,
+            Some("off") => Realtime::Off,
+            Some(other) => {
+                return Err(invalid(
+                    "realtime",
+                    format!("must be true, false or 'auto', got {other:?}"),
+                ))
+            }
+        },
         ..defaults
     })
 }

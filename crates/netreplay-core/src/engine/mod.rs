@@ -32,7 +32,7 @@ pub use open::{
 };
 pub use pass::{PassInfo, PassPlan};
 pub use ring::{ring, RingConsumer, RingProducer, Slot};
-pub use scheduler::{Goal, Scheduler, SchedulerOptions, SinkEntry};
+pub use scheduler::{Goal, Realtime, Scheduler, SchedulerOptions, SinkEntry};
 pub use selection::{Pattern, Selection};
 pub use sink::{Delivery, NullSink, Outcome, Sink, TimelineEvent};
 pub use stats::{Histogram, Position, ReplayStats, SinkStats, Summary};

@@ -13,7 +13,10 @@ use crate::engine::sink::{Delivery, Outcome, Sink, TimelineEvent};
 use crate::engine::stats::{ReplayStats, SinkStats};
 use crate::engine::thread::StateThread;
 use crate::engine::timeline::{Pace, Timeline, TimelineOptions};
-use crate::sys::{set_precise_timer_slack, set_timing_slice};
+use crate::sys::{
+    set_normal_priority, set_precise_timer_slack, set_realtime_priority, set_timing_slice,
+    REALTIME_PRIORITY,
+};
 use crate::{Error, Record, Result};
 
 /// The longest fixed spin margin accepted (`spinMargin`).
@@ -96,6 +99,7 @@ struct Worker {
     /// How long before a deadline a wait stops sleeping; learned across
     /// runs (pause/resume) of this scheduler.
     margin: SpinMargin,
+    class: ThreadClass,
     plan: Timing,
 }
 
@@ -106,6 +110,69 @@ struct Timing {
     limit: Option<u64>,
     clock_period_ns: Option<i64>,
     virtual_time: bool,
+    realtime: Realtime,
+}
+
+/// How long the scheduler thread may stay awake in the real-time class
+/// (spinning through short waits, or catching up) before it leaves it.
+const REALTIME_AWAKE_LIMIT_NS: i64 = 2_000_000;
+
+/// The scheduler thread's class as a run goes: real-time while it sleeps
+/// between records, the normal class once it has been awake for
+/// [`REALTIME_AWAKE_LIMIT_NS`] (rates of 5 kHz and more spin every wait
+/// whole), back to real-time before its next sleep. A real-time thread that
+/// never sleeps holds its CPU away from every normal thread: at 10 kHz it
+/// starved a receiver in the same process, which lost datagrams.
+#[derive(Debug, Default)]
+struct ThreadClass {
+    /// Whether this run may wait in the real-time class (wanted, and the
+    /// kernel let it in).
+    may: bool,
+    /// Whether the thread is in it now.
+    realtime: bool,
+    /// When the thread last woke from a sleep (CLOCK_MONOTONIC).
+    awake_since: i64,
+}
+
+impl ThreadClass {
+    /// About to sleep: into the real-time class, if this run may.
+    fn before_sleep(&mut self, stats: &ReplayStats) {
+        if self.may && !self.realtime {
+            self.realtime = set_realtime_priority().is_ok();
+            self.may = self.realtime;
+            stats.realtime.store(self.realtime, Ordering::Relaxed);
+        }
+    }
+
+    /// Awake at `now` since `awake_since`: out of the real-time class once
+    /// awake too long.
+    fn check_awake(&mut self, now: i64, stats: &ReplayStats) {
+        if self.realtime && now.saturating_sub(self.awake_since) > REALTIME_AWAKE_LIMIT_NS {
+            self.leave();
+            stats.realtime.store(false, Ordering::Relaxed);
+        }
+    }
+
+    fn leave(&mut self) {
+        set_normal_priority();
+        self.realtime = false;
+    }
+}
+
+/// Whether the scheduler thread waits in the real-time class
+/// ([`set_realtime_priority`]) while a timed replay plays. Never at infinite
+/// speed or on a virtual clock, where nothing waits and a real-time thread
+/// would only hold a CPU away from the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Realtime {
+    /// The normal class, with the short slice.
+    Off,
+    /// The real-time class if the process may enter it and has two CPUs or
+    /// more (one would be shared with the rest of the process); else `Off`.
+    #[default]
+    Auto,
+    /// The real-time class, or the run fails with the reason.
+    On,
 }
 
 /// Clock ticks: absolute, one period apart.
@@ -115,6 +182,45 @@ struct Ticker {
 }
 
 impl Worker {
+    /// Put this thread in the class a run at `speed` waits in (see
+    /// [`Realtime`]) and publish which it is in; an error only when the
+    /// real-time class was required and refused.
+    fn take_class(&mut self, speed: Speed, stats: &ReplayStats) -> Result<()> {
+        let waits = !speed.is_max() && !self.plan.virtual_time;
+        let wanted = waits
+            && match self.plan.realtime {
+                Realtime::Off => false,
+                Realtime::Auto => std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2),
+                Realtime::On => true,
+            };
+        let class = &mut self.class;
+        if wanted && !class.realtime {
+            match set_realtime_priority() {
+                Ok(()) => {
+                    class.realtime = true;
+                    class.awake_since = now_ns();
+                }
+                Err(err) if self.plan.realtime == Realtime::On => {
+                    return Err(Error::State(format!(
+                        "realtime: the scheduler thread cannot enter the real-time class \
+                         (SCHED_FIFO, priority {REALTIME_PRIORITY}): {err}; it needs CAP_SYS_NICE \
+                         or a real-time priority limit of {REALTIME_PRIORITY} or more \
+                         (ulimit -r), or let 'realtime' be 'auto'"
+                    )));
+                }
+                Err(_) => {}
+            }
+        }
+        class.may = wanted && class.realtime;
+        if !wanted && class.realtime {
+            class.leave();
+        }
+        let slice = !class.realtime && set_timing_slice();
+        stats.realtime.store(class.realtime, Ordering::Relaxed);
+        stats.timing_slice.store(slice, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Back to a fresh playback: the first pass, nothing delivered.
     fn fresh(&mut self) {
         self.held = None;
@@ -235,7 +341,16 @@ impl Worker {
                 }
                 self.virtual_now = self.virtual_now.max(until);
             } else {
-                let reached = control.wait_until(until, &mut self.margin);
+                let mut slept = false;
+                let reached = control.wait_until(until, &mut self.margin, || {
+                    slept = true;
+                    self.class.before_sleep(stats);
+                });
+                if slept {
+                    self.class.awake_since = now_ns();
+                } else {
+                    self.class.check_awake(now_ns(), stats);
+                }
                 stats
                     .spin_margin_ns
                     .store(self.margin.ns(), Ordering::Relaxed);
@@ -259,9 +374,11 @@ impl Worker {
         goal: Goal,
     ) -> Outcome {
         set_precise_timer_slack();
-        stats
-            .timing_slice
-            .store(set_timing_slice(), Ordering::Relaxed);
+        // A new thread each run: in the normal class.
+        self.class = ThreadClass::default();
+        if let Err(err) = self.take_class(control.speed(), stats) {
+            return Outcome::Error(err);
+        }
         stats
             .spin_margin_ns
             .store(self.margin.ns(), Ordering::Relaxed);
@@ -316,6 +433,9 @@ impl Worker {
                 }
                 speed = new_speed;
                 publish(anchor, speed);
+                if let Err(err) = self.take_class(speed, stats) {
+                    break Outcome::Error(err);
+                }
             }
             if ticker.is_some() {
                 let now = self.now();
@@ -371,6 +491,7 @@ impl Worker {
                             break Outcome::Error(err);
                         }
                         control.park(STARVED_PARK);
+                        self.class.awake_since = now_ns();
                         continue;
                     }
                 },
@@ -485,6 +606,10 @@ impl Worker {
                 Some(due) if !self.plan.virtual_time => now.saturating_sub(due),
                 _ => 0,
             };
+            if deadline.is_some() && !speed.is_max() {
+                // Catching up, no wait between records: awake all along.
+                self.class.check_awake(now, stats);
+            }
             // Records due at one instant go to the sinks as one batch (one
             // sendmmsg for a burst): the next is taken now, and if it is due
             // too this one may be queued (at infinite speed sinks batch
@@ -595,6 +720,8 @@ pub struct SchedulerOptions {
     /// Play on a virtual clock: no waiting, every record reported with the
     /// deadline it would have had and lateness 0.
     pub virtual_time: bool,
+    /// Whether the scheduler thread waits in the real-time class.
+    pub realtime: Realtime,
 }
 
 impl Default for SchedulerOptions {
@@ -608,6 +735,7 @@ impl Default for SchedulerOptions {
             limit: None,
             clock_period_ns: None,
             virtual_time: false,
+            realtime: Realtime::Auto,
         }
     }
 }
@@ -700,6 +828,7 @@ impl Scheduler {
                     start_at: None,
                     delivered: 0,
                     virtual_now: 0,
+                    class: ThreadClass::default(),
                     margin: options
                         .spin_margin_ns
                         .map_or_else(SpinMargin::adaptive, SpinMargin::fixed),
@@ -708,6 +837,7 @@ impl Scheduler {
                         limit: options.limit,
                         clock_period_ns: options.clock_period_ns,
                         virtual_time: options.virtual_time,
+                        realtime: options.realtime,
                     },
                 },
             ),

@@ -152,6 +152,9 @@ pub struct ReplayStats {
     /// Whether the kernel gave the scheduler thread its short slice
     /// ([`crate::sys::set_timing_slice`]) in the last run.
     pub timing_slice: std::sync::atomic::AtomicBool,
+    /// Whether the scheduler thread waits in the real-time class
+    /// ([`crate::engine::Realtime`]) in this run, or did at the end of the last.
+    pub realtime: std::sync::atomic::AtomicBool,
 }
 
 /// Where a scheduler is on its timeline, published for progress reports

@@ -9,4 +9,7 @@ pub use mapguard::GuardedMap;
 #[cfg(target_os = "linux")]
 pub use socket::send_many;
 pub use socket::set_multicast_if_v4_index;
-pub use time::{monotonic_of_realtime, now_ns, set_precise_timer_slack, set_timing_slice};
+pub use time::{
+    is_realtime, may_be_realtime, monotonic_of_realtime, now_ns, set_normal_priority,
+    set_precise_timer_slack, set_realtime_priority, set_timing_slice, REALTIME_PRIORITY,
+};
