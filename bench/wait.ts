@@ -186,7 +186,7 @@ const md = [
   '',
   markdownTable(['target', 'measured', 'met'], targets.map((t) => [t.what, t.measured, t.met ? 'yes' : 'no'])),
   '',
-  'Each point of `wait-curve.svg` is one run: CPU against p99.',
+  `Each point of \`${outName}-curve.svg\` is one run: CPU against p99.`,
   '',
 ].join('\n');
 writeFileSync(join(outDir, `${outName}.md`), md);

@@ -141,6 +141,9 @@ impl ThreadClass {
             self.realtime = set_realtime_priority().is_ok();
             self.may = self.realtime;
             stats.realtime.store(self.realtime, Ordering::Relaxed);
+            if self.realtime {
+                stats.timing_slice.store(false, Ordering::Relaxed);
+            }
         }
     }
 
@@ -148,14 +151,16 @@ impl ThreadClass {
     /// awake too long.
     fn check_awake(&mut self, now: i64, stats: &ReplayStats) {
         if self.realtime && now.saturating_sub(self.awake_since) > REALTIME_AWAKE_LIMIT_NS {
-            self.leave();
-            stats.realtime.store(false, Ordering::Relaxed);
+            self.leave(stats);
         }
     }
 
-    fn leave(&mut self) {
-        set_normal_priority();
+    /// Back to the normal class, with the short slice.
+    fn leave(&mut self, stats: &ReplayStats) {
+        let slice = set_normal_priority();
         self.realtime = false;
+        stats.realtime.store(false, Ordering::Relaxed);
+        stats.timing_slice.store(slice, Ordering::Relaxed);
     }
 }
 
@@ -213,11 +218,12 @@ impl Worker {
         }
         class.may = wanted && class.realtime;
         if !wanted && class.realtime {
-            class.leave();
+            class.leave(stats);
+        } else {
+            let slice = !class.realtime && set_timing_slice();
+            stats.realtime.store(class.realtime, Ordering::Relaxed);
+            stats.timing_slice.store(slice, Ordering::Relaxed);
         }
-        let slice = !class.realtime && set_timing_slice();
-        stats.realtime.store(class.realtime, Ordering::Relaxed);
-        stats.timing_slice.store(slice, Ordering::Relaxed);
         Ok(())
     }
 
