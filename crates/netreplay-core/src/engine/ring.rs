@@ -329,6 +329,14 @@ mod tests {
         })
     }
 
+    /// Push, yielding while the ring is full.
+    fn push_yielding(p: &mut RingProducer, mut slot: Slot) {
+        while let Err(back) = p.push(slot) {
+            slot = back;
+            std::thread::yield_now();
+        }
+    }
+
     fn time_of(slot: Slot) -> i64 {
         match slot {
             Slot::Record(r) => r.time_ns,
@@ -426,16 +434,7 @@ mod tests {
         let n = 200_000;
         let producer = std::thread::spawn(move || {
             for t in 0..n {
-                let mut slot = rec(t, t as usize % 7);
-                loop {
-                    match p.push(slot) {
-                        Ok(()) => break,
-                        Err(back) => {
-                            slot = back;
-                            std::thread::yield_now();
-                        }
-                    }
-                }
+                push_yielding(&mut p, rec(t, t as usize % 7));
             }
         });
         let mut expected = 0;
@@ -465,30 +464,18 @@ mod tests {
                 let mut payload = p.take_spare().unwrap_or_default();
                 payload.clear();
                 payload.resize(size, 0);
-                let mut slot = Slot::Record(Record {
+                let slot = Slot::Record(Record {
                     time_ns: t,
                     stream: 0,
                     topic: "".into(),
                     payload,
                 });
-                loop {
-                    match p.push(slot) {
-                        Ok(()) => break,
-                        Err(back) => {
-                            slot = back;
-                            std::thread::yield_now();
-                        }
-                    }
-                }
+                push_yielding(&mut p, slot);
                 let shared = p.shared();
                 // Every payload is below the bound, so none passes it alone.
                 assert!(shared.bytes() <= MAX_BYTES, "{} bytes held", shared.bytes());
                 assert!(shared.len() <= 64);
-                let spares = shared
-                    .popped
-                    .spare_bytes
-                    .load(Ordering::SeqCst)
-                    .saturating_sub(shared.pushed.spare_bytes.load(Ordering::SeqCst));
+                let spares = held(&shared.popped.spare_bytes, &shared.pushed.spare_bytes);
                 assert!(spares <= MAX_BYTES, "{spares} bytes of spares");
             }
         });

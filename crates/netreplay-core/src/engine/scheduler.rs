@@ -352,10 +352,9 @@ impl Worker {
                     slept = true;
                     self.class.before_sleep(stats);
                 });
+                // A wait spun whole is checked with its record (`check_awake`).
                 if slept {
                     self.class.awake_since = now_ns();
-                } else {
-                    self.class.check_awake(now_ns(), stats);
                 }
                 stats
                     .spin_margin_ns
@@ -613,7 +612,7 @@ impl Worker {
                 _ => 0,
             };
             if deadline.is_some() && !speed.is_max() {
-                // Catching up, no wait between records: awake all along.
+                // Waits spun whole, or none (catching up): awake all along.
                 self.class.check_awake(now, stats);
             }
             // Records due at one instant go to the sinks as one batch (one

@@ -10,6 +10,6 @@ pub use mapguard::GuardedMap;
 pub use socket::send_many;
 pub use socket::set_multicast_if_v4_index;
 pub use time::{
-    is_realtime, may_be_realtime, monotonic_of_realtime, now_ns, set_normal_priority,
-    set_precise_timer_slack, set_realtime_priority, set_timing_slice, REALTIME_PRIORITY,
+    may_be_realtime, monotonic_of_realtime, now_ns, set_normal_priority, set_precise_timer_slack,
+    set_realtime_priority, set_timing_slice, REALTIME_PRIORITY,
 };

@@ -177,18 +177,18 @@ pub fn set_normal_priority() -> bool {
     set_timing_slice()
 }
 
-/// Whether this thread is in the real-time class now.
-pub fn is_realtime() -> bool {
-    #[cfg(target_os = "linux")]
-    // SAFETY: reads the calling thread's policy only.
-    return unsafe { libc::sched_getscheduler(0) } == libc::SCHED_FIFO;
-    #[cfg(not(target_os = "linux"))]
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether this thread is in the real-time class now.
+    fn is_realtime() -> bool {
+        #[cfg(target_os = "linux")]
+        // SAFETY: reads the calling thread's policy only.
+        return unsafe { libc::sched_getscheduler(0) } == libc::SCHED_FIFO;
+        #[cfg(not(target_os = "linux"))]
+        false
+    }
 
     /// The kernel release's (major, minor), e.g. (6, 18).
     fn kernel() -> (u32, u32) {
