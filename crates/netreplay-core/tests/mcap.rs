@@ -459,6 +459,59 @@ fn a_flipped_crc_names_the_chunk_and_skip_counts_it() {
     );
 }
 
+/// A message whose log time is more than i64::MAX past the first, in a file
+/// whose index and statistics say it is not (fuzz mcap_reader, CI of
+/// 648ab28): an error at that message, not a negative time.
+#[test]
+fn a_time_past_the_index_beyond_i64_is_an_error_not_a_negative_time() {
+    let dir = TempDir::new("mcap-far");
+    let path = dir.path().join("far.mcap");
+    let far = T0 + (1 << 63) + 5;
+    let mut msgs = messages(3);
+    msgs[2].log_time = far;
+    msgs[2].publish_time = msgs[1].log_time;
+    write_reference(&path, PLAIN, &msgs);
+    let damaged = copy_with(&path, &dir.path().join("damaged.mcap"), |b| {
+        let far_bytes = far.to_le_bytes();
+        let at: Vec<usize> = (0..b.len() - 8)
+            .filter(|&i| b[i..i + 8] == far_bytes)
+            .collect();
+        // The chunk's end time, the message, its index entry, the chunk
+        // index's end time, the statistics' end time.
+        assert_eq!(at.len(), 5, "{at:?}");
+        let near = (msgs[1].log_time + 1).to_le_bytes();
+        for (k, &i) in at.iter().enumerate() {
+            if k != 1 {
+                b[i..i + 8].copy_from_slice(&near);
+            }
+        }
+    });
+    for on_error in [OnError::Fail, OnError::Skip] {
+        let mut reader =
+            open_mcap(std::slice::from_ref(&damaged), &mcap_options(on_error)).unwrap();
+        let mut times = Vec::new();
+        let mut errors = Vec::new();
+        for _ in 0..10 {
+            match reader.next_record() {
+                Ok(Some(r)) => times.push(r.time_ns),
+                Ok(None) => break,
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        assert_eq!(times, [0, 1_000_000], "{on_error:?}");
+        if on_error == OnError::Skip {
+            assert_eq!((errors.len(), reader.skipped()), (0, 1));
+        } else {
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.contains("damaged.mcap") && e.contains(&far.to_string())),
+                "{errors:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn bad_magic_and_other_formats_say_what_they_are() {
     let dir = TempDir::new("mcap-magic");

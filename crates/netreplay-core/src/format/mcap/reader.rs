@@ -471,8 +471,10 @@ impl McapFile {
                             (header.publish_time, header.publish_time.max(*base_ns))
                         }
                     };
-                    let time_ns = played.wrapping_sub(*base_ns) as i64;
-                    if played < *base_ns || time_ns > MAX_TIME_NS {
+                    // Compared unsigned: a damaged index can let through a
+                    // time more than i64::MAX past the base.
+                    let elapsed = played.wrapping_sub(*base_ns);
+                    if played < *base_ns || elapsed > MAX_TIME_NS as u64 {
                         return Err(malformed(
                             path,
                             0,
@@ -488,7 +490,7 @@ impl McapFile {
                         log_time: header.log_time,
                         channel: header.channel_id,
                         record: Record {
-                            time_ns,
+                            time_ns: elapsed as i64,
                             stream: *stream,
                             topic: topic.clone(),
                             payload: {
