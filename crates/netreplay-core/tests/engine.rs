@@ -1058,12 +1058,11 @@ fn the_realtime_class_is_taken_for_timed_waits_only() {
     assert!(!during, "infinite speed");
     assert_eq!(outcome, Some(Outcome::End));
 
-    // At 10 kHz every wait is spun whole, never slept: the thread leaves the
-    // class once awake for 2 ms, so that it cannot hold its CPU away from
-    // every other thread for the whole replay.
-    if may {
+    // (realtime after 100 ms, records delivered) of `n` records `gap_ns`
+    // apart, the class required.
+    let steady = |n: u32, gap_ns: i64| {
         let out = Collected::default();
-        let queue = queued(numbered(5_000, 100_000));
+        let queue = queued(numbered(n, gap_ns));
         let options = SchedulerOptions {
             realtime: Realtime::On,
             ..speed(1.0)
@@ -1071,11 +1070,18 @@ fn the_realtime_class_is_taken_for_timed_waits_only() {
         let mut s = Scheduler::new(&queue, vec![SinkEntry::new(out.sink(false))], options).unwrap();
         s.start().unwrap();
         sleep_until(now_ns() + 100 * MS);
-        assert!(
-            !s.stats().realtime.load(Ordering::Relaxed),
-            "still real-time after 100 ms without a sleep"
-        );
+        let during = s.stats().realtime.load(Ordering::Relaxed);
         wait_end(&s);
-        assert_eq!(out.seen().len(), 5_000);
+        (during, out.seen().len() as u32)
+    };
+    if may {
+        // At 100 kHz every wait is spun whole, never slept: the thread
+        // leaves the class once awake for 2 ms, so that it cannot hold its
+        // CPU away from every other thread for the whole replay.
+        assert_eq!(steady(30_000, 10_000), (false, 30_000), "100 kHz");
+        // At 5 kHz it sleeps, from a margin started at 45 µs in the class
+        // (from 200 µs every wait would have been spun whole): it stays in
+        // the class.
+        assert_eq!(steady(2_000, 200_000), (true, 2_000), "5 kHz");
     }
 }

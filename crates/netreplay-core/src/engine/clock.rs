@@ -116,6 +116,8 @@ const MARGIN_GAIN: f64 = 0.5;
 pub struct SpinMargin {
     ns: f64,
     adaptive: bool,
+    /// Whether a sleep has been observed.
+    learned: bool,
 }
 
 impl SpinMargin {
@@ -124,6 +126,7 @@ impl SpinMargin {
         SpinMargin {
             ns: INITIAL_SPIN_MARGIN_NS as f64,
             adaptive: true,
+            learned: false,
         }
     }
 
@@ -132,6 +135,7 @@ impl SpinMargin {
         SpinMargin {
             ns: ns.max(0) as f64,
             adaptive: false,
+            learned: false,
         }
     }
 
@@ -149,6 +153,7 @@ impl SpinMargin {
         if !self.adaptive {
             return;
         }
+        self.learned = true;
         let factor = if overshoot_ns as f64 > self.ns {
             1.0 + MARGIN_GAIN * MARGIN_QUANTILE
         } else {
@@ -167,15 +172,42 @@ impl SpinMargin {
     /// other hogs for whole slices (measured: 1 kHz p99 8 ms under one busy
     /// process per core, the margin uncapped), while one that sleeps most
     /// of the time is woken at once.
-    pub fn spin_window(&self, wait_ns: i64, busy_wait_ns: i64) -> i64 {
+    ///
+    ///
+    /// With `probe`, a wait that the margin alone would have spun whole
+    /// (not `busy_wait_ns`), and of at least [`PROBE_MIN_WAIT_NS`], sleeps
+    /// its first half instead: a margin too large for the waits is never
+    /// tested by a sleep, so it would stay so while every wait is spun.
+    /// Returns the spin, and whether the wait is such a probe.
+    pub fn spin_window(&self, wait_ns: i64, busy_wait_ns: i64, probe: bool) -> (i64, bool) {
         let margin = self.ns();
-        if wait_ns <= busy_wait_ns || wait_ns <= SPIN_WHOLE_NS.min(margin.saturating_mul(2)) {
-            wait_ns
+        if wait_ns <= busy_wait_ns {
+            (wait_ns, false)
+        } else if wait_ns <= SPIN_WHOLE_NS.min(margin.saturating_mul(2)) {
+            if probe && self.adaptive && wait_ns >= PROBE_MIN_WAIT_NS {
+                (wait_ns / 2, true)
+            } else {
+                (wait_ns, false)
+            }
         } else {
-            margin.min((wait_ns as f64 * MAX_SPIN_SHARE) as i64)
+            (margin.min((wait_ns as f64 * MAX_SPIN_SHARE) as i64), false)
+        }
+    }
+
+    /// Start an adaptive margin that has learned nothing yet from `ns`
+    /// instead (a thread class whose wake-ups are known to be prompter).
+    pub fn start_from(&mut self, ns: i64) {
+        if self.adaptive && !self.learned {
+            self.ns = (ns as f64).clamp(MIN_SPIN_MARGIN_NS as f64, MAX_SPIN_MARGIN_NS as f64);
         }
     }
 }
+
+/// The shortest wait a probe ([`SpinMargin::spin_window`]) sleeps half of:
+/// half of it is about the 99th percentile of a real-time thread's wake-up
+/// overshoot measured here (27-29 µs, with and without a busy process per
+/// core), so a probe is seldom late.
+pub const PROBE_MIN_WAIT_NS: i64 = 50_000;
 
 /// Waits up to this long are spun whole when a sleep would likely overshoot
 /// them: rates of 5 kHz and more keep the scheduler's core busy.
@@ -372,27 +404,80 @@ mod tests {
     }
 
     #[test]
+    fn a_probe_sleeps_half_a_wait_the_margin_would_spin_whole() {
+        let mut m = SpinMargin::adaptive();
+        // 100 µs, within two margins of 200 µs: spun whole, or probed.
+        assert_eq!(m.spin_window(100_000, 0, false), (100_000, false));
+        assert_eq!(m.spin_window(100_000, 0, true), (50_000, true));
+        // Too short to probe, and busyWait's waits: spun whole.
+        assert_eq!(
+            m.spin_window(PROBE_MIN_WAIT_NS - 1, 0, true).0,
+            PROBE_MIN_WAIT_NS - 1
+        );
+        assert_eq!(m.spin_window(100_000, 150_000, true).0, 100_000);
+        // A wait the margin sleeps anyway: no different.
+        assert_eq!(m.spin_window(1_000_000, 0, true), (200_000, false));
+        // A fixed margin is the user's: never probed.
+        let fixed = SpinMargin::fixed(80_000);
+        assert_eq!(fixed.spin_window(100_000, 0, true).0, 100_000);
+        // Probes that wake on time shrink the margin until the waits sleep:
+        // from 200 µs, 10 µs late each, within about 600 probes.
+        let probes = (1..)
+            .take_while(|_| {
+                let (_, probing) = m.spin_window(100_000, 0, true);
+                m.observe(10_000);
+                probing
+            })
+            .count();
+        assert!((400..700).contains(&probes), "{probes} probes");
+        assert!(m.ns() < 50_000);
+    }
+
+    #[test]
+    fn start_from_moves_only_a_fresh_adaptive_margin() {
+        let mut m = SpinMargin::adaptive();
+        m.start_from(45_000);
+        assert_eq!(m.ns(), 45_000);
+        m.start_from(1);
+        assert_eq!(m.ns(), MIN_SPIN_MARGIN_NS, "fresh still, and bounded");
+        let mut learned = SpinMargin::adaptive();
+        learned.observe(0);
+        let was = learned.ns();
+        learned.start_from(45_000);
+        assert_eq!(learned.ns(), was, "learned: kept");
+        let mut fixed = SpinMargin::fixed(70_000);
+        fixed.start_from(45_000);
+        assert_eq!(fixed.ns(), 70_000);
+    }
+
+    #[test]
     fn short_waits_are_spun_whole_and_at_most_a_quarter_of_long_ones() {
         let m = SpinMargin::fixed(80_000);
         // Within busyWait: spun whole.
-        assert_eq!(m.spin_window(1_000_000, 1_500_000), 1_000_000);
+        assert_eq!(m.spin_window(1_000_000, 1_500_000, false).0, 1_000_000);
         // Longer: the margin.
-        assert_eq!(m.spin_window(1_000_000, 0), 80_000);
-        assert_eq!(m.spin_window(10_000_000_000, 0), 80_000);
+        assert_eq!(m.spin_window(1_000_000, 0, false).0, 80_000);
+        assert_eq!(m.spin_window(10_000_000_000, 0, false).0, 80_000);
         // Within two margins and short: a sleep would overshoot it.
-        assert_eq!(m.spin_window(150_000, 0), 150_000);
+        assert_eq!(m.spin_window(150_000, 0, false).0, 150_000);
         // Short but beyond two margins: sleep, spin at most a quarter.
         let small = SpinMargin::fixed(20_000);
-        assert_eq!(small.spin_window(100_000, 0), 20_000);
-        assert_eq!(SpinMargin::fixed(50_000).spin_window(100_000, 0), 100_000);
-        assert_eq!(SpinMargin::fixed(30_000).spin_window(100_000, 0), 25_000);
+        assert_eq!(small.spin_window(100_000, 0, false).0, 20_000);
+        assert_eq!(
+            SpinMargin::fixed(50_000).spin_window(100_000, 0, false).0,
+            100_000
+        );
+        assert_eq!(
+            SpinMargin::fixed(30_000).spin_window(100_000, 0, false).0,
+            25_000
+        );
         // A margin as long as the wait (a noisy machine): a quarter of it,
         // however large the margin, once the wait is not short.
         let big = SpinMargin::fixed(MAX_SPIN_MARGIN_NS);
-        assert_eq!(big.spin_window(1_000_000, 0), 250_000);
-        assert_eq!(big.spin_window(SPIN_WHOLE_NS, 0), SPIN_WHOLE_NS);
+        assert_eq!(big.spin_window(1_000_000, 0, false).0, 250_000);
+        assert_eq!(big.spin_window(SPIN_WHOLE_NS, 0, false).0, SPIN_WHOLE_NS);
         assert_eq!(
-            big.spin_window(SPIN_WHOLE_NS + 4, 0),
+            big.spin_window(SPIN_WHOLE_NS + 4, 0, false).0,
             (SPIN_WHOLE_NS + 4) / 4
         );
     }

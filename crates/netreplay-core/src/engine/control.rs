@@ -133,15 +133,18 @@ impl Control {
     /// `margin` how late the sleep that was meant to end there woke (not the
     /// sleeps cut short at [`MAX_PARK`], nor one a control change ended).
     /// False if interrupted by stop or a speed change first. `before_sleep`
-    /// runs before each sleep (never when the wait is spun whole).
+    /// runs before each sleep (never when the wait is spun whole), told
+    /// whether the wait is a probe (`probe`: see [`SpinMargin::spin_window`]).
     pub fn wait_until(
         &self,
         deadline: i64,
         margin: &mut SpinMargin,
-        mut before_sleep: impl FnMut(),
+        probe: bool,
+        mut before_sleep: impl FnMut(bool),
     ) -> bool {
         let busy_wait_ns = self.busy_wait_ns.load(Ordering::Relaxed);
-        let spin = margin.spin_window(deadline.saturating_sub(now_ns()), busy_wait_ns);
+        let (spin, probing) =
+            margin.spin_window(deadline.saturating_sub(now_ns()), busy_wait_ns, probe);
         let wake_at = deadline.saturating_sub(spin);
         loop {
             if self.interrupted() {
@@ -155,7 +158,7 @@ impl Control {
             if now < wake_at {
                 let sleep = Duration::from_nanos((wake_at - now) as u64);
                 let last = sleep <= MAX_PARK;
-                before_sleep();
+                before_sleep(probing);
                 std::thread::park_timeout(sleep.min(MAX_PARK));
                 if last && !self.interrupted() {
                     let woke = now_ns();
