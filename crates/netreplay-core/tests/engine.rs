@@ -1079,9 +1079,9 @@ fn the_realtime_class_is_taken_for_timed_waits_only() {
         // leaves the class once awake for 2 ms, so that it cannot hold its
         // CPU away from every other thread for the whole replay.
         assert_eq!(steady(30_000, 10_000), (false, 30_000), "100 kHz");
-        // At 5 kHz it sleeps, from a margin started at 45 µs in the class
-        // (from 200 µs every wait would have been spun whole): it stays in
-        // the class.
+        // At 5 kHz, where the normal class spins every wait whole until its
+        // margin has shrunk below 100 µs, the real-time class sleeps half of
+        // each: it stays in the class.
         assert_eq!(steady(2_000, 200_000), (true, 2_000), "5 kHz");
     }
 }

@@ -116,8 +116,6 @@ const MARGIN_GAIN: f64 = 0.5;
 pub struct SpinMargin {
     ns: f64,
     adaptive: bool,
-    /// Whether a sleep has been observed.
-    learned: bool,
 }
 
 impl SpinMargin {
@@ -126,7 +124,6 @@ impl SpinMargin {
         SpinMargin {
             ns: INITIAL_SPIN_MARGIN_NS as f64,
             adaptive: true,
-            learned: false,
         }
     }
 
@@ -135,7 +132,6 @@ impl SpinMargin {
         SpinMargin {
             ns: ns.max(0) as f64,
             adaptive: false,
-            learned: false,
         }
     }
 
@@ -153,7 +149,6 @@ impl SpinMargin {
         if !self.adaptive {
             return;
         }
-        self.learned = true;
         let factor = if overshoot_ns as f64 > self.ns {
             1.0 + MARGIN_GAIN * MARGIN_QUANTILE
         } else {
@@ -173,41 +168,37 @@ impl SpinMargin {
     /// process per core, the margin uncapped), while one that sleeps most
     /// of the time is woken at once.
     ///
-    ///
-    /// With `probe`, a wait that the margin alone would have spun whole
-    /// (not `busy_wait_ns`), and of at least [`PROBE_MIN_WAIT_NS`], sleeps
-    /// its first half instead: a margin too large for the waits is never
-    /// tested by a sleep, so it would stay so while every wait is spun.
-    /// Returns the spin, and whether the wait is such a probe.
-    pub fn spin_window(&self, wait_ns: i64, busy_wait_ns: i64, probe: bool) -> (i64, bool) {
+    /// In the real-time class (`realtime`), a short wait of at least
+    /// [`REALTIME_MIN_SLEEP_NS`] is slept for its first half instead of spun
+    /// whole: a real-time thread wakes promptly whatever the load, and one
+    /// that spun every wait would hold its CPU (so it leaves the class after
+    /// a while, and is then preempted under load for milliseconds). And a
+    /// margin too large for the waits is tested by those sleeps, so it can
+    /// shrink; spun whole, they would tell it nothing. A fixed margin is
+    /// the user's: kept as it is.
+    pub fn spin_window(&self, wait_ns: i64, busy_wait_ns: i64, realtime: bool) -> i64 {
         let margin = self.ns();
         if wait_ns <= busy_wait_ns {
-            (wait_ns, false)
+            wait_ns
         } else if wait_ns <= SPIN_WHOLE_NS.min(margin.saturating_mul(2)) {
-            if probe && self.adaptive && wait_ns >= PROBE_MIN_WAIT_NS {
-                (wait_ns / 2, true)
+            if realtime && self.adaptive && wait_ns >= REALTIME_MIN_SLEEP_NS {
+                wait_ns / 2
             } else {
-                (wait_ns, false)
+                wait_ns
             }
         } else {
-            (margin.min((wait_ns as f64 * MAX_SPIN_SHARE) as i64), false)
-        }
-    }
-
-    /// Start an adaptive margin that has learned nothing yet from `ns`
-    /// instead (a thread class whose wake-ups are known to be prompter).
-    pub fn start_from(&mut self, ns: i64) {
-        if self.adaptive && !self.learned {
-            self.ns = (ns as f64).clamp(MIN_SPIN_MARGIN_NS as f64, MAX_SPIN_MARGIN_NS as f64);
+            margin.min((wait_ns as f64 * MAX_SPIN_SHARE) as i64)
         }
     }
 }
 
-/// The shortest wait a probe ([`SpinMargin::spin_window`]) sleeps half of:
-/// half of it is about the 99th percentile of a real-time thread's wake-up
-/// overshoot measured here (27-29 µs, with and without a busy process per
-/// core), so a probe is seldom late.
-pub const PROBE_MIN_WAIT_NS: i64 = 50_000;
+/// The shortest wait the real-time class sleeps half of when the margin
+/// would spin it whole ([`SpinMargin::spin_window`]): its half is about the
+/// 99th percentile of a real-time thread's wake-up overshoot measured here
+/// (27-29 µs, with and without a busy process per core; 2.4 ms in the normal
+/// class under that load), so such a sleep is seldom late. Rates of 20 kHz
+/// and more are spun whole.
+pub const REALTIME_MIN_SLEEP_NS: i64 = 50_000;
 
 /// Waits up to this long are spun whole when a sleep would likely overshoot
 /// them: rates of 5 kHz and more keep the scheduler's core busy.
@@ -404,80 +395,63 @@ mod tests {
     }
 
     #[test]
-    fn a_probe_sleeps_half_a_wait_the_margin_would_spin_whole() {
+    fn the_realtime_class_sleeps_half_a_short_wait_the_margin_would_spin_whole() {
         let mut m = SpinMargin::adaptive();
-        // 100 µs, within two margins of 200 µs: spun whole, or probed.
-        assert_eq!(m.spin_window(100_000, 0, false), (100_000, false));
-        assert_eq!(m.spin_window(100_000, 0, true), (50_000, true));
-        // Too short to probe, and busyWait's waits: spun whole.
-        assert_eq!(
-            m.spin_window(PROBE_MIN_WAIT_NS - 1, 0, true).0,
-            PROBE_MIN_WAIT_NS - 1
-        );
-        assert_eq!(m.spin_window(100_000, 150_000, true).0, 100_000);
+        // 100 µs, within two margins of 200 µs.
+        assert_eq!(m.spin_window(100_000, 0, false), 100_000);
+        assert_eq!(m.spin_window(100_000, 0, true), 50_000);
+        // Too short to sleep, and busyWait's waits: spun whole.
+        let short = REALTIME_MIN_SLEEP_NS - 1;
+        assert_eq!(m.spin_window(short, 0, true), short);
+        assert_eq!(m.spin_window(100_000, 150_000, true), 100_000);
         // A wait the margin sleeps anyway: no different.
-        assert_eq!(m.spin_window(1_000_000, 0, true), (200_000, false));
-        // A fixed margin is the user's: never probed.
-        let fixed = SpinMargin::fixed(80_000);
-        assert_eq!(fixed.spin_window(100_000, 0, true).0, 100_000);
-        // Probes that wake on time shrink the margin until the waits sleep:
-        // from 200 µs, 10 µs late each, within about 600 probes.
-        let probes = (1..)
+        assert_eq!(m.spin_window(1_000_000, 0, true), 200_000);
+        // A fixed margin is kept.
+        assert_eq!(
+            SpinMargin::fixed(80_000).spin_window(100_000, 0, true),
+            100_000
+        );
+        // Those sleeps teach the margin: woken 10 µs late each, it shrinks
+        // until the normal class too would sleep 100 µs waits.
+        let sleeps = (1..)
             .take_while(|_| {
-                let (_, probing) = m.spin_window(100_000, 0, true);
+                let spun_whole = m.spin_window(100_000, 0, false) == 100_000;
                 m.observe(10_000);
-                probing
+                spun_whole
             })
             .count();
-        assert!((400..700).contains(&probes), "{probes} probes");
+        assert!((400..700).contains(&sleeps), "{sleeps} sleeps");
         assert!(m.ns() < 50_000);
-    }
-
-    #[test]
-    fn start_from_moves_only_a_fresh_adaptive_margin() {
-        let mut m = SpinMargin::adaptive();
-        m.start_from(45_000);
-        assert_eq!(m.ns(), 45_000);
-        m.start_from(1);
-        assert_eq!(m.ns(), MIN_SPIN_MARGIN_NS, "fresh still, and bounded");
-        let mut learned = SpinMargin::adaptive();
-        learned.observe(0);
-        let was = learned.ns();
-        learned.start_from(45_000);
-        assert_eq!(learned.ns(), was, "learned: kept");
-        let mut fixed = SpinMargin::fixed(70_000);
-        fixed.start_from(45_000);
-        assert_eq!(fixed.ns(), 70_000);
     }
 
     #[test]
     fn short_waits_are_spun_whole_and_at_most_a_quarter_of_long_ones() {
         let m = SpinMargin::fixed(80_000);
         // Within busyWait: spun whole.
-        assert_eq!(m.spin_window(1_000_000, 1_500_000, false).0, 1_000_000);
+        assert_eq!(m.spin_window(1_000_000, 1_500_000, false), 1_000_000);
         // Longer: the margin.
-        assert_eq!(m.spin_window(1_000_000, 0, false).0, 80_000);
-        assert_eq!(m.spin_window(10_000_000_000, 0, false).0, 80_000);
+        assert_eq!(m.spin_window(1_000_000, 0, false), 80_000);
+        assert_eq!(m.spin_window(10_000_000_000, 0, false), 80_000);
         // Within two margins and short: a sleep would overshoot it.
-        assert_eq!(m.spin_window(150_000, 0, false).0, 150_000);
+        assert_eq!(m.spin_window(150_000, 0, false), 150_000);
         // Short but beyond two margins: sleep, spin at most a quarter.
         let small = SpinMargin::fixed(20_000);
-        assert_eq!(small.spin_window(100_000, 0, false).0, 20_000);
+        assert_eq!(small.spin_window(100_000, 0, false), 20_000);
         assert_eq!(
-            SpinMargin::fixed(50_000).spin_window(100_000, 0, false).0,
+            SpinMargin::fixed(50_000).spin_window(100_000, 0, false),
             100_000
         );
         assert_eq!(
-            SpinMargin::fixed(30_000).spin_window(100_000, 0, false).0,
+            SpinMargin::fixed(30_000).spin_window(100_000, 0, false),
             25_000
         );
         // A margin as long as the wait (a noisy machine): a quarter of it,
         // however large the margin, once the wait is not short.
         let big = SpinMargin::fixed(MAX_SPIN_MARGIN_NS);
-        assert_eq!(big.spin_window(1_000_000, 0, false).0, 250_000);
-        assert_eq!(big.spin_window(SPIN_WHOLE_NS, 0, false).0, SPIN_WHOLE_NS);
+        assert_eq!(big.spin_window(1_000_000, 0, false), 250_000);
+        assert_eq!(big.spin_window(SPIN_WHOLE_NS, 0, false), SPIN_WHOLE_NS);
         assert_eq!(
-            big.spin_window(SPIN_WHOLE_NS + 4, 0, false).0,
+            big.spin_window(SPIN_WHOLE_NS + 4, 0, false),
             (SPIN_WHOLE_NS + 4) / 4
         );
     }

@@ -133,18 +133,18 @@ impl Control {
     /// `margin` how late the sleep that was meant to end there woke (not the
     /// sleeps cut short at [`MAX_PARK`], nor one a control change ended).
     /// False if interrupted by stop or a speed change first. `before_sleep`
-    /// runs before each sleep (never when the wait is spun whole), told
-    /// whether the wait is a probe (`probe`: see [`SpinMargin::spin_window`]).
+    /// runs before each sleep (never when the wait is spun whole); with
+    /// `realtime`, each sleep is in the real-time class (see
+    /// [`SpinMargin::spin_window`]).
     pub fn wait_until(
         &self,
         deadline: i64,
         margin: &mut SpinMargin,
-        probe: bool,
-        mut before_sleep: impl FnMut(bool),
+        realtime: bool,
+        mut before_sleep: impl FnMut(),
     ) -> bool {
         let busy_wait_ns = self.busy_wait_ns.load(Ordering::Relaxed);
-        let (spin, probing) =
-            margin.spin_window(deadline.saturating_sub(now_ns()), busy_wait_ns, probe);
+        let spin = margin.spin_window(deadline.saturating_sub(now_ns()), busy_wait_ns, realtime);
         let wake_at = deadline.saturating_sub(spin);
         loop {
             if self.interrupted() {
@@ -158,7 +158,7 @@ impl Control {
             if now < wake_at {
                 let sleep = Duration::from_nanos((wake_at - now) as u64);
                 let last = sleep <= MAX_PARK;
-                before_sleep(probing);
+                before_sleep();
                 std::thread::park_timeout(sleep.min(MAX_PARK));
                 if last && !self.interrupted() {
                     let woke = now_ns();

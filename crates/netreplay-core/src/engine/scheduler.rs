@@ -116,25 +116,12 @@ struct Timing {
 /// How long the scheduler thread may stay awake in the real-time class
 /// (spinning through short waits, or catching up) before it leaves it.
 const REALTIME_AWAKE_LIMIT_NS: i64 = 2_000_000;
-/// How often, in a run that may be real-time, a wait that the margin would
-/// spin whole is a probe instead ([`SpinMargin::spin_window`]): a sleep in
-/// the class that tests the margin. A probe does not count as a sleep for
-/// [`REALTIME_AWAKE_LIMIT_NS`]: a thread that sleeps only to probe has its
-/// CPU nearly all the time, so it leaves the class all the same (measured:
-/// a 10 kHz replay whose margin stayed above half its gaps, kept real-time
-/// by its probes, starved the in-process listener of `player.spec.ts`).
-const REALTIME_PROBE_EVERY_NS: i64 = 1_000_000;
-/// The margin a fresh adaptive margin starts from in the real-time class:
-/// about the 99.9th percentile of its wake-up overshoot measured here
-/// (46-48 µs, with and without a busy process per core; the normal class
-/// under that load: 4.8 ms), and below half a 10 kHz gap, so such a rate
-/// sleeps from the start.
-const INITIAL_REALTIME_SPIN_MARGIN_NS: i64 = 45_000;
 
 /// The scheduler thread's class as a run goes: real-time while it sleeps
 /// between records, the normal class once it has been awake for
-/// [`REALTIME_AWAKE_LIMIT_NS`] (rates of 5 kHz and more spin every wait
-/// whole), back to real-time before its next sleep. A real-time thread that
+/// [`REALTIME_AWAKE_LIMIT_NS`] (rates of 20 kHz and more spin every wait
+/// whole, see [`crate::engine::clock::REALTIME_MIN_SLEEP_NS`]), back to real-time
+/// before its next sleep. A real-time thread that
 /// never sleeps holds its CPU away from every normal thread: at 10 kHz it
 /// starved a receiver in the same process, which lost datagrams.
 #[derive(Debug, Default)]
@@ -144,14 +131,8 @@ struct ThreadClass {
     may: bool,
     /// Whether the thread is in it now.
     realtime: bool,
-    /// When the thread last woke from a sleep that was not a probe
-    /// (CLOCK_MONOTONIC).
+    /// When the thread last woke from a sleep (CLOCK_MONOTONIC).
     awake_since: i64,
-    /// When it last woke from any sleep.
-    slept_at: i64,
-    /// Whether the next wait, if it would be spun whole, is to be a probe
-    /// (no sleep for [`REALTIME_PROBE_EVERY_NS`] at the last record).
-    probe_due: bool,
 }
 
 impl ThreadClass {
@@ -167,22 +148,12 @@ impl ThreadClass {
         }
     }
 
-    /// Awake at `now`: out of the real-time class once awake too long, and
-    /// a probe due for the next wait once no sleep came for a while.
+    /// Awake at `now` since `awake_since`: out of the real-time class once
+    /// awake too long.
     fn check_awake(&mut self, now: i64, stats: &ReplayStats) {
-        self.probe_due = self.may && now.saturating_sub(self.slept_at) >= REALTIME_PROBE_EVERY_NS;
         if self.realtime && now.saturating_sub(self.awake_since) > REALTIME_AWAKE_LIMIT_NS {
             self.leave(stats);
         }
-    }
-
-    /// Woken at `now` from a sleep, a probe or not.
-    fn woke(&mut self, now: i64, probe: bool) {
-        if !probe {
-            self.awake_since = now;
-        }
-        self.slept_at = now;
-        self.probe_due = false;
     }
 
     /// Back to the normal class, with the short slice.
@@ -233,8 +204,7 @@ impl Worker {
             match set_realtime_priority() {
                 Ok(()) => {
                     class.realtime = true;
-                    class.woke(now_ns(), false);
-                    self.margin.start_from(INITIAL_REALTIME_SPIN_MARGIN_NS);
+                    class.awake_since = now_ns();
                 }
                 Err(err) if self.plan.realtime == Realtime::On => {
                     return Err(Error::State(format!(
@@ -378,16 +348,16 @@ impl Worker {
                 }
                 self.virtual_now = self.virtual_now.max(until);
             } else {
-                // Some(whether a probe) once it slept.
-                let mut slept = None;
-                let probe = self.class.probe_due;
-                let reached = control.wait_until(until, &mut self.margin, probe, |probing| {
-                    slept = Some(probing);
+                let mut slept = false;
+                // A run that may be real-time sleeps in the class.
+                let realtime = self.class.may;
+                let reached = control.wait_until(until, &mut self.margin, realtime, || {
+                    slept = true;
                     self.class.before_sleep(stats);
                 });
                 // A wait spun whole is checked with its record (`check_awake`).
-                if let Some(probing) = slept {
-                    self.class.woke(now_ns(), probing);
+                if slept {
+                    self.class.awake_since = now_ns();
                 }
                 stats
                     .spin_margin_ns
@@ -529,7 +499,7 @@ impl Worker {
                             break Outcome::Error(err);
                         }
                         control.park(STARVED_PARK);
-                        self.class.woke(now_ns(), false);
+                        self.class.awake_since = now_ns();
                         continue;
                     }
                 },
@@ -1099,44 +1069,5 @@ impl Scheduler {
 impl Drop for Scheduler {
     fn drop(&mut self) {
         let _ = self.stop();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MS: i64 = 1_000_000;
-
-    #[test]
-    fn probes_are_due_a_while_after_any_sleep_and_do_not_keep_the_class() {
-        let stats = ReplayStats::default();
-        // In the class (as if entered), asleep last at 0.
-        let mut class = ThreadClass {
-            may: true,
-            realtime: true,
-            ..ThreadClass::default()
-        };
-        class.woke(0, false);
-        class.check_awake(MS / 2, &stats);
-        assert!(!class.probe_due && class.realtime);
-        class.check_awake(MS, &stats);
-        assert!(class.probe_due, "1 ms without a sleep");
-        // A probe: due again 1 ms after it, but the class is kept only
-        // 2 ms past the last sleep that was not one.
-        class.woke(MS + MS / 10, true);
-        assert!(!class.probe_due);
-        class.check_awake(2 * MS, &stats);
-        assert!(!class.probe_due && class.realtime);
-        class.check_awake(2 * MS + MS / 5, &stats);
-        assert!(class.probe_due, "1 ms after the probe");
-        assert!(!class.realtime, "left: awake 2.2 ms but for a probe");
-        // A sleep that is not a probe counts again.
-        class.woke(3 * MS, false);
-        assert_eq!((class.awake_since, class.slept_at), (3 * MS, 3 * MS));
-        // Not permitted: never a probe.
-        let mut normal = ThreadClass::default();
-        normal.check_awake(10 * MS, &stats);
-        assert!(!normal.probe_due);
     }
 }
